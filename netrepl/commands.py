@@ -1,0 +1,403 @@
+"""The one registry of slash commands: name, arguments, help and handler, declared once.
+
+`/help`, tab completion, argument errors and docs/commands.md are all generated from it;
+adding a command is one `@command` entry here. Handlers act only through the Session, so
+every command works the same typed at the prompt, piped into batch mode, or run from a script.
+Regenerate the reference with `python -m netrepl.commands > docs/commands.md`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from netrepl.errors import UsageError
+from netrepl.payload import EOLS, parse_hex
+from netrepl.view import VIEW_NAMES
+
+if TYPE_CHECKING:
+    from netrepl.session import Session
+
+GROUPS = ("View", "Send", "Connection", "Session")
+
+COMMON_ENCODINGS = (
+    "utf-8",
+    "gbk",
+    "gb18030",
+    "big5",
+    "shift_jis",
+    "euc-jp",
+    "euc-kr",
+    "latin-1",
+    "cp1252",
+    "ascii",
+    "utf-16-le",
+    "utf-16-be",
+    "cp437",
+    "koi8-r",
+    "auto",
+)
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    choices: tuple[str, ...] = ()
+    """When set, the only accepted values (completion offers them)."""
+    suggestions: tuple[str, ...] | Callable[[], Iterable[str]] = ()
+    """Values completion offers without restricting what is accepted."""
+    optional: bool = False
+    rest: bool = False
+    """Takes the rest of the line verbatim, spaces included."""
+
+    @property
+    def usage(self) -> str:
+        shown = "|".join(self.choices) if self.choices else self.name
+        if self.rest:
+            shown += "..."
+        return f"[{shown}]" if self.optional else shown
+
+    @property
+    def completions(self) -> tuple[str, ...]:
+        if self.choices:
+            return self.choices
+        suggestions = self.suggestions
+        return tuple(suggestions() if callable(suggestions) else suggestions)
+
+
+@dataclass(frozen=True)
+class Arguments:
+    """A command's checked argument values, with the column where each began in the line."""
+
+    values: tuple[str, ...] = ()
+    columns: tuple[int, ...] = ()
+
+    def __getitem__(self, index: int) -> str:
+        return self.values[index]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def column(self, index: int) -> int:
+        return self.columns[index]
+
+
+Handler = Callable[["Session", Arguments], None]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    summary: str
+    group: str
+    run: Handler
+    params: tuple[Param, ...] = ()
+    aliases: tuple[str, ...] = ()
+    details: str = ""
+
+    @property
+    def usage(self) -> str:
+        return " ".join([f"/{self.name}", *(param.usage for param in self.params)])
+
+    def parse_args(self, text: str, column: int) -> Arguments:
+        """Split and check the argument text, which starts at `column` of the typed line."""
+        values: list[str] = []
+        columns: list[int] = []
+        for param in self.params:
+            stripped = text.lstrip()
+            column += len(text) - len(stripped)
+            text = stripped
+            if not text:
+                if not param.optional:
+                    raise UsageError(f"/{self.name}: missing {param.name} (usage: {self.usage})")
+                break
+            if param.rest:
+                value, text = text.rstrip(), ""
+            else:
+                value, _, text = text.partition(" ")
+            if param.choices and value not in param.choices:
+                raise UsageError(
+                    f"/{self.name}: {value!r} is not one of {', '.join(param.choices)}"
+                )
+            values.append(value)
+            columns.append(column)
+            column += len(value) + 1
+        if text.strip():
+            raise UsageError(f"/{self.name}: unexpected {text.strip()!r} (usage: {self.usage})")
+        return Arguments(tuple(values), tuple(columns))
+
+
+@dataclass
+class Registry:
+    commands: dict[str, Command] = field(default_factory=dict)
+    _by_alias: dict[str, Command] = field(default_factory=dict)
+
+    def add(self, command: Command) -> None:
+        for name in (command.name, *command.aliases):
+            if name in self._by_alias:
+                raise ValueError(f"command /{name} declared twice")
+            self._by_alias[name] = command
+        self.commands[command.name] = command
+
+    def find(self, name: str) -> Command:
+        try:
+            return self._by_alias[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self._by_alias, n=1)
+            hint = f"; did you mean /{close[0]}?" if close else " (/help lists the commands)"
+            raise UsageError(f"unknown command /{name}{hint}") from None
+
+    def get(self, name: str) -> Command | None:
+        return self._by_alias.get(name)
+
+    def parse(self, line: str) -> tuple[Command, Arguments]:
+        """`/name args...` -> the command and its checked arguments."""
+        name, _, rest = line[1:].partition(" ")
+        command = self.find(name)
+        return command, command.parse_args(rest, column=len(name) + 3)
+
+    def names(self) -> Iterable[str]:
+        return self._by_alias.keys()
+
+
+REGISTRY = Registry()
+
+
+def command(
+    name: str,
+    summary: str,
+    *,
+    group: str,
+    params: Iterable[Param] = (),
+    aliases: Iterable[str] = (),
+    details: str = "",
+) -> Callable[[Handler], Handler]:
+    """Declare a slash command: the decorated function is its handler."""
+
+    def declare(run: Handler) -> Handler:
+        REGISTRY.add(
+            Command(name, summary, group, run, tuple(params), tuple(aliases), details.strip())
+        )
+        return run
+
+    return declare
+
+
+# ---- View --------------------------------------------------------------------------------
+
+
+@command(
+    "hex", "show received bytes as a hexdump (hexdump -C layout, stream offsets)", group="View"
+)
+def _hex(session: Session, args: Arguments) -> None:
+    session.set_view_name("hex")
+
+
+@command("utf8", "show received bytes as UTF-8 text", group="View")
+def _utf8(session: Session, args: Arguments) -> None:
+    session.set_view_name("utf8")
+
+
+@command("gbk", "show received bytes as GBK text (and send typed text in GBK)", group="View")
+def _gbk(session: Session, args: Arguments) -> None:
+    session.set_view_name("gbk")
+
+
+@command(
+    "auto",
+    "show UTF-8 where valid, GBK where not, escapes where neither",
+    group="View",
+    details="Decided character by character over the whole stream; typed text is sent as UTF-8.",
+)
+def _auto(session: Session, args: Arguments) -> None:
+    session.set_view_name("auto")
+
+
+@command(
+    "view",
+    "switch view, or show the current one",
+    group="View",
+    params=[Param("NAME", choices=VIEW_NAMES, optional=True)],
+    details="""
+`text` shows text in the current encoding; `utf8`, `gbk` and `auto` also set the encoding.
+`raw` writes received bytes to stdout unchanged and exists in batch mode only.
+The switch applies to bytes that arrive after it; a character split across it is kept whole.
+""",
+)
+def _view(session: Session, args: Arguments) -> None:
+    if args:
+        session.set_view_name(args[0])
+    else:
+        session.note(f"view {session.settings.view.label}")
+
+
+@command(
+    "encoding",
+    "set the text encoding used to show received text and to encode typed text",
+    group="View",
+    params=[Param("NAME", suggestions=COMMON_ENCODINGS, optional=True)],
+    details="Any Python text codec (utf-8, gbk, gb18030, big5, shift_jis, latin-1, ...) or auto.",
+)
+def _encoding(session: Session, args: Arguments) -> None:
+    if args:
+        session.set_encoding(args[0])
+    else:
+        session.note(f"encoding {session.settings.view.encoding}")
+
+
+# ---- Send --------------------------------------------------------------------------------
+
+
+@command(
+    "x",
+    "send bytes given in hex, once",
+    group="Send",
+    params=[Param("HEX", rest=True)],
+    details="""
+Lenient: `01 03 0a`, `01030A`, `0x01,0x03`, `01:03` and `\\x01\\x03` all work. No end of line
+is added. An odd digit count or a non-hex character is an error naming its column, and then
+nothing is sent.
+""",
+)
+def _x(session: Session, args: Arguments) -> None:
+    session.send(parse_hex(args[0], column=args.column(0)), as_hex=True)
+
+
+@command(
+    "input",
+    "make typed lines hex or text, or show which",
+    group="Send",
+    params=[Param("MODE", choices=("text", "hex"), optional=True)],
+    details="In hex input every typed line is parsed like /x and no end of line is added.",
+)
+def _input(session: Session, args: Arguments) -> None:
+    if args:
+        session.settings.input_mode = args[0]  # type: ignore[assignment]
+    else:
+        session.note(f"input {session.settings.input_mode}")
+
+
+@command(
+    "eol",
+    "set the end of line appended to typed text, or show it",
+    group="Send",
+    params=[Param("EOL", choices=tuple(EOLS), optional=True)],
+)
+def _eol(session: Session, args: Arguments) -> None:
+    if args:
+        session.settings.eol = args[0]
+    else:
+        session.note(f"eol {session.settings.eol}")
+
+
+@command(
+    "escapes",
+    "interpret \\r \\n \\t \\0 \\\\ \\xNN in typed text, or send backslashes as typed",
+    group="Send",
+    params=[Param("STATE", choices=("on", "off"), optional=True)],
+)
+def _escapes(session: Session, args: Arguments) -> None:
+    if args:
+        session.settings.escapes = args[0] == "on"
+    else:
+        session.note(f"escapes {'on' if session.settings.escapes else 'off'}")
+
+
+# ---- Connection --------------------------------------------------------------------------
+
+
+@command(
+    "connect",
+    "close the current connection and connect to another address",
+    group="Connection",
+    params=[Param("HOST"), Param("PORT")],
+)
+def _connect(session: Session, args: Arguments) -> None:
+    session.connect(args[0], args[1])
+
+
+@command("reconnect", "connect again to the last address", group="Connection")
+def _reconnect(session: Session, args: Arguments) -> None:
+    session.reconnect()
+
+
+@command("close", "close the connection and stay in netrepl", group="Connection")
+def _close(session: Session, args: Arguments) -> None:
+    session.close()
+
+
+# ---- Session -----------------------------------------------------------------------------
+
+
+@command(
+    "help",
+    "list the commands, or explain one",
+    group="Session",
+    params=[Param("COMMAND", suggestions=lambda: sorted(REGISTRY.commands), optional=True)],
+)
+def _help(session: Session, args: Arguments) -> None:
+    session.note(help_text(args[0].lstrip("/")) if args else help_text())
+
+
+@command("quit", "close the connection and leave (also Ctrl-D)", group="Session", aliases=["exit"])
+def _quit(session: Session, args: Arguments) -> None:
+    session.quit_requested = True
+
+
+# ---- Generated help and reference -----------------------------------------------------------
+
+_PREAMBLE = (
+    "Type text and press Enter to send it (escapes like \\r\\n and \\xNN work; "
+    "//text sends /text). Tab completes commands and their arguments."
+)
+
+
+def _by_group() -> Iterable[tuple[str, list[Command]]]:
+    for group in GROUPS:
+        yield group, [c for c in REGISTRY.commands.values() if c.group == group]
+
+
+def help_text(name: str | None = None) -> str:
+    """What /help prints: all commands by group, or the usage and details of one."""
+    if name is not None:
+        found = REGISTRY.find(name)
+        lines = [f"usage: {found.usage}", found.summary]
+        if found.aliases:
+            lines.append("also: " + ", ".join(f"/{alias}" for alias in found.aliases))
+        if found.details:
+            lines.append(found.details.replace("`", ""))
+        return "\n".join(lines)
+    width = max(len(c.usage) for c in REGISTRY.commands.values()) + 2
+    lines = [_PREAMBLE]
+    for group, commands in _by_group():
+        lines.append(group)
+        lines += [f"  {c.usage:<{width}}{c.summary}" for c in commands]
+    return "\n".join(lines)
+
+
+def reference_markdown() -> str:
+    """docs/commands.md, generated from the registry."""
+    out = [
+        "# Command reference",
+        "",
+        "<!-- Generated by `python -m netrepl.commands > docs/commands.md`; do not edit. -->",
+        "",
+        _PREAMBLE,
+        "",
+    ]
+    for group, commands in _by_group():
+        out += [f"## {group}", ""]
+        for c in commands:
+            out += [f"### `{c.usage}`", "", c.summary[0].upper() + c.summary[1:] + "."]
+            if c.aliases:
+                out += ["", "Also: " + ", ".join(f"`/{alias}`" for alias in c.aliases) + "."]
+            if c.details:
+                out += ["", c.details]
+            out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

@@ -1,0 +1,160 @@
+"""The built-in demo peer: a loopback TCP server that makes every view worth switching to.
+
+It greets in UTF-8 Chinese and English, sends a GBK line and a binary frame, echoes lines,
+and answers a few commands (`help`). `netrepl --demo` and the test suite use this same peer.
+It binds to loopback only and owns its own sockets and threads; it never touches the display.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+
+from netrepl.transport import format_address
+
+GREETING = (
+    "你好！这里是 netrepl 的演示节点。\r\n"
+    "Hello! This is the netrepl demo peer. Type help to see what I can do.\r\n"
+).encode()
+GBK_LINE = "GBK 编码的一行：设备说中文 (see it with /gbk or /auto)\r\n".encode("gbk")
+# A Modbus RTU reply: unit 1, read holding registers, 4 bytes (0x002a, 0x0100), CRC-16/MODBUS.
+BINARY_FRAME = bytes.fromhex("01 03 04 00 2a 01 00 da 6b")
+BINARY_INTRO = b"A binary frame (a Modbus reply) follows; /hex shows it best:\r\n"
+HOSTILE = (
+    b"The next line tries to clear your screen, turn it red, retitle the window and ring:\r\n"
+    b"\x1b[2J\x1b[H\x1b[31mred?\x1b]0;pwned\x07\x1b[0m\x07\x9b6n done\r\n"
+)
+SPLIT_LINE = "split: 中文 arrives in two reads, cut mid-character\r\n".encode()
+HELP = b"""commands I understand, one per line:
+  help        this list
+  gbk         a line in GBK (see it with /gbk or /auto)
+  binary      a 9-byte Modbus frame (see it with /hex)
+  split       a UTF-8 line sent in two pieces that cut a character in half
+  prompt      'login: ' with no newline, like a device waiting for input
+  hostile     escape sequences that try to take over your terminal
+  flood N     N bytes of text, as fast as the socket takes them
+  close       I hang up (then try /reconnect)
+anything else is echoed back, byte for byte.
+""".replace(b"\n", b"\r\n")
+FLOOD_LIMIT = 1 << 30
+# A 64-byte line; a flood is this pattern repeated and cut at N bytes.
+FLOOD_LINE = b"netrepl demo flood: the quick brown fox jumps over the lazy dog\n"
+
+
+# 1 MiB, a whole number of lines, so sending it again and again continues the pattern.
+_FLOOD_CHUNK = memoryview(FLOOD_LINE * ((1 << 20) // len(FLOOD_LINE)))
+
+
+def flood_bytes(size: int) -> bytes:
+    """Exactly what `flood N` sends, so a test can compare it byte for byte."""
+    repeats = size // len(FLOOD_LINE) + 1
+    return (FLOOD_LINE * repeats)[:size]
+
+
+class DemoPeer:
+    """A threaded TCP server on 127.0.0.1 (a free port unless given one)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._listener = socket.create_server((host, port))
+        self.host, self.port = self._listener.getsockname()[:2]
+        self._stopping = threading.Event()
+        self._clients: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept_loop, name="demo-peer", daemon=True)
+
+    @property
+    def address(self) -> str:
+        return format_address(self.host, self.port)
+
+    def start(self) -> DemoPeer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        # Not every platform lets a listener be shut down; close() below suffices there.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        with self._lock:
+            for client in self._clients:
+                with contextlib.suppress(OSError):  # the client may have left already
+                    client.shutdown(socket.SHUT_RDWR)
+        self._thread.join(2)
+
+    def __enter__(self) -> DemoPeer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _accept_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._clients.add(client)
+            threading.Thread(
+                target=self._serve, args=(client,), name="demo-client", daemon=True
+            ).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            client.sendall(GREETING)
+            client.sendall(GBK_LINE)
+            client.sendall(BINARY_INTRO + BINARY_FRAME + b"\r\n")
+            pending = b""
+            while True:
+                data = client.recv(65536)
+                if not data:
+                    return
+                pending += data
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    if not self._answer(client, line + b"\n"):
+                        return
+        except OSError:
+            return  # the client went away mid-answer: nothing to report to anyone
+        finally:
+            with self._lock:
+                self._clients.discard(client)
+            client.close()
+
+    def _answer(self, client: socket.socket, line: bytes) -> bool:
+        """Reply to one line; False when the peer should hang up."""
+        words = line.strip().decode("utf-8", "replace").lower().split()
+        match words:
+            case ["help"]:
+                client.sendall(HELP)
+            case ["gbk"]:
+                client.sendall(GBK_LINE)
+            case ["binary"]:
+                client.sendall(BINARY_FRAME)
+            case ["split"]:
+                cut = SPLIT_LINE.index("中".encode()) + 1
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                client.sendall(SPLIT_LINE[:cut])
+                time.sleep(0.05)  # pacing: let the first piece arrive as a read of its own
+                client.sendall(SPLIT_LINE[cut:])
+            case ["prompt"]:
+                client.sendall(b"login: ")
+            case ["hostile"]:
+                client.sendall(HOSTILE)
+            case ["flood", size] if size.isdigit() and int(size) <= FLOOD_LIMIT:
+                remaining = int(size)
+                while remaining:
+                    piece = min(remaining, len(_FLOOD_CHUNK))
+                    client.sendall(_FLOOD_CHUNK[:piece])
+                    remaining -= piece
+            case ["flood", *_]:
+                client.sendall(b"usage: flood N (bytes, at most 1073741824)\r\n")
+            case ["close"]:
+                client.sendall(b"bye\r\n")
+                return False
+            case _:
+                client.sendall(line)
+        return True
