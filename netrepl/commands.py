@@ -185,34 +185,34 @@ def command(
     return declare
 
 
+def _show_or_set(
+    session: Session, args: Arguments, name: str, current: str, apply: Callable[[str], None]
+) -> None:
+    """A setting's command: with an argument it sets the setting, without one it tells it."""
+    if args:
+        apply(args[0])
+    else:
+        session.note(f"{name} {current}")
+
+
 # ---- View --------------------------------------------------------------------------------
 
 
-@command(
-    "hex", "show received bytes as a hexdump (hexdump -C layout, stream offsets)", group="View"
-)
-def _hex(session: Session, args: Arguments) -> None:
-    session.set_view_name("hex")
+def _view_shortcut(name: str, summary: str, details: str = "") -> None:
+    def switch(session: Session, args: Arguments) -> None:
+        session.set_view_name(name)
+
+    command(name, summary, group="View", details=details)(switch)
 
 
-@command("utf8", "show received bytes as UTF-8 text", group="View")
-def _utf8(session: Session, args: Arguments) -> None:
-    session.set_view_name("utf8")
-
-
-@command("gbk", "show received bytes as GBK text (and send typed text in GBK)", group="View")
-def _gbk(session: Session, args: Arguments) -> None:
-    session.set_view_name("gbk")
-
-
-@command(
+_view_shortcut("hex", "show received bytes as a hexdump (hexdump -C layout, stream offsets)")
+_view_shortcut("utf8", "show received bytes as UTF-8 text")
+_view_shortcut("gbk", "show received bytes as GBK text (and send typed text in GBK)")
+_view_shortcut(
     "auto",
     "show UTF-8 where valid, GBK where not, escapes where neither",
-    group="View",
-    details="Decided character by character over the whole stream; typed text is sent as UTF-8.",
+    "Decided character by character over the whole stream; typed text is sent as UTF-8.",
 )
-def _auto(session: Session, args: Arguments) -> None:
-    session.set_view_name("auto")
 
 
 @command(
@@ -227,10 +227,7 @@ The switch applies to bytes that arrive after it; a character split across it is
 """,
 )
 def _view(session: Session, args: Arguments) -> None:
-    if args:
-        session.set_view_name(args[0])
-    else:
-        session.note(f"view {session.settings.view.label}")
+    _show_or_set(session, args, "view", session.settings.view.label, session.set_view_name)
 
 
 @command(
@@ -241,10 +238,7 @@ def _view(session: Session, args: Arguments) -> None:
     details="Any Python text codec (utf-8, gbk, gb18030, big5, shift_jis, latin-1, ...) or auto.",
 )
 def _encoding(session: Session, args: Arguments) -> None:
-    if args:
-        session.set_encoding(args[0])
-    else:
-        session.note(f"encoding {session.settings.view.encoding}")
+    _show_or_set(session, args, "encoding", session.settings.view.encoding, session.set_encoding)
 
 
 # ---- Send --------------------------------------------------------------------------------
@@ -273,10 +267,10 @@ def _x(session: Session, args: Arguments) -> None:
     details="In hex input every typed line is parsed like /x and no end of line is added.",
 )
 def _input(session: Session, args: Arguments) -> None:
-    if args:
-        session.settings.input_mode = args[0]  # type: ignore[assignment]
-    else:
-        session.note(f"input {session.settings.input_mode}")
+    def apply(mode: str) -> None:
+        session.settings.input_mode = mode  # type: ignore[assignment]
+
+    _show_or_set(session, args, "input", session.settings.input_mode, apply)
 
 
 @command(
@@ -286,10 +280,10 @@ def _input(session: Session, args: Arguments) -> None:
     params=[Param("EOL", choices=tuple(EOLS), optional=True)],
 )
 def _eol(session: Session, args: Arguments) -> None:
-    if args:
-        session.settings.eol = args[0]
-    else:
-        session.note(f"eol {session.settings.eol}")
+    def apply(eol: str) -> None:
+        session.settings.eol = eol
+
+    _show_or_set(session, args, "eol", session.settings.eol, apply)
 
 
 @command(
@@ -299,10 +293,10 @@ def _eol(session: Session, args: Arguments) -> None:
     params=[Param("STATE", choices=("on", "off"), optional=True)],
 )
 def _escapes(session: Session, args: Arguments) -> None:
-    if args:
-        session.settings.escapes = args[0] == "on"
-    else:
-        session.note(f"escapes {'on' if session.settings.escapes else 'off'}")
+    def apply(state: str) -> None:
+        session.settings.escapes = state == "on"
+
+    _show_or_set(session, args, "escapes", "on" if session.settings.escapes else "off", apply)
 
 
 # ---- Connection --------------------------------------------------------------------------
@@ -325,6 +319,8 @@ def _reconnect(session: Session, args: Arguments) -> None:
 
 @command("close", "close the connection and stay in netrepl", group="Connection")
 def _close(session: Session, args: Arguments) -> None:
+    if not session.connected:
+        raise UsageError("not connected: nothing to close")
     session.close()
 
 

@@ -36,7 +36,7 @@ def describe_os_error(error: OSError) -> str:
 
 def parse_port(text: str) -> int:
     """A port number (1-65535) or a service name from /etc/services (`http`, `smtp`)."""
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         port = int(text)
         if 1 <= port <= 65535:
             return port

@@ -124,5 +124,9 @@ class TcpConnection:
             # Shut down rather than close: a send blocked in another thread then fails at once,
             # and the descriptor cannot be reused under it. close() releases it.
             self._shutdown()
+            with self._send_lock:  # a send that completed is counted before we report totals
+                sent = self.sent
+            # Closed goes out before is_open turns False, so whoever waits for the close and
+            # then stops the display is sure to see it.
+            self._post(Closed(self.id, reason, self.received, sent, failed))
             self._closed.set()
-            self._post(Closed(self.id, reason, self.received, self.sent, failed))
