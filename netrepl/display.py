@@ -72,6 +72,9 @@ class TerminalSink:
         self._repaint = repaint
         self._open_line = Text(end="")
         self.open_line_ansi = ""
+        # A message ended an unfinished received line early; the newline that would have
+        # ended it is then not shown again as an empty line.
+        self._line_ended_early = False
 
     def write(self, outputs: list[Output]) -> None:
         parts: list[str] = []
@@ -79,7 +82,12 @@ class TerminalSink:
         for output in outputs:
             assert output.text is not None, "the raw view exists in batch mode only"
             if output.channel == "data":
-                line = self._open_line + output.text
+                text = output.text
+                if self._line_ended_early and text.plain:
+                    self._line_ended_early = False
+                    if text.plain.startswith("\n"):
+                        text = text[1:]
+                line = self._open_line + text
                 cut = line.plain.rfind("\n") + 1
                 if cut:
                     parts.append(self._format(line[:cut]))
@@ -90,7 +98,8 @@ class TerminalSink:
                 self._open_line = line
             else:
                 parts.extend(self._commit_open_line())
-                parts.append(self._format(output.text) + "\n")
+                message = self._format(output.text)
+                parts.append(message if output.text.plain.endswith("\n") else message + "\n")
         if parts:
             self._out.write("".join(parts))
             self._out.flush()
@@ -102,6 +111,7 @@ class TerminalSink:
         if not self._open_line:
             return []
         line, self._open_line = self._open_line, Text(end="")
+        self._line_ended_early = True
         return [self._format(line) + "\n"]
 
     def close(self) -> None:
@@ -146,7 +156,9 @@ class StreamSink:
                 self._write_data(data)
                 assert output.text is not None
                 prefix = "" if output.channel == "info" else "netrepl: "
-                self._stderr.write(prefix + self._message_format(output.text) + "\n")
+                message = self._message_format(output.text)
+                end = "" if output.text.plain.endswith("\n") else "\n"
+                self._stderr.write(prefix + message + end)
                 self._stderr.flush()
         self._write_data(data)
         self._stdout.flush()

@@ -12,19 +12,59 @@ from typing import Literal
 from netrepl.view import View
 
 NoticeLevel = Literal["status", "info", "error"]
+Protocol = Literal["tcp", "udp", "unix"]
 
 
 @dataclass(frozen=True, slots=True)
 class Connected:
+    """A connection is up; in listen mode, a client came in (`accepted`).
+
+    For UDP there is no connection: a client socket is ready to send to `peer`, and in listen
+    mode each new sender is announced once, so it has an id for `/to` and `/clients`.
+    """
+
     conn: int
     peer: str
     local: str
+    protocol: Protocol = "tcp"
+    accepted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Listening:
+    address: str
+    protocol: Protocol = "tcp"
+    tls: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateInfo:
+    subject: str
+    issuer: str
+    not_before: str
+    not_after: str
+    alt_names: tuple[str, ...] = ()
+    days_left: int | None = None
+    """Whole days until not_after when the handshake happened (negative: expired)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TlsEstablished:
+    conn: int
+    version: str
+    cipher: str
+    alpn: str | None
+    verified: bool
+    chain: tuple[CertificateInfo, ...] = ()
+    """The peer's certificates, leaf first (empty when a client sent none)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Received:
     conn: int
     data: bytes
+    datagram: bool = False
+    """One whole UDP datagram: shown as a block of its own, whatever the view."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +73,15 @@ class Sent:
     data: bytes
     as_hex: bool
     """True when the user sent hex (/x, hex input): the echo then shows the bytes in hex."""
+    echo: bool = True
+    """False for the copies of one send to further clients: the echo is shown once."""
+
+
+@dataclass(frozen=True, slots=True)
+class HalfClosed:
+    """We sent our end of stream (/eof); the connection still reads."""
+
+    conn: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,4 +115,15 @@ class ViewChanged:
     view: View
 
 
-Event = Connected | Received | Sent | Closed | Submitted | Noticed | ViewChanged
+Event = (
+    Connected
+    | Listening
+    | TlsEstablished
+    | Received
+    | Sent
+    | HalfClosed
+    | Closed
+    | Submitted
+    | Noticed
+    | ViewChanged
+)

@@ -6,6 +6,7 @@ converted whole before anything is sent, so a bad line sends nothing at all.
 
 from __future__ import annotations
 
+import codecs
 import re
 from typing import Literal
 
@@ -69,15 +70,23 @@ def _is_hex_byte(text: str) -> bool:
     return len(text) == 2 and set(text) <= _HEX_DIGITS
 
 
-def _encode_literal(text: str, encoding: str, column: int) -> bytes:
-    try:
+class _LineEncoder:
+    """Encodes the literal pieces of one line as one text, so a BOM (utf-8-sig, utf-16) is
+    written once at the start and stateful encodings keep their state between pieces."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
         # surrogateescape: bytes that arrived undecodable on stdin (batch) go out unchanged.
-        return text.encode(encoding, errors="surrogateescape")
-    except UnicodeEncodeError as error:
-        char = text[error.start]
-        raise UsageError(
-            f"cannot encode {char!r} at column {column + error.start} in {encoding}"
-        ) from None
+        self._encoder = codecs.getincrementalencoder(encoding)(errors="surrogateescape")
+
+    def encode(self, text: str, column: int, final: bool = False) -> bytes:
+        try:
+            return self._encoder.encode(text, final)
+        except UnicodeEncodeError as error:
+            char = text[error.start]
+            raise UsageError(
+                f"cannot encode {char!r} at column {column + error.start} in {self.encoding}"
+            ) from None
 
 
 def encode_text(line: str, encoding: str, *, escapes: bool = True) -> bytes:
@@ -85,13 +94,13 @@ def encode_text(line: str, encoding: str, *, escapes: bool = True) -> bytes:
 
     `\\xNN` is a raw byte, not a character, so any byte can be sent whatever the encoding.
     """
-    encoding = encoding_for_sending(encoding)
+    encoder = _LineEncoder(encoding_for_sending(encoding))
     if not escapes or "\\" not in line:
-        return _encode_literal(line, encoding, 1)
+        return encoder.encode(line, 1, final=True)
     out = bytearray()
     start = 0
     while (slash := line.find("\\", start)) != -1:
-        out += _encode_literal(line[start:slash], encoding, start + 1)
+        out += encoder.encode(line[start:slash], start + 1)
         code = line[slash + 1 : slash + 2]
         if code in _SIMPLE_ESCAPES:
             out += _SIMPLE_ESCAPES[code]
@@ -105,7 +114,7 @@ def encode_text(line: str, encoding: str, *, escapes: bool = True) -> bytes:
                 f"bad escape {shown!r} at column {slash + 1}"
                 " (known: \\r \\n \\t \\0 \\\\ \\xNN; /escapes off sends backslashes as typed)"
             )
-    out += _encode_literal(line[start:], encoding, start + 1)
+    out += encoder.encode(line[start:], start + 1, final=True)
     return bytes(out)
 
 

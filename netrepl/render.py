@@ -14,13 +14,17 @@ from rich.text import Span, Text
 
 from netrepl.codec import SafeText, TextDecoder, escape_text
 from netrepl.events import (
+    CertificateInfo,
     Closed,
     Connected,
     Event,
+    HalfClosed,
+    Listening,
     Noticed,
     Received,
     Sent,
     Submitted,
+    TlsEstablished,
     ViewChanged,
 )
 from netrepl.hexdump import format_hexdump
@@ -36,6 +40,7 @@ STYLES: dict[str, str] = {
     "netrepl.sent": "cyan",
     "netrepl.prompt": "bold",
     "netrepl.echo": "",
+    "netrepl.label": "bold yellow",
     "netrepl.status": "dim",
     "netrepl.info": "",
     "netrepl.error": "bold red",
@@ -78,6 +83,33 @@ def count(number: int, noun: str) -> str:
     return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
 
 
+def certificate_lines(chain: tuple[CertificateInfo, ...]) -> list[str]:
+    """What /cert prints: each certificate of a chain, leaf first."""
+    lines: list[str] = []
+    for depth, cert in enumerate(chain):
+        lines.append(f"{depth}: subject {cert.subject or '(empty)'}")
+        lines.append(f"   issuer  {cert.issuer or '(empty)'}")
+        lines.append(f"   valid   {cert.not_before} .. {cert.not_after}{_expiry(cert)}")
+        if cert.alt_names:
+            lines.append(f"   names   {', '.join(cert.alt_names)}")
+    return lines
+
+
+def _expiry(cert: CertificateInfo) -> str:
+    if cert.days_left is None:
+        return ""
+    if cert.days_left < 0:
+        return f" (EXPIRED {-cert.days_left} days ago)"
+    return f" ({cert.days_left} days left)"
+
+
+@dataclass
+class _Peer:
+    label: str
+    accepted: bool
+    protocol: str
+
+
 class _ReceivedStream:
     """What one connection's received bytes look like so far, in the current view."""
 
@@ -86,6 +118,8 @@ class _ReceivedStream:
         self.offset = 0  # bytes of this stream fed so far
         self.decoder = TextDecoder(view.encoding) if view.mode == "text" else None
         self.mid_line = False  # the last text shown did not end with a newline
+        # A CR shown last, kept across a detour through hex so a following LF adds no line.
+        self.after_cr = False
 
     def feed(self, data: bytes, final: bool = False) -> list[Output]:
         start = self.offset - (len(self.decoder.pending()) if self.decoder else 0)
@@ -104,6 +138,7 @@ class _ReceivedStream:
     def _bytes(self, data: bytes, start: int) -> list[Output]:
         if not data:
             return []
+        self.after_cr = False
         if self.view.mode == "raw":
             return [Output("data", raw=data)]
         block = hexdump_text(data, start)
@@ -117,20 +152,25 @@ class _ReceivedStream:
         """Change view; bytes held back for an incomplete character carry over."""
         old = self.decoder
         pending = old.pending() if old else b""
+        if old is not None:
+            self.after_cr = old.after_cr
         self.view = view
         if view.mode == "text":
-            self.decoder = TextDecoder(view.encoding, after_cr=old.after_cr if old else False)
+            self.decoder = TextDecoder(view.encoding, after_cr=self.after_cr)
             return self._text(self.decoder.decode(pending))
         self.decoder = None
         return self._bytes(pending, self.offset - len(pending))
 
+    def end_line(self) -> list[Output]:
+        """End a text line left open, so what follows starts at column 0."""
+        if not self.mid_line:
+            return []
+        self.mid_line = False
+        return [Output("data", Text("\n", end=""))]
+
     def finish(self) -> list[Output]:
         """Flush what is held back when the stream ends, and end an open text line."""
-        outputs = self.feed(b"", final=True)
-        if self.mid_line and self.view.mode == "text":
-            outputs.append(Output("data", Text("\n", end="")))
-            self.mid_line = False
-        return outputs
+        return self.feed(b"", final=True) + self.end_line()
 
 
 class Renderer:
@@ -140,30 +180,59 @@ class Renderer:
         self.view = view
         self._received: dict[int, _ReceivedStream] = {}
         self._sent_offsets: dict[int, int] = {}
+        self._peers: dict[int, _Peer] = {}
+        self._accepted_streams = 0
+        self._last_source: int | None = None
+        """The connection whose data was shown last: a change of source gets a label."""
 
     def render(self, event: Event) -> list[Output]:
         match event:
-            case Received(conn, data):
-                return self._stream(conn).feed(data)
-            case Sent(conn, data, as_hex):
+            case Received(conn, data, datagram):
+                if datagram:
+                    return self._datagram(conn, data)
+                outputs = self._source_label(conn)
+                return outputs + self._stream(conn).feed(data)
+            case Sent(conn, data, as_hex, echo):
                 offset = self._sent_offsets.get(conn, 0)
                 self._sent_offsets[conn] = offset + len(data)
-                if not as_hex:
+                if not (as_hex and echo):
                     return []
                 return [Output("echo", hexdump_text(data, offset, "netrepl.sent"))]
-            case Connected(conn, peer, local):
+            case Connected(conn, peer, local, protocol, accepted):
+                self._peers[conn] = _Peer(peer, accepted, protocol)
                 self._received[conn] = _ReceivedStream(self.view)
                 self._sent_offsets[conn] = 0
-                return [self._notice(f"connected to {peer} from {local}", "status")]
+                if accepted and protocol != "udp":
+                    self._accepted_streams += 1
+                return [
+                    self._notice(
+                        self._connected_text(conn, peer, local, protocol, accepted), "status"
+                    )
+                ]
+            case Listening(address, protocol, tls):
+                kind = {"tcp": "TCP", "udp": "UDP", "unix": "unix"}[protocol]
+                kind += "+TLS" if tls else ""
+                return [self._notice(f"listening on {address} ({kind})", "status")]
+            case TlsEstablished():
+                return [self._notice(self._tls_text(event), "status")]
+            case HalfClosed(conn):
+                who = self._who(conn)
+                text = f"sent end of stream to {who}: half-closed, still reading until it closes"
+                return [self._notice(text, "status")]
             case Closed(conn, reason, received, sent, failed):
                 stream = self._received.pop(conn, None)
                 self._sent_offsets.pop(conn, None)
                 outputs = stream.finish() if stream else []
-                summary = f"{reason} ({count(received, 'byte')} received, {sent:,} sent)"
+                peer = self._peers.pop(conn, None)
+                prefix = f"#{conn} {peer.label} " if peer and peer.accepted else ""
+                summary = f"{prefix}{reason} ({count(received, 'byte')} received, {sent:,} sent)"
                 outputs.append(self._notice(summary, "error" if failed else "status"))
+                if self._last_source == conn:
+                    self._last_source = None
                 return outputs
             case Submitted(prompt, line):
-                text = Text(prompt, style="netrepl.prompt", end="")
+                text = Text(end="")
+                text.append(prompt, style="netrepl.prompt")
                 text.append_text(safe_text(line, "netrepl.echo"))
                 return [Output("echo", text)]
             case Noticed(text, level):
@@ -173,11 +242,78 @@ class Renderer:
                 return [out for stream in self._received.values() for out in stream.switch(view)]
         raise TypeError(f"not an event: {event!r}")
 
+    # ---- received data
+
     def _stream(self, conn: int) -> _ReceivedStream:
         stream = self._received.get(conn)
         if stream is None:  # data for a connection announced before this renderer existed
             stream = self._received[conn] = _ReceivedStream(self.view)
         return stream
+
+    def _source_label(self, conn: int) -> list[Output]:
+        """A label line when data comes from another client than the last shown."""
+        previous, self._last_source = self._last_source, conn
+        if self._accepted_streams < 2 or previous == conn or self.view.mode == "raw":
+            return []
+        outputs = self._end_open_lines()
+        outputs.append(Output("data", self._label(conn)))
+        return outputs
+
+    def _datagram(self, conn: int, data: bytes) -> list[Output]:
+        """One datagram, one block: a label line, then its bytes decoded on their own."""
+        self._last_source = conn
+        if self.view.mode == "raw":
+            return [Output("data", raw=data)]
+        outputs = self._end_open_lines()
+        outputs.append(Output("data", self._label(conn, f" · {count(len(data), 'byte')}")))
+        if self.view.mode == "hex":
+            body = hexdump_text(data, 0) if data else Text("", end="")
+        else:
+            body = styled(TextDecoder(self.view.encoding).decode(data, final=True))
+            if body.plain and not body.plain.endswith("\n"):
+                body.append("\n")
+        outputs.append(Output("data", body))
+        return outputs
+
+    def _label(self, conn: int, suffix: str = "") -> Text:
+        text = Text("── ", style="netrepl.label", end="")
+        text.append_text(safe_text(self._who(conn), "netrepl.label"))
+        text.append(suffix + "\n", style="netrepl.label")
+        return text
+
+    def _end_open_lines(self) -> list[Output]:
+        return [out for stream in self._received.values() for out in stream.end_line()]
+
+    # ---- messages
+
+    def _who(self, conn: int) -> str:
+        peer = self._peers.get(conn)
+        if peer is None:
+            return f"#{conn}"
+        return f"#{conn} {peer.label}" if peer.accepted else peer.label
+
+    @staticmethod
+    def _connected_text(conn: int, peer: str, local: str, protocol: str, accepted: bool) -> str:
+        if protocol == "udp":
+            if accepted:
+                return f"#{conn} datagrams from {peer}"
+            return f"sending datagrams to {peer} from {local}"
+        if accepted:
+            return f"#{conn} connected from {peer}"
+        return f"connected to {peer} from {local}"
+
+    def _tls_text(self, event: TlsEstablished) -> str:
+        parts = [f"{self._who(event.conn)}: {event.version} {event.cipher}"]
+        if event.alpn:
+            parts.append(f"ALPN {event.alpn}")
+        if event.chain:
+            leaf = event.chain[0]
+            name = leaf.subject or (leaf.alt_names[0] if leaf.alt_names else "(no subject)")
+            parts.append(f"certificate {name}, expires {leaf.not_after}{_expiry(leaf)}")
+            parts.append("verified" if event.verified else "NOT verified")
+        else:
+            parts.append("no certificate from the peer")
+        return "TLS " + "; ".join(parts)
 
     @staticmethod
     def _notice(text: str, level: Channel) -> Output:

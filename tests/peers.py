@@ -56,9 +56,12 @@ class PeerClient:
     def wait_for(self, expected: bytes, timeout: float = DEFAULT_TIMEOUT) -> bytes:
         """Wait until the client has sent `expected` (anywhere in its stream); return all."""
         with self._changed:
-            if not self._changed.wait_for(
-                lambda: expected in self.received or self.closed_by_client.is_set(), timeout
-            ) or expected not in self.received:
+            if (
+                not self._changed.wait_for(
+                    lambda: expected in self.received or self.closed_by_client.is_set(), timeout
+                )
+                or expected not in self.received
+            ):
                 raise AssertionError(
                     f"peer never received {expected!r}; got {bytes(self.received)!r}"
                 )

@@ -141,7 +141,9 @@ class Terminal:
 
 def terminal_env(state_dir: str) -> dict[str, str]:
     """An environment for a child netrepl: a known terminal and private state."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NO_COLOR", "COLUMNS", "LINES"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("NO_COLOR", "COLUMNS", "LINES"))
+    }
     env.update(
         TERM="xterm-256color",
         XDG_STATE_HOME=state_dir,

@@ -1,21 +1,122 @@
-"""Transports own sockets and the threads that read them, and nothing else.
+"""Transports own sockets and the threads that drive them, and nothing else.
 
-A transport never renders and never writes to the terminal: its reader thread turns what the
-socket does into events (`Received`, `Closed`) and posts them, so a slow terminal can never
-slow a socket or lose a byte.
+A transport never renders and never writes to the terminal: its I/O thread turns what the
+sockets do into events (`Received`, `Closed`, ...) and posts them, so a slow terminal can
+never slow a socket or lose a byte. This module holds what every transport shares: how an
+endpoint is described, addressed, and opened.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 from netrepl.errors import UsageError
+
+if TYPE_CHECKING:
+    from netrepl.events import Event, Protocol
+    from netrepl.transport.base import Transport
+
+Target = Literal["all", "last"] | int | tuple[str, int]
+"""Where a send goes: every client, the last UDP sender, client #N, or an address (UDP)."""
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    """--tls and its options; the context is built from them by transport.tls."""
+
+    cafile: str | None = None
+    insecure: bool = False
+    sni: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    alpn: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where to connect or listen, and how: the transport half of the command line."""
+
+    protocol: Protocol = "tcp"
+    host: str | None = None
+    """None when listening: every interface."""
+    port: int = 0
+    path: str | None = None
+    """The socket file of a unix endpoint."""
+    listen: bool = False
+    family: int = socket.AF_UNSPEC
+    source: tuple[str, int] | None = None
+    tls: TlsOptions | None = None
+    broadcast: bool = False
+    keepalive: bool = False
+    nodelay: bool = False
+    max_clients: int | None = None
+    reconnect: float | None = None
+    """Seconds before the first automatic reconnect; None: no automatic reconnect."""
+    connect_timeout: float | None = 10.0
+
+    @property
+    def label(self) -> str:
+        """`127.0.0.1:80`, `[::1]:80`, `*:9000`, `unix:/tmp/dev.sock`."""
+        if self.protocol == "unix":
+            return f"unix:{self.path}"
+        return format_address(self.host or "*", self.port)
+
+    @property
+    def kind(self) -> str:
+        """`TCP`, `TLS`, `UDP`, `unix`, `unix+TLS`: what the toolbar and status lines call it."""
+        name = {"tcp": "TCP", "udp": "UDP", "unix": "unix"}[self.protocol]
+        if self.tls is not None:
+            return "TLS" if self.protocol == "tcp" else f"{name}+TLS"
+        return name
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    """One client of a listening transport (or the one peer of a client), for `/clients`."""
+
+    conn: int
+    address: str
+    connected_for: float
+    received: int
+    sent: int
+    state: str
+
+
+def open_transport(
+    endpoint: Endpoint, post: Callable[[Event], None], ids: Iterator[int]
+) -> Transport:
+    """Connect or start listening as `endpoint` says. Raises ConnectError or UsageError."""
+    if endpoint.protocol == "udp":
+        from netrepl.transport.udp import DatagramTransport
+
+        return DatagramTransport.open(endpoint, post, ids)
+    if endpoint.listen:
+        from netrepl.transport.server import StreamServer
+
+        return StreamServer.open(endpoint, post, ids)
+    from netrepl.transport.client import StreamClient
+
+    return StreamClient.open(endpoint, post, ids)
 
 
 def format_address(host: str, port: int) -> str:
     """`127.0.0.1:80`, `[::1]:80`: an address the way people write it."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def format_sockaddr(address: object) -> str:
+    """A socket address from getpeername/recvfrom as people write it (unix paths too)."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        # An IPv4 peer of a dual-stack socket arrives as ::ffff:a.b.c.d: show it as IPv4.
+        return format_address(str(address[0]).removeprefix("::ffff:"), int(address[1]))
+    if isinstance(address, bytes):
+        address = address.decode("utf-8", "backslashreplace")
+    return f"unix:{address}" if address else "unix:(unnamed)"
 
 
 def describe_os_error(error: OSError) -> str:
@@ -27,14 +128,16 @@ def describe_os_error(error: OSError) -> str:
         return "timed out"
     if isinstance(error, ConnectionResetError):
         return "connection reset by peer"
-    if error.strerror:
-        return error.strerror[0].lower() + error.strerror[1:]
+    # os.strerror, not error.strerror: create_server appends its own detail to the latter.
+    text = os.strerror(error.errno) if error.errno else error.strerror
+    if text:
+        return text[0].lower() + text[1:]
     if error.errno is not None:
         return errno.errorcode.get(error.errno, str(error.errno)).lower()
     return str(error) or type(error).__name__
 
 
-def parse_port(text: str) -> int:
+def parse_port(text: str, protocol: str = "tcp") -> int:
     """A port number (1-65535) or a service name from /etc/services (`http`, `smtp`)."""
     if text.isascii() and text.isdigit():
         port = int(text)
@@ -42,6 +145,26 @@ def parse_port(text: str) -> int:
             return port
         raise UsageError(f"port {text} is out of range (1-65535)")
     try:
-        return socket.getservbyname(text, "tcp")
+        return socket.getservbyname(text, protocol)
     except OSError:
         raise UsageError(f"unknown port {text!r}: give a number or a service name") from None
+
+
+def parse_host_port(text: str, *, port_optional: bool = False) -> tuple[str, int]:
+    """`10.0.0.1:502`, `[::1]:502`, `host:http`; `10.0.0.1` alone when `port_optional` (port 0)."""
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise UsageError(f"bad address {text!r}: write [IPv6]:PORT")
+        port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""  # a bare IPv4 address, a name, or a bare IPv6 address
+    if not host:
+        raise UsageError(f"bad address {text!r}: no host")
+    if not port_text:
+        if port_optional:
+            return host, 0
+        raise UsageError(f"bad address {text!r}: give HOST:PORT")
+    return host, parse_port(port_text)

@@ -1,0 +1,352 @@
+"""A stream client: one TCP or unix connection, optionally TLS, reconnecting if asked.
+
+Connecting (name lookup, connect, TLS handshake) is done on the caller's thread, or on a
+reconnect thread, with a deadline; the connected socket is then handed to the I/O loop.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from netrepl.errors import ConnectError, SendError, UsageError
+from netrepl.events import CertificateInfo, Connected, Event, Noticed, Sent
+from netrepl.transport import (
+    Endpoint,
+    PeerInfo,
+    Target,
+    describe_os_error,
+    format_address,
+    format_sockaddr,
+)
+from netrepl.transport.base import Transport
+from netrepl.transport.stream import StreamChannel
+from netrepl.transport.tls import TlsLayer, client_context, client_handshake
+
+# Automatic reconnects wait longer after each failure, up to this (or the first delay, if
+# that is longer), so a peer that is down for the night is not hammered.
+RECONNECT_CAP = 30.0
+RECONNECT_FLOOR = 0.1
+
+
+def apply_socket_options(sock: socket.socket, endpoint: Endpoint) -> None:
+    """--keepalive and --nodelay, on a TCP socket (unix sockets have neither)."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    if endpoint.nodelay:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if endpoint.keepalive:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        # Linux waits two hours before the first probe by default: far too long to notice a
+        # device that lost power. Probe after 60 s idle, every 10 s, give up after 6 misses.
+        for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6)):
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
+def connect_stream(endpoint: Endpoint, deadline: float | None) -> socket.socket:
+    """A connected blocking socket for a TCP or unix endpoint. Raises ConnectError."""
+
+    def remaining() -> float | None:
+        return None if deadline is None else max(0.001, deadline - time.monotonic())
+
+    def fail(reason: str) -> ConnectError:
+        return ConnectError(f"cannot connect to {endpoint.label}: {reason}")
+
+    if endpoint.protocol == "unix":
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(remaining())
+            sock.connect(endpoint.path or "")
+        except OSError as error:
+            sock.close()
+            raise fail(_connect_reason(error, endpoint)) from None
+        return sock
+    assert endpoint.host is not None
+    try:
+        addresses = socket.getaddrinfo(
+            endpoint.host, endpoint.port, endpoint.family, socket.SOCK_STREAM
+        )
+    except OSError as error:
+        raise fail(describe_os_error(error)) from None
+    last: OSError | None = None
+    for family, kind, proto, _, address in addresses:
+        sock = socket.socket(family, kind, proto)
+        try:
+            if endpoint.source is not None:
+                bind_source(sock, endpoint.source)
+            apply_socket_options(sock, endpoint)
+            sock.settimeout(remaining())
+            sock.connect(address)
+            return sock
+        except ConnectError:
+            sock.close()
+            raise
+        except OSError as error:
+            sock.close()
+            last = error
+    assert last is not None
+    raise fail(_connect_reason(last, endpoint)) from None
+
+
+def _connect_reason(error: OSError, endpoint: Endpoint) -> str:
+    if isinstance(error, TimeoutError) and endpoint.connect_timeout is not None:
+        return f"timed out after {endpoint.connect_timeout:g} s"
+    return describe_os_error(error)
+
+
+def bind_source(sock: socket.socket, source: tuple[str, int]) -> None:
+    """Bind the local end (--source) in the socket's own family. Raises ConnectError."""
+    host, port = source
+    try:
+        infos = socket.getaddrinfo(host, port, sock.family, sock.type, 0, socket.AI_PASSIVE)
+        sock.bind(infos[0][4])
+    except OSError as error:
+        raise ConnectError(
+            f"cannot bind the local end to {format_address(host, port)}: {describe_os_error(error)}"
+        ) from None
+
+
+class StreamClient(Transport):
+    def __init__(
+        self, endpoint: Endpoint, post: Callable[[Event], None], ids: Iterator[int]
+    ) -> None:
+        super().__init__(endpoint, post, ids)
+        self.channel: StreamChannel | None = None
+        self._earlier_received = 0
+        self._earlier_sent = 0
+        self._closed_by_user = False
+        self._reconnecting = False
+        self._stop_reconnecting = threading.Event()
+        # A reconnect that succeeds just as the user closes must not leave a live socket.
+        self._install_lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls, endpoint: Endpoint, post: Callable[[Event], None], ids: Iterator[int]
+    ) -> StreamClient:
+        """Connect now. Raises ConnectError, unless --reconnect: then it keeps trying."""
+        if endpoint.tls is not None:
+            client_context(endpoint.tls)  # a bad --cafile or --cert is a usage error, now
+        client = cls(endpoint, post, ids)
+        client.loop.start()
+        try:
+            client._connect()
+        except ConnectError as error:
+            if endpoint.reconnect is None:
+                client.loop.stop()
+                raise
+            client.post(Noticed(str(error), "error"))
+            client._start_reconnecting()
+        return client
+
+    # ---- state
+
+    @property
+    def state(self) -> str:
+        channel = self.channel
+        if channel is not None and channel.is_open:
+            return "half-closed" if channel.state == "half-closed" else "connected"
+        if self._reconnecting:
+            return "reconnecting"
+        return "closed"
+
+    @property
+    def is_open(self) -> bool:
+        channel = self.channel
+        return self._reconnecting or (channel is not None and channel.is_open)
+
+    @property
+    def can_send(self) -> bool:
+        channel = self.channel
+        return channel is not None and channel.can_send
+
+    @property
+    def received(self) -> int:
+        channel = self.channel
+        return self._earlier_received + (channel.received if channel else 0)
+
+    @property
+    def sent(self) -> int:
+        channel = self.channel
+        return self._earlier_sent + (channel.sent if channel else 0)
+
+    @property
+    def last_activity(self) -> float:
+        channel = self.channel
+        return channel.last_activity if channel else self.started_at
+
+    @property
+    def failure(self) -> str | None:
+        channel = self.channel
+        return channel.failure if channel else None
+
+    def peers(self) -> list[PeerInfo]:
+        channel = self.channel
+        if channel is None or not channel.is_open:
+            return []
+        return [
+            PeerInfo(
+                channel.id,
+                channel.peer,
+                time.monotonic() - channel.opened_at,
+                channel.received,
+                channel.sent,
+                channel.state,
+            )
+        ]
+
+    # ---- actions
+
+    def send(self, data: bytes, target: Target, *, as_hex: bool) -> None:
+        channel = self.channel
+        if channel is None or not channel.is_open:
+            if self._reconnecting:
+                raise SendError("not connected: reconnecting (/close stops it)")
+            raise SendError("not connected (/reconnect or /connect HOST PORT)")
+        channel.send(data, announce=lambda: self.post(Sent(channel.id, data, as_hex)))
+
+    def send_eof(self, target: Target) -> None:
+        channel = self.channel
+        if channel is None or not channel.is_open:
+            raise SendError("not connected: nothing to half-close")
+        channel.send_eof()
+
+    def chain(self, conn: int | None) -> tuple[CertificateInfo, ...]:
+        if self.endpoint.tls is None:
+            raise UsageError("/cert: this connection does not use TLS (see --tls)")
+        channel = self.channel
+        if channel is None or channel.tls_info is None:
+            raise UsageError("/cert: not connected")
+        return channel.tls_info.chain
+
+    def close(self) -> None:
+        with self._install_lock:
+            self._closed_by_user = True
+            self._stop_reconnecting.set()
+            self._reconnecting = False
+            channel = self.channel
+        if channel is not None:
+            channel.close()
+        self.loop.stop()
+
+    # ---- connecting
+
+    def _connect(self) -> None:
+        endpoint = self.endpoint
+        timeout = endpoint.connect_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        sock = connect_stream(endpoint, deadline)
+        layer, early = None, b""
+        try:
+            if endpoint.tls is not None:
+                layer, early = self._handshake(sock, deadline)
+        except ConnectError:
+            sock.close()
+            raise
+        sock.settimeout(None)
+        with self._install_lock:
+            if self._closed_by_user:
+                sock.close()
+                return
+            self._install(sock, layer, early)
+
+    def _install(self, sock: socket.socket, layer: TlsLayer | None, early: bytes) -> None:
+        endpoint = self.endpoint
+        conn = next(self._ids)
+        unix = sock.family == socket.AF_UNIX
+        peer = endpoint.label if unix else format_sockaddr(sock.getpeername())
+        local = endpoint.label if unix else format_sockaddr(sock.getsockname())
+        channel = StreamChannel(
+            self.loop,
+            sock,
+            conn,
+            self.post,
+            peer=peer,
+            local=local,
+            tls=layer,
+            early_data=early,
+            on_closed=self._channel_closed,
+        )
+        if layer is not None:
+            channel.tls_info = layer.established(conn)
+        previous, self.channel = self.channel, channel
+        if previous is not None:
+            self._earlier_received += previous.received
+            self._earlier_sent += previous.sent
+        # The channel is in place before anyone hears of it: whoever reacts to Connected
+        # by sending finds it ready. Reconnecting ends here, before the channel can close.
+        self._reconnecting = False
+        self.post(Connected(conn, peer, local, endpoint.protocol))
+        if channel.tls_info is not None:
+            self.post(channel.tls_info)
+            if endpoint.tls is not None and endpoint.tls.insecure:
+                self.post(
+                    Noticed(
+                        "warning: --insecure: the certificate was not verified; "
+                        "anyone on the path could read and change this connection",
+                        "error",
+                    )
+                )
+        channel.start()
+
+    def _handshake(self, sock: socket.socket, deadline: float | None) -> tuple[TlsLayer, bytes]:
+        endpoint = self.endpoint
+        assert endpoint.tls is not None
+        context = client_context(endpoint.tls)
+        hostname = endpoint.tls.sni or (endpoint.host if endpoint.protocol != "unix" else None)
+        if hostname is None and context.check_hostname:
+            raise ConnectError(
+                "TLS over a unix socket needs --sni NAME to check the certificate's name"
+                " (or --insecure)"
+            )
+        layer = TlsLayer(context, server_side=False, server_hostname=hostname)
+        early = client_handshake(
+            sock,
+            layer,
+            deadline if deadline is not None else time.monotonic() + 3600,
+            endpoint.label,
+        )
+        return layer, early
+
+    # ---- reconnecting
+
+    def _channel_closed(self, channel: StreamChannel) -> None:
+        if not self._closed_by_user and self.endpoint.reconnect is not None:
+            self._start_reconnecting()
+
+    def _start_reconnecting(self) -> None:
+        if self._reconnecting:
+            return
+        self._reconnecting = True
+        threading.Thread(target=self._reconnect_loop, name="netrepl-reconnect", daemon=True).start()
+
+    def _reconnect_loop(self) -> None:
+        assert self.endpoint.reconnect is not None
+        delay = max(RECONNECT_FLOOR, self.endpoint.reconnect)
+        cap = max(delay, RECONNECT_CAP)
+        attempt = 0
+        try:
+            while not self._stop_reconnecting.is_set():
+                attempt += 1
+                self.post(
+                    Noticed(
+                        f"reconnecting to {self.endpoint.label} in {delay:g} s (attempt {attempt})",
+                        "status",
+                    )
+                )
+                if self._stop_reconnecting.wait(delay):
+                    break
+                try:
+                    self._connect()  # on success, _install ends reconnecting
+                    return
+                except ConnectError as error:
+                    self.post(Noticed(f"attempt {attempt}: {error}", "status"))
+                delay = min(delay * 2, cap)
+        except BaseException:
+            self._reconnecting = False
+            raise
+        self._reconnecting = False
+        self.notify()

@@ -1,0 +1,354 @@
+"""codec: decoding any split of a stream equals decoding it whole (utf-8, gbk, gb18030, latin-1,
+auto); output never holds a raw control, and escape spans mark exactly the `\\xNN`/`\\uNNNN`
+escapes; line ends are normalised across reads; encoding names resolve or fail cleanly."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from netrepl.codec import (
+    AUTO,
+    SafeText,
+    TextDecoder,
+    decode_whole,
+    encoding_for_sending,
+    escape_text,
+    resolve_encoding,
+)
+
+ENCODINGS = ["utf-8", "gbk", "gb18030", "latin-1", AUTO]
+
+# One escape as codec writes it; a span may cover a run of adjacent escapes of one kind.
+ESCAPE = re.compile(r"\\x[0-9a-f]{2}|\\u[0-9a-f]{4}")
+ESCAPE_RUN = re.compile(r"(?:\\x[0-9a-f]{2}|\\u[0-9a-f]{4})+")
+
+BIDI_AND_SEPARATORS = {0x061C, 0x200E, 0x200F, 0x2028, 0x2029, *range(0x202A, 0x202F)}
+BIDI_AND_SEPARATORS |= set(range(0x2066, 0x206A))
+
+
+def is_unsafe(char: str) -> bool:
+    """What must never reach a terminal raw (written out here, independent of codec's regex)."""
+    code = ord(char)
+    return (
+        (code < 0x20 and char not in "\t\n")
+        or 0x7F <= code <= 0x9F
+        or 0xD800 <= code <= 0xDFFF
+        or code in BIDI_AND_SEPARATORS
+    )
+
+
+def split_escapes(safe: SafeText) -> list[tuple[int, int, str]]:
+    """Every single escape as (start, end, kind), with runs inside one span taken apart."""
+    singles = []
+    for start, end, kind in safe.escapes:
+        for match in ESCAPE.finditer(safe.text, start, end):
+            singles.append((match.start(), match.end(), kind))
+    return singles
+
+
+def decode_in_chunks(data: bytes, cuts: list[int], encoding: str) -> SafeText:
+    """Feed `data` cut at `cuts` to one TextDecoder, then final; join texts and shift spans."""
+    decoder = TextDecoder(encoding)
+    bounds = [0, *sorted(cuts), len(data)]
+    pieces = [decoder.decode(data[a:b]) for a, b in itertools.pairwise(bounds)]
+    pieces.append(decoder.decode(b"", final=True))
+    text, spans = "", []
+    for piece in pieces:
+        spans += [(start + len(text), end + len(text), kind) for start, end, kind in piece.escapes]
+        text += piece.text
+    return SafeText(text, tuple(spans))
+
+
+def unescape(safe: SafeText) -> str:
+    """Undo escape_text using its spans (and only its spans)."""
+    out, last = [], 0
+    for start, end, kind in safe.escapes:
+        out.append(safe.text[last:start])
+        for match in ESCAPE.finditer(safe.text, start, end):
+            code = int(match.group()[2:], 16)
+            is_byte = match.group().startswith("\\x")
+            out.append(chr(0xDC00 + code) if kind == "invalid" and is_byte else chr(code))
+        last = end
+    out.append(safe.text[last:])
+    return "".join(out)
+
+
+# ---- Strategies ---------------------------------------------------------------------------
+
+SPECIAL_TEXT = st.sampled_from(["\r\n", "\r", "\n", "\t", "\x1b[31m", "中文", "é", "\u202e", "€"])
+SPECIAL_BYTES = st.sampled_from([b"\r", b"\n", b"\r\n", b"\x1b", b"\xff", b"\x80", b"\xe4\xb8"])
+
+
+def _encoded_text(encoding: str) -> st.SearchStrategy[bytes]:
+    targets = ["utf-8", "gbk"] if encoding == AUTO else [encoding]
+    text = st.lists(st.one_of(st.characters(), SPECIAL_TEXT), max_size=12).map("".join)
+    return st.tuples(text, st.sampled_from(targets)).map(
+        lambda pair: pair[0].encode(pair[1], errors="ignore")
+    )
+
+
+@st.composite
+def stream_and_cuts(draw, encoding: str) -> tuple[bytes, list[int]]:
+    pieces = st.one_of(_encoded_text(encoding), st.binary(max_size=6), SPECIAL_BYTES)
+    data = b"".join(draw(st.lists(pieces, max_size=8)))
+    cuts = draw(st.lists(st.integers(0, len(data)), max_size=10))
+    return data, cuts
+
+
+any_text = st.text(
+    st.one_of(
+        st.characters(),
+        st.integers(0, 0x9F).map(chr),
+        st.integers(0xD800, 0xDFFF).map(chr),
+        st.sampled_from(sorted(map(chr, BIDI_AND_SEPARATORS))),
+        st.just("\\"),
+    )
+)
+
+
+# ---- Any split decodes like the whole -------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@given(data=st.data())
+def test_any_split_decodes_like_the_whole(encoding, data):
+    stream, cuts = data.draw(stream_and_cuts(encoding))
+    chunked = decode_in_chunks(stream, cuts, encoding)
+    whole = decode_whole(stream, encoding)
+    assert chunked.text == whole.text
+    assert split_escapes(chunked) == split_escapes(whole)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@given(stream=st.binary(max_size=64), cuts=st.lists(st.integers(0, 64), max_size=8))
+def test_arbitrary_bytes_decode_to_safe_text(encoding, stream, cuts):
+    safe = decode_in_chunks(stream, [c for c in cuts if c <= len(stream)], encoding)
+    assert not [char for char in safe.text if is_unsafe(char)]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "text"),
+    [
+        ("utf-8", "héllo, 中文 ☃ 😀"),
+        ("gbk", "中文汉字，你好"),
+        ("gb18030", "中文 😀 €"),
+        ("latin-1", "café ÿ"),
+    ],
+)
+def test_each_character_split_at_every_byte_is_kept_whole(encoding, text):
+    data = text.encode(encoding)
+    for cut in range(len(data) + 1):
+        for second in range(cut, len(data) + 1):
+            assert decode_in_chunks(data, [cut, second], encoding).text == text
+
+
+# ---- Escaping -----------------------------------------------------------------------------
+
+
+@given(any_text)
+def test_escape_text_leaves_nothing_unsafe(text):
+    safe = escape_text(text)
+    assert not [char for char in safe.text if is_unsafe(char)]
+
+
+@given(any_text)
+def test_escape_spans_cover_exactly_the_escapes(text):
+    safe = escape_text(text)
+    previous_end = 0
+    for start, end, kind in safe.escapes:
+        assert previous_end <= start < end <= len(safe.text)
+        assert ESCAPE_RUN.fullmatch(safe.text, start, end), safe.text[start:end]
+        assert kind in ("control", "invalid")
+        previous_end = end
+    # Spans lose nothing: undoing exactly the marked escapes gives back the input.
+    assert unescape(safe) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain\ttab\n", SafeText("plain\ttab\n")),
+        ("a\x1b[2Jb", SafeText("a\\x1b[2Jb", ((1, 5, "control"),))),
+        ("\x00\x07", SafeText("\\x00\\x07", ((0, 8, "control"),))),
+        ("del\x7f", SafeText("del\\x7f", ((3, 7, "control"),))),
+        ("c1\x85\x9b", SafeText("c1\\x85\\x9b", ((2, 10, "control"),))),
+        ("x\u2028y\u2029", SafeText("x\\u2028y\\u2029", ((1, 7, "control"), (8, 14, "control")))),
+        ("\u202eevil", SafeText("\\u202eevil", ((0, 6, "control"),))),
+        ("\u2066i\u2069", SafeText("\\u2066i\\u2069", ((0, 6, "control"), (7, 13, "control")))),
+        ("\udcff", SafeText("\\xff", ((0, 4, "invalid"),))),
+        ("\ud800", SafeText("\\ud800", ((0, 6, "invalid"),))),
+        ("\x1b\udc80", SafeText("\\x1b\\x80", ((0, 4, "control"), (4, 8, "invalid")))),
+        ("\\x1b typed", SafeText("\\x1b typed")),
+        ("\r", SafeText("\\x0d", ((0, 4, "control"),))),
+    ],
+)
+def test_escape_text_exact(text, expected):
+    assert escape_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("encoding", "data", "expected"),
+    [
+        ("utf-8", b"a\xffb", SafeText("a\\xffb", ((1, 5, "invalid"),))),
+        ("utf-8", b"\xc3(", SafeText("\\xc3(", ((0, 4, "invalid"),))),
+        ("utf-8", b"\x1b[31mred", SafeText("\\x1b[31mred", ((0, 4, "control"),))),
+        ("utf-8", b"\xc2\x9b", SafeText("\\x9b", ((0, 4, "control"),))),
+        ("utf-8", b"\xe2\x80\xae", SafeText("\\u202e", ((0, 6, "control"),))),
+        ("latin-1", b"\x85\xe9", SafeText("\\x85\xe9", ((0, 4, "control"),))),
+        ("gbk", b"\xd6\xd0\xff", SafeText("中\\xff", ((1, 5, "invalid"),))),
+        ("gbk", b"\x80", SafeText("\\x80", ((0, 4, "invalid"),))),
+        (AUTO, b"\xff\x80", SafeText("\\xff\\x80", ((0, 8, "invalid"),))),
+        ("utf-8", b"\\x41", SafeText("\\x41")),
+    ],
+)
+def test_invalid_bytes_and_controls_become_marked_escapes(encoding, data, expected):
+    assert decode_whole(data, encoding) == expected
+
+
+# ---- Line ends ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize(
+    ("chunks", "expected"),
+    [
+        ([b"a\r\nb"], "a\nb"),
+        ([b"a\rb"], "a\nb"),
+        ([b"a\nb"], "a\nb"),
+        ([b"a\r", b"\nb"], "a\nb"),
+        ([b"a\r", b"", b"\nb"], "a\nb"),
+        ([b"a\r", b"\n", b"\nb"], "a\n\nb"),
+        ([b"a\r\r\nb"], "a\n\nb"),
+        ([b"a\n\rb"], "a\n\nb"),
+        ([b"a\r", b"\r", b"\n"], "a\n\n"),
+        ([b"\r\n\r\n"], "\n\n"),
+        ([b"end\r"], "end\n"),
+    ],
+)
+def test_cr_lf_lone_cr_and_lone_lf_each_become_one_newline(encoding, chunks, expected):
+    decoder = TextDecoder(encoding)
+    texts = [decoder.decode(chunk).text for chunk in chunks]
+    texts.append(decoder.decode(b"", final=True).text)
+    assert "".join(texts) == expected
+
+
+def test_cr_then_held_back_bytes_then_lf_is_one_newline():
+    decoder = TextDecoder("utf-8")
+    assert decoder.decode(b"a\r").text == "a\n"
+    assert decoder.decode(b"\xe4\xb8").text == ""  # held back: the CR is still the last char
+    assert decoder.decode(b"\xad\nb").text == "中\nb"
+
+
+def test_lf_after_an_invalid_byte_after_cr_is_a_second_line_end():
+    decoder = TextDecoder("utf-8")
+    assert decoder.decode(b"a\r").text == "a\n"
+    assert decoder.decode(b"\xff\n").text == "\\xff\n"
+
+
+# ---- auto ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("chunks", "expected"),
+    [
+        (["héllo 中文 😀".encode()], "héllo 中文 😀"),
+        (["中文，你好".encode("gbk")], "中文，你好"),
+        (["中".encode() + "文".encode("gbk") + b"!"], "中文!"),
+        ([b"\xe4", b"\xb8", b"\xad"], "中"),
+        ([b"\xf0\x9f", b"\x98\x80"], "😀"),
+        ([b"\xd6", b"\xd0"], "中"),
+        ([b"a\xd6"], "a\\xd6"),
+        ([b"\xe4\xb8"], "涓"),
+        ([b"\xff"], "\\xff"),
+        ([b"ok\x1b"], "ok\\x1b"),
+    ],
+)
+def test_auto_prefers_utf8_then_gbk_then_escapes(chunks, expected):
+    decoder = TextDecoder(AUTO)
+    texts = [decoder.decode(chunk).text for chunk in chunks]
+    texts.append(decoder.decode(b"", final=True).text)
+    assert "".join(texts) == expected
+
+
+def test_auto_holds_back_a_utf8_prefix_until_the_next_read():
+    decoder = TextDecoder(AUTO)
+    assert decoder.decode(b"x\xe4\xb8").text == "x"
+    assert decoder.pending() == b"\xe4\xb8"
+    assert decoder.decode(b"\xad").text == "中"
+    assert decoder.pending() == b""
+
+
+@pytest.mark.parametrize(
+    ("data", "shown"),
+    [
+        (b"\xd6\xd0", "中"),  # \xd0 cannot continue UTF-8
+        (b"\xed\xa0", "頎"),  # would be a UTF-16 surrogate in UTF-8
+        (b"\xe0\x80", "鄝"),  # would be an overlong UTF-8 form
+        (b"\xf4\x90", "魫"),  # would be past U+10FFFF in UTF-8
+    ],
+)
+def test_auto_shows_gbk_at_once_when_utf8_is_impossible(data, shown):
+    decoder = TextDecoder(AUTO)
+    assert decoder.decode(data).text == shown
+    assert decoder.pending() == b""
+
+
+@pytest.mark.parametrize(
+    ("encoding", "data", "text", "pending"),
+    [
+        ("utf-8", b"a\xe4\xb8", "a", b"\xe4\xb8"),
+        ("gbk", b"a\xd6", "a", b"\xd6"),
+        ("gb18030", b"a\x81\x30", "a", b"\x81\x30"),
+        ("latin-1", b"a\xe4", "a\xe4", b""),
+    ],
+)
+def test_pending_reports_held_back_bytes(encoding, data, text, pending):
+    decoder = TextDecoder(encoding)
+    assert decoder.decode(data).text == text
+    assert decoder.pending() == pending
+
+
+# ---- Encoding names -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "canonical"),
+    [
+        ("utf8", "utf-8"),
+        ("UTF-8", "utf-8"),
+        ("U8", "utf-8"),
+        ("GBK", "gbk"),
+        ("cp936", "gbk"),
+        ("GB18030", "gb18030"),
+        ("latin1", "iso8859-1"),
+        ("latin-1", "iso8859-1"),
+        ("auto", AUTO),
+        ("AUTO", AUTO),
+    ],
+)
+def test_resolve_encoding_canonicalises_aliases(name, canonical):
+    assert resolve_encoding(name) == canonical
+
+
+@pytest.mark.parametrize("name", ["nope", "uft8", "", "utf-9"])
+def test_resolve_encoding_rejects_unknown_names(name):
+    with pytest.raises(ValueError, match="unknown encoding"):
+        resolve_encoding(name)
+
+
+@pytest.mark.parametrize("name", ["hex", "base64", "zlib", "rot13", "bz2", "uu"])
+def test_resolve_encoding_rejects_byte_and_non_text_codecs(name):
+    with pytest.raises(ValueError, match="not a text encoding"):
+        resolve_encoding(name)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "sent"), [(AUTO, "utf-8"), ("gbk", "gbk"), ("utf-8", "utf-8")]
+)
+def test_auto_sends_utf8(encoding, sent):
+    assert encoding_for_sending(encoding) == sent
