@@ -16,17 +16,18 @@ from netrepl.errors import NetreplError, UsageError
 from netrepl.events import Noticed
 from netrepl.render import Renderer
 from netrepl.session import Session, Settings
+from netrepl.transport import Endpoint
 
 EXIT_OK, EXIT_CONNECTION, EXIT_USAGE = 0, 1, 2
 
 
 def run_batch(
-    host: str,
-    port: int,
+    endpoint: Endpoint,
     settings: Settings,
     *,
     linger: float,
     quiet: bool = False,
+    once: bool = False,
     banner: str | None = None,
 ) -> int:
     """Run stdin through a session. Raises ConnectError if the first connection fails."""
@@ -45,12 +46,16 @@ def run_batch(
     try:
         if banner:
             display.post(Noticed(banner, "info"))
-        session.connect(host, port)
-        status = feed_lines(session, sys.stdin.buffer)
+        session.open(endpoint)
+        wait_until_ready(session)
+        status = feed_lines(session, sys.stdin.buffer, once=once)
         if status == EXIT_OK and not session.quit_requested:
-            linger_until_quiet(session, linger)
-        connection = session.connection
-        if status == EXIT_OK and connection is not None and connection.failure:
+            if once:
+                wait_first_client_gone(session)
+            else:
+                linger_until_quiet(session, linger)
+        transport = session.transport
+        if status == EXIT_OK and transport is not None and transport.failure:
             status = EXIT_CONNECTION
     finally:
         session.close()
@@ -58,9 +63,24 @@ def run_batch(
     return status
 
 
-def feed_lines(session: Session, stdin: BinaryIO) -> int:
+def wait_until_ready(session: Session) -> None:
+    """A listener waits for its first client (or datagram), a reconnecting client for its
+    connection, before the first stdin line: a script's first line has someone to go to."""
+    transport = session.transport
+    if transport is not None:
+        transport.wait_for(lambda: transport.can_send or not transport.is_open, None)
+
+
+def _first_client_gone(session: Session) -> bool:
+    transport = session.transport
+    return transport is None or getattr(transport, "finished", 0) >= 1 or not transport.is_open
+
+
+def feed_lines(session: Session, stdin: BinaryIO, *, once: bool = False) -> int:
     """Submit each line; stop at the first one that fails, with its exit status."""
     for number, raw in enumerate(stdin, 1):
+        if once and _first_client_gone(session):
+            break  # --once: the client this script was for has left
         line = raw.decode("utf-8", "surrogateescape")
         line = line.removesuffix("\n").removesuffix("\r")
         try:
@@ -73,13 +93,20 @@ def feed_lines(session: Session, stdin: BinaryIO) -> int:
     return EXIT_OK
 
 
+def wait_first_client_gone(session: Session) -> None:
+    transport = session.transport
+    if transport is not None:
+        transport.wait_for(lambda: _first_client_gone(session), None)
+
+
 def linger_until_quiet(session: Session, linger: float) -> None:
-    """Wait until the peer closes, or nothing has been sent or received for `linger` s."""
-    connection = session.connection
-    if connection is None:
+    """Wait until nobody is left to talk to, or nothing was sent or received for `linger` s."""
+    transport = session.transport
+    if transport is None:
         return
     quiet_since = time.monotonic()
-    while connection.is_open:
-        idle = time.monotonic() - max(connection.last_activity, quiet_since)
-        if idle >= linger or connection.wait_closed(linger - idle):
+    while transport.can_send:
+        idle = time.monotonic() - max(transport.last_activity, quiet_since)
+        if idle >= linger:
             return
+        transport.wait_for(lambda: not transport.can_send, linger - idle)

@@ -1,4 +1,4 @@
-"""The command line: one declarative argparse parser, mapped to settings, and exit codes.
+"""The command line: one declarative argparse parser, mapped to options, and exit codes.
 
 Exit codes: 0 ok (the peer closing included), 1 connection error, 2 usage error, 3 expect
 timeout (reserved). Errors are one line on stderr. `--version` and `--help` import neither
@@ -8,25 +8,35 @@ prompt_toolkit nor rich; those are imported only by the front end that is about 
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from netrepl import __version__
 from netrepl.errors import ConnectError, UsageError
 from netrepl.payload import EOLS
-from netrepl.transport import parse_port
+from netrepl.transport import Endpoint, TlsOptions, parse_host_port, parse_port
 from netrepl.view import VIEW_NAMES, View, apply_encoding, apply_view_name
 
 EXIT_OK, EXIT_CONNECTION, EXIT_USAGE = 0, 1, 2
+
+USAGE = """\
+netrepl [options] HOST PORT              connect (TCP; -u UDP; --tls TLS)
+       netrepl [options] -l [HOST] PORT         listen for clients (all interfaces by default)
+       netrepl [options] --unix PATH [-l]       a unix stream socket
+       netrepl --demo                           try it against the built-in demo peer"""
 
 EXAMPLES = """\
 examples:
   netrepl --demo                       try every view against the built-in demo peer
   netrepl 127.0.0.1 6379               talk to Redis (type PING)
   netrepl example.com 80 --eol crlf    type an HTTP request by hand
+  netrepl example.com 443 --tls --eol crlf    the same over TLS (certificate checked)
   netrepl 192.168.1.7 502 --view hex   a Modbus/TCP device, shown as a hexdump
   netrepl 10.0.0.5 9000 --view gbk     a device that talks GBK
+  netrepl -l 9000                      wait for devices to connect to port 9000
+  netrepl -u -l 5000 --view hex        receive UDP datagrams on port 5000
   printf 'PING\\r\\n' | netrepl 127.0.0.1 6379     batch: prints +PONG and exits
 
 Inside, type /help for the commands.
@@ -40,14 +50,13 @@ class _Parser(argparse.ArgumentParser):
 
 @dataclass
 class Options:
-    host: str
-    port: int
+    endpoint: Endpoint
     view: View
     eol: str
-    connect_timeout: float
     linger: float
     demo: bool
     quiet: bool
+    once: bool
 
 
 def _seconds(text: str) -> float:
@@ -60,64 +69,206 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="netrepl",
-        description="Talk to a TCP peer by hand: type to send, watch replies in hex, UTF-8 or GBK.",
+        usage=USAGE,
+        description="Talk to a socket by hand: type to send, watch replies in hex, UTF-8 or GBK.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("host", nargs="?", metavar="HOST", help="name, IPv4 or IPv6 address")
     parser.add_argument("port", nargs="?", metavar="PORT", help="port number or service name")
-    parser.add_argument(
+
+    shown = parser.add_argument_group("showing and sending")
+    shown.add_argument(
         "--view",
         choices=VIEW_NAMES,
         help="how received bytes are shown (default utf8; raw: bytes unchanged, batch only)",
     )
-    parser.add_argument(
+    shown.add_argument(
         "--encoding",
         metavar="NAME",
         help="text encoding for showing and sending text: any Python codec (default utf-8)",
     )
-    parser.add_argument(
+    shown.add_argument(
         "--eol", choices=tuple(EOLS), default="lf", help="end of line added to typed text"
     )
-    parser.add_argument(
+
+    transport = parser.add_argument_group("transport")
+    transport.add_argument(
+        "-l", "--listen", action="store_true", help="listen: [HOST] PORT, or --unix PATH"
+    )
+    transport.add_argument("-u", "--udp", action="store_true", help="UDP datagrams, not TCP")
+    transport.add_argument("--unix", metavar="PATH", help="a unix stream socket instead of TCP")
+    family = transport.add_mutually_exclusive_group()
+    family.add_argument(
+        "-4", dest="family", action="store_const", const=socket.AF_INET, help="IPv4 only"
+    )
+    family.add_argument(
+        "-6", dest="family", action="store_const", const=socket.AF_INET6, help="IPv6 only"
+    )
+    transport.add_argument(
+        "--source", metavar="ADDR[:PORT]", help="bind the local end to ADDR (and PORT)"
+    )
+    transport.add_argument(
         "--connect-timeout",
         type=_seconds,
         default=10.0,
         metavar="S",
         help="give up connecting after S seconds (default 10)",
     )
-    parser.add_argument(
+    transport.add_argument(
+        "--reconnect",
+        type=_seconds,
+        nargs="?",
+        const=1.0,
+        metavar="S",
+        help="reconnect automatically when the connection ends or fails, first after S"
+        " seconds (default 1), then backing off to 30",
+    )
+    transport.add_argument(
+        "--max-clients", type=_count, metavar="N", help="listen: refuse clients beyond N"
+    )
+    transport.add_argument(
+        "--once", action="store_true", help="listen, batch: exit when the first client leaves"
+    )
+    transport.add_argument(
+        "--broadcast", action="store_true", help="UDP: allow sending to a broadcast address"
+    )
+    transport.add_argument(
+        "--keepalive", action="store_true", help="TCP keepalive probes (60 s idle, every 10 s)"
+    )
+    transport.add_argument(
+        "--nodelay",
+        action="store_true",
+        help="TCP_NODELAY: no Nagle delay between small back-to-back sends",
+    )
+
+    tls = parser.add_argument_group("TLS")
+    tls.add_argument("--tls", action="store_true", help="TLS over the TCP or unix connection")
+    tls.add_argument("--cafile", metavar="FILE", help="trust these CA certificates (PEM)")
+    tls.add_argument(
+        "--insecure", action="store_true", help="do not verify the certificate (warned on connect)"
+    )
+    tls.add_argument("--sni", metavar="NAME", help="server name to send and check (default HOST)")
+    tls.add_argument(
+        "--cert", metavar="FILE", help="certificate chain (PEM): the server's, or a client's"
+    )
+    tls.add_argument("--key", metavar="FILE", help="private key for --cert, if not in it")
+    tls.add_argument("--alpn", metavar="P1,P2", help="offer these ALPN protocols (h2,http/1.1)")
+
+    batch = parser.add_argument_group("batch mode (stdin not a terminal)")
+    batch.add_argument(
         "--linger",
         type=_seconds,
         default=1.0,
         metavar="S",
-        help="batch: after stdin ends, wait until S seconds pass with nothing received "
+        help="after stdin ends, wait until S seconds pass with nothing received "
         "or the peer closes (default 1.0)",
     )
+    batch.add_argument(
+        "-q", "--quiet", action="store_true", help="no status lines on stderr, only errors"
+    )
+
     parser.add_argument(
         "--demo", action="store_true", help="start the built-in demo peer and connect to it"
     )
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="batch: no status lines on stderr, only errors"
-    )
     parser.add_argument("--version", action="version", version=f"netrepl {__version__}")
     return parser
+
+
+def _endpoint(args: argparse.Namespace) -> Endpoint:
+    """The transport options, checked against each other."""
+    needs_tls = [
+        name
+        for name, value in (
+            ("--cafile", args.cafile),
+            ("--insecure", args.insecure),
+            ("--sni", args.sni),
+            ("--cert", args.cert),
+            ("--key", args.key),
+            ("--alpn", args.alpn),
+        )
+        if value
+    ]
+    if needs_tls and not args.tls:
+        raise UsageError(f"{needs_tls[0]} needs --tls")
+    if args.udp and (args.tls or args.unix):
+        raise UsageError("-u (UDP) goes with neither --tls nor --unix")
+    if args.broadcast and not args.udp:
+        raise UsageError("--broadcast is for UDP (-u)")
+    if not args.listen:
+        for name, value in (("--max-clients", args.max_clients), ("--once", args.once)):
+            if value:
+                raise UsageError(f"{name} is for listen mode (-l)")
+    elif args.reconnect is not None:
+        raise UsageError("--reconnect is for clients, not listen mode (-l)")
+    if args.listen and args.udp and args.max_clients:
+        raise UsageError("--max-clients is for TCP and unix listeners")
+    if args.listen and args.tls and not args.cert:
+        raise UsageError("a TLS listener needs --cert FILE (and --key FILE)")
+    tls = None
+    if args.tls:
+        alpn = tuple(p.strip() for p in args.alpn.split(",") if p.strip()) if args.alpn else ()
+        tls = TlsOptions(
+            cafile=args.cafile,
+            insecure=args.insecure,
+            sni=args.sni,
+            cert=args.cert,
+            key=args.key,
+            alpn=alpn,
+        )
+    common = {
+        "family": args.family or socket.AF_UNSPEC,
+        "tls": tls,
+        "broadcast": args.broadcast,
+        "keepalive": args.keepalive,
+        "nodelay": args.nodelay,
+        "max_clients": args.max_clients,
+        "reconnect": args.reconnect,
+        "connect_timeout": args.connect_timeout,
+        "listen": args.listen,
+    }
+    if args.unix is not None:
+        if args.host is not None:
+            raise UsageError("--unix PATH takes no HOST or PORT")
+        if args.source or args.family:
+            raise UsageError("--source, -4 and -6 are for TCP and UDP, not --unix")
+        return Endpoint(protocol="unix", path=args.unix, **common)  # type: ignore[arg-type]
+    protocol = "udp" if args.udp else "tcp"
+    if args.listen and args.port is None:
+        # `-l PORT`: the one positional is the port, like nc.
+        if args.host is None:
+            raise UsageError("give the PORT to listen on (-l [HOST] PORT)")
+        host, port_text = None, args.host
+    elif args.host is None or args.port is None:
+        raise UsageError("give HOST and PORT (or --demo; -l PORT to listen)")
+    else:
+        host, port_text = args.host, args.port
+    if host is not None:
+        host = host.removeprefix("[").removesuffix("]")
+    # Listening on port 0 takes a free port, printed when listening starts.
+    port = 0 if args.listen and port_text == "0" else parse_port(port_text, protocol)
+    source = parse_host_port(args.source, port_optional=True) if args.source else None
+    return Endpoint(protocol=protocol, host=host, port=port, source=source, **common)  # type: ignore[arg-type]
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
     """Parse and check the command line; raise UsageError with a one-line reason."""
     args = build_parser().parse_args(argv)
     if args.demo:
-        if args.host is not None:
-            raise UsageError("--demo starts its own peer: give no HOST or PORT")
-        host, port = "127.0.0.1", 0
-    elif args.host is None or args.port is None:
-        raise UsageError("give HOST and PORT (or --demo)")
+        if args.host is not None or args.listen or args.udp or args.unix:
+            raise UsageError("--demo starts its own peer: give no HOST, PORT, -l, -u or --unix")
+        endpoint = replace(_endpoint_for_demo(args), connect_timeout=args.connect_timeout)
     else:
-        host, port = args.host.removeprefix("[").removesuffix("]"), parse_port(args.port)
+        endpoint = _endpoint(args)
     view = View()
     try:
         if args.encoding is not None:
@@ -130,15 +281,20 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     except ValueError as error:
         raise UsageError(str(error)) from None
     return Options(
-        host=host,
-        port=port,
+        endpoint=endpoint,
         view=view,
         eol=args.eol,
-        connect_timeout=args.connect_timeout,
         linger=args.linger,
         demo=args.demo,
         quiet=args.quiet,
+        once=args.once,
     )
+
+
+def _endpoint_for_demo(args: argparse.Namespace) -> Endpoint:
+    if args.tls:
+        raise UsageError("--demo speaks plain TCP: drop --tls")
+    return Endpoint(host="127.0.0.1", port=0, reconnect=args.reconnect)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,20 +312,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from netrepl.session import Settings
 
-    settings = Settings(
-        view=options.view,
-        eol=options.eol,
-        connect_timeout=options.connect_timeout,
-        batch=not interactive,
-    )
+    settings = Settings(view=options.view, eol=options.eol, batch=not interactive)
     demo = None
     banner = None
-    host, port = options.host, options.port
+    endpoint = options.endpoint
     if options.demo:
         from netrepl.demo import DemoPeer
 
         demo = DemoPeer().start()
-        host, port = demo.host, demo.port
+        endpoint = replace(endpoint, host=demo.host, port=demo.port)
         banner = (
             f"demo peer on {demo.address}: type help and press Enter, "
             "then try /hex, /gbk, /auto and /help"
@@ -178,15 +329,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if interactive:
             from netrepl.repl import run_interactive
 
-            return run_interactive(host, port, settings, banner)
+            return run_interactive(endpoint, settings, banner)
         from netrepl.batch import run_batch
 
         return run_batch(
-            host, port, settings, linger=options.linger, quiet=options.quiet, banner=banner
+            endpoint,
+            settings,
+            linger=options.linger,
+            quiet=options.quiet,
+            once=options.once,
+            banner=banner,
         )
     except ConnectError as error:
         print(f"netrepl: {error}", file=sys.stderr)
         return EXIT_CONNECTION
+    except UsageError as error:
+        print(f"netrepl: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     finally:

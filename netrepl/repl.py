@@ -9,24 +9,29 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import sys
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import ANSI, StyleAndTextTuples, to_formatted_text
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.patch_stdout import StdoutProxy
 
-from netrepl.commands import REGISTRY
+from netrepl.commands import REGISTRY, describe_target
 from netrepl.display import AnsiFormatter, Display, TerminalSink
 from netrepl.errors import NetreplError
-from netrepl.events import Noticed, Submitted
+from netrepl.events import Event, Noticed, Submitted
 from netrepl.render import Renderer
 from netrepl.session import Session, Settings
+from netrepl.transport import Endpoint
 
 # Lines above the prompt are written at most this often; prompt_toolkit's default (0.2 s)
 # would make a steady trickle of lines look laggy.
@@ -57,6 +62,9 @@ def open_history() -> History:
 class CommandCompleter(Completer):
     """Completes slash commands and their arguments, straight from the registry."""
 
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
     def get_completions(
         self, document: Document, complete_event: CompleteEvent
     ) -> Iterable[Completion]:
@@ -80,31 +88,113 @@ class CommandCompleter(Completer):
         index = len(words) if not current else len(words) - 1
         if index >= len(command.params):
             return
-        for value in command.params[index].completions:
+        for value in command.params[index].completions(self._session):
             if value.startswith(current):
                 yield Completion(value, start_position=-len(current))
 
 
 def prompt_text(session: Session) -> str:
-    return "hex> " if session.settings.input_mode == "hex" else "> "
+    """`> `, or with a chosen target and the input mode: `#2> `, `hex> `, `#2 hex> `."""
+    parts = []
+    target = session.target
+    if target is not None and session.listening:
+        parts.append(
+            f"#{target}" if isinstance(target, int) else describe_target(target, short=True)
+        )
+    if session.settings.input_mode == "hex":
+        parts.append("hex")
+    return " ".join(parts) + "> "
 
 
-def toolbar_text(session: Session) -> str:
+def toolbar_text(session: Session, runner: LineRunner | None = None) -> str:
     settings = session.settings
     view = settings.view
     shown = view.encoding if view.mode == "text" else f"{view.mode} ({view.encoding})"
-    connection = session.connection
-    received = connection.received if connection else 0
-    sent = connection.sent if connection else 0
+    transport = session.transport
+    received = transport.received if transport else 0
+    sent = transport.sent if transport else 0
+    busy = runner.busy if runner is not None else None
+    state = f"busy: {busy[:30]} (Ctrl-C stops it)" if busy is not None else session.state
     return (
-        f" {session.address_label}  {session.state}  │  view {shown}  input {settings.input_mode}"
+        f" {session.address_label}  {state}  │  view {shown}  input {settings.input_mode}"
         f"  eol {settings.eol}  │  rx {received:,} B  tx {sent:,} B "
     )
 
 
-def run_interactive(host: str, port: int, settings: Settings, banner: str | None = None) -> int:
-    """Connect and run the prompt until /quit or Ctrl-D. Raises ConnectError if the first
-    connection fails (the caller turns it into exit status 1)."""
+class LineRunner:
+    """Runs entered lines one at a time on a thread of its own, in the order entered.
+
+    The prompt stays alive meanwhile: typing goes on while a slow connect or a send to a
+    peer that is not reading waits, and Ctrl-C can stop it (`interrupt`).
+    """
+
+    def __init__(
+        self, session: Session, post: Callable[[Event], None], on_quit: Callable[[], None]
+    ) -> None:
+        self._session = session
+        self._post = post
+        self._on_quit = on_quit
+        self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self.busy: str | None = None
+        """The line running now, if any."""
+        self._thread = threading.Thread(target=self._run, name="netrepl-lines", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, line: str) -> None:
+        self._lines.put(line)
+
+    def interrupt(self) -> bool:
+        """Stop the running line (Ctrl-C); False when nothing runs."""
+        if self.busy is None:
+            return False
+        self._session.cancel.set()
+        return True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._session.cancel.set()
+        self._lines.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while (line := self._lines.get()) is not None:
+            if self._session.quit_requested:
+                continue  # lines typed after /quit are not run
+            self.busy = line
+            self._session.cancel.clear()
+            try:
+                self._session.submit(line)
+            except NetreplError as error:
+                self._post(Noticed(str(error), "error"))
+            except Exception as error:  # a bug must not kill the session: show it, go on
+                self._post(Noticed(f"internal error: {error!r}", "error"))
+            finally:
+                self.busy = None
+                self._session.cancel.clear()
+            if self._session.quit_requested:
+                self._on_quit()
+
+
+def key_bindings(runner: LineRunner, post: Callable[[Event], None]) -> KeyBindings:
+    bindings = KeyBindings()
+
+    @bindings.add("c-c")
+    @bindings.add("<sigint>")
+    def _interrupt(event: KeyPressEvent) -> None:
+        # Clear the line; or stop what runs; never leave (Ctrl-D and /quit do).
+        buffer = event.app.current_buffer
+        if buffer.text:
+            buffer.reset()
+        elif runner.interrupt():
+            post(Noticed("interrupting…", "status"))
+
+    return bindings
+
+
+def run_interactive(endpoint: Endpoint, settings: Settings, banner: str | None = None) -> int:
+    """Connect (or listen) and run the prompt until /quit or Ctrl-D. Raises ConnectError if
+    the first connection fails (the caller turns it into exit status 1)."""
     proxy = StdoutProxy(raw=True, sleep_between_writes=WRITE_INTERVAL)
     prompt_session: PromptSession[str] | None = None
 
@@ -116,6 +206,13 @@ def run_interactive(host: str, port: int, settings: Settings, banner: str | None
     display = Display(Renderer(settings.view), sink)
     session = Session(settings, display.post)
 
+    def leave() -> None:
+        app = prompt_session.app if prompt_session is not None else None
+        if app is not None and app.is_running and app.loop is not None:
+            app.loop.call_soon_threadsafe(app.exit)
+
+    runner = LineRunner(session, display.post, leave)
+
     def message() -> StyleAndTextTuples:
         fragments: StyleAndTextTuples = []
         if sink.open_line_ansi:
@@ -123,38 +220,40 @@ def run_interactive(host: str, port: int, settings: Settings, banner: str | None
         fragments.append(("bold", prompt_text(session)))
         return fragments
 
+    def accept(buffer: Buffer) -> bool:
+        # The prompt keeps running while the line is handled, so everything the display
+        # writes goes above it through run_in_terminal and never races a redraw.
+        display.post(Submitted(prompt_text(session), buffer.text))
+        runner.submit(buffer.text)
+        return False  # clear the line, keep the prompt
+
     display.start()
     with proxy, contextlib.redirect_stdout(proxy), contextlib.redirect_stderr(proxy):  # type: ignore[type-var]
         if banner:
             display.post(Noticed(banner, "info"))
         try:
-            session.connect(host, port)
+            session.open(endpoint)
         except NetreplError:
             display.stop()
             raise
         prompt_session = PromptSession(
             message=message,
-            bottom_toolbar=lambda: toolbar_text(session),
-            completer=CommandCompleter(),
+            bottom_toolbar=lambda: toolbar_text(session, runner),
+            completer=CommandCompleter(session),
             history=open_history(),
             auto_suggest=AutoSuggestFromHistory(),
-            erase_when_done=True,  # the display echoes the line, in order with received data
+            key_bindings=key_bindings(runner, display.post),
+            erase_when_done=True,
             refresh_interval=0.5,
         )
-        while not session.quit_requested:
-            try:
-                line = prompt_session.prompt()
-            except KeyboardInterrupt:
-                continue  # Ctrl-C clears the line
-            except EOFError:
-                break  # Ctrl-D on an empty line
-            display.post(Submitted(prompt_text(session), line))
-            try:
-                session.submit(line)
-            except NetreplError as error:
-                display.post(Noticed(str(error), "error"))
-            except KeyboardInterrupt:
-                display.post(Noticed("interrupted", "error"))
-        session.close()
-        display.stop()
+        prompt_session.default_buffer.accept_handler = accept
+        runner.start()
+        try:
+            prompt_session.prompt()
+        except EOFError:
+            pass  # Ctrl-D on an empty line
+        finally:
+            runner.stop()
+            session.close()
+            display.stop()
     return 0

@@ -1,23 +1,26 @@
 """The state of one netrepl session and the operations every front end calls.
 
 The interactive REPL and batch mode both hand each line to `Session.submit`, so a command
-behaves the same typed or piped. The session owns the settings and the current connection; it
+behaves the same typed or piped. The session owns the settings and the current transport; it
 reports through `post` (to the display) and raises NetreplError subclasses for the caller to
 show, never printing anything itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from netrepl.commands import REGISTRY
 from netrepl.errors import SendError, UsageError
-from netrepl.events import Event, Noticed, Sent, ViewChanged
+from netrepl.events import Event, Noticed, ViewChanged
 from netrepl.payload import InputMode, build_payload
-from netrepl.transport import format_address, parse_port
-from netrepl.transport.tcp import TcpConnection
+from netrepl.render import certificate_lines
+from netrepl.transport import Endpoint, PeerInfo, Target, open_transport, parse_port
+from netrepl.transport.base import Transport
 from netrepl.view import View, apply_encoding, apply_view_name
 
 
@@ -27,35 +30,51 @@ class Settings:
     eol: str = "lf"
     escapes: bool = True
     input_mode: InputMode = "text"
-    connect_timeout: float = 10.0
     batch: bool = False
     """Batch mode (stdin not a terminal): allows the raw view."""
 
 
 class Session:
-    def __init__(self, settings: Settings, post: Callable[[Event], None]) -> None:
+    def __init__(
+        self, settings: Settings, post: Callable[[Event], None], endpoint: Endpoint | None = None
+    ) -> None:
         self.settings = settings
         self.post = post
-        self.connection: TcpConnection | None = None
-        self.address: tuple[str, int] | None = None
+        self.endpoint = endpoint
+        """What /reconnect opens again: the last endpoint opened (or given)."""
+        self.transport: Transport | None = None
+        self.target: Target | None = None
+        """Where typed data goes (/to); None: the transport's default."""
         self.quit_requested = False
-        self._connection_ids = itertools.count(1)
+        self.cancel = threading.Event()
+        """Set by Ctrl-C while a line runs: a blocking connect or send gives up."""
+        self._ids = itertools.count(1)
 
     # ---- state, for the toolbar and the batch driver
 
     @property
     def connected(self) -> bool:
-        return self.connection is not None and self.connection.is_open
+        """There is someone to send to right now."""
+        return self.transport is not None and self.transport.can_send
 
     @property
     def state(self) -> str:
-        if self.connected:
-            return "connected"
-        return "closed" if self.connection is not None else "not connected"
+        return self.transport.state if self.transport is not None else "not connected"
 
     @property
     def address_label(self) -> str:
-        return format_address(*self.address) if self.address else "-"
+        transport = self.transport
+        if transport is not None:
+            address = getattr(transport, "address", None)
+            label = address if isinstance(address, str) else transport.endpoint.label
+            return f"{transport.endpoint.kind} {label}"
+        return self.endpoint.label if self.endpoint else "-"
+
+    @property
+    def current_target(self) -> Target:
+        if self.target is not None:
+            return self.target
+        return self.transport.default_target() if self.transport is not None else "all"
 
     # ---- operations
 
@@ -79,32 +98,67 @@ class Session:
         self.send(payload, as_hex=self.settings.input_mode == "hex")
 
     def send(self, data: bytes, *, as_hex: bool) -> None:
-        if self.connection is None or not self.connection.is_open:
+        if self.transport is None:
             raise SendError("not connected (/reconnect or /connect HOST PORT)")
-        self.connection.send(data)
-        self.post(Sent(self.connection.id, data, as_hex))
+        self.transport.send(data, self.current_target, as_hex=as_hex)
+
+    def open(self, endpoint: Endpoint) -> None:
+        """Close what is open and open `endpoint`. Raises ConnectError or UsageError."""
+        self.close()
+        self.endpoint = endpoint
+        self.target = None
+        self.transport = open_transport(endpoint, self.post, self._ids, self.cancel)
 
     def connect(self, host: str, port: int | str) -> None:
-        """Close any current connection and connect to HOST PORT. Raises ConnectError."""
-        number = parse_port(port) if isinstance(port, str) else port
-        self.close()
-        self.address = (host, number)
-        self.connection = TcpConnection.open(
-            host,
-            number,
-            conn_id=next(self._connection_ids),
-            post=self.post,
-            timeout=self.settings.connect_timeout,
+        """Connect to HOST PORT with the current transport options (as a client)."""
+        base = self.endpoint or Endpoint()
+        protocol = "tcp" if base.protocol == "unix" else base.protocol
+        number = parse_port(port, protocol) if isinstance(port, str) else port
+        self.open(
+            dataclasses.replace(
+                base, protocol=protocol, host=host, port=number, path=None, listen=False
+            )
         )
 
     def reconnect(self) -> None:
-        if self.address is None:
+        if self.endpoint is None:
             raise UsageError("nothing to reconnect to: use /connect HOST PORT")
-        self.connect(*self.address)
+        self.open(self.endpoint)
 
     def close(self) -> None:
-        if self.connection is not None:
-            self.connection.close()
+        """Close the transport; it stays, closed, for the toolbar's totals and /reconnect."""
+        if self.transport is not None:
+            self.transport.close()
+
+    @property
+    def listening(self) -> bool:
+        return self.endpoint is not None and self.endpoint.listen
+
+    def set_target(self, target: Target) -> None:
+        if not self.listening:
+            raise UsageError("/to: only a listening netrepl (-l) has several peers to choose from")
+        if isinstance(target, tuple) and self.endpoint and self.endpoint.protocol != "udp":
+            raise UsageError("/to HOST:PORT is for UDP; for a TCP client use /to N (/clients)")
+        self.target = target
+
+    def peers(self) -> list[PeerInfo]:
+        return self.transport.peers() if self.transport is not None else []
+
+    def send_eof(self) -> None:
+        if self.transport is None:
+            raise SendError("not connected: nothing to half-close")
+        self.transport.send_eof(self.current_target)
+
+    def kick(self, conn: int) -> None:
+        if self.transport is None:
+            raise UsageError("/kick: not listening")
+        self.transport.kick(conn)
+
+    def show_certificates(self, conn: int | None) -> None:
+        if self.transport is None:
+            raise UsageError("/cert: not connected")
+        chain = self.transport.chain(conn)
+        self.note("\n".join(certificate_lines(chain)))
 
     def set_view_name(self, name: str) -> None:
         if name == "raw" and not self.settings.batch:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from netrepl.errors import UsageError
+from netrepl.errors import ConnectError, UsageError
 
 if TYPE_CHECKING:
     from netrepl.events import Event, Protocol
@@ -88,20 +91,28 @@ class PeerInfo:
 
 
 def open_transport(
-    endpoint: Endpoint, post: Callable[[Event], None], ids: Iterator[int]
+    endpoint: Endpoint,
+    post: Callable[[Event], None],
+    ids: Iterator[int],
+    cancel: threading.Event | None = None,
 ) -> Transport:
-    """Connect or start listening as `endpoint` says. Raises ConnectError or UsageError."""
+    """Connect or start listening as `endpoint` says. Raises ConnectError or UsageError.
+
+    Setting `cancel` (Ctrl-C) interrupts what blocks: a connect, a handshake, a send that
+    waits for a peer that is not reading.
+    """
+    cancel = cancel or threading.Event()
     if endpoint.protocol == "udp":
         from netrepl.transport.udp import DatagramTransport
 
-        return DatagramTransport.open(endpoint, post, ids)
+        return DatagramTransport.open(endpoint, post, ids, cancel)
     if endpoint.listen:
         from netrepl.transport.server import StreamServer
 
-        return StreamServer.open(endpoint, post, ids)
+        return StreamServer.open(endpoint, post, ids, cancel)
     from netrepl.transport.client import StreamClient
 
-    return StreamClient.open(endpoint, post, ids)
+    return StreamClient.open(endpoint, post, ids, cancel)
 
 
 def format_address(host: str, port: int) -> str:
@@ -168,3 +179,38 @@ def parse_host_port(text: str, *, port_optional: bool = False) -> tuple[str, int
             return host, 0
         raise UsageError(f"bad address {text!r}: give HOST:PORT")
     return host, parse_port(port_text)
+
+
+# How often a blocking step (connect, handshake) looks at the cancel flag (Ctrl-C).
+CANCEL_POLL_SECONDS = 0.05
+
+
+class Interrupted(ConnectError):
+    """The user interrupted a connect or handshake (Ctrl-C)."""
+
+
+def wait_ready(
+    sock: socket.socket,
+    *,
+    write: bool,
+    deadline: float | None,
+    cancel: threading.Event,
+    what: str,
+) -> None:
+    """Wait until `sock` is readable (or writable), in short slices that notice `cancel`."""
+    while True:
+        if cancel.is_set():
+            raise Interrupted(f"{what}: interrupted")
+        wait = CANCEL_POLL_SECONDS
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            wait = min(wait, left)
+        ready = (
+            select.select([], [sock], [], wait)[1]
+            if write
+            else select.select([sock], [], [], wait)[0]
+        )
+        if ready:
+            return

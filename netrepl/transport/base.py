@@ -21,9 +21,15 @@ class Transport:
     """Base of every transport: the loop, the event post, and waiting on state changes."""
 
     def __init__(
-        self, endpoint: Endpoint, post: Callable[[Event], None], ids: Iterator[int]
+        self,
+        endpoint: Endpoint,
+        post: Callable[[Event], None],
+        ids: Iterator[int],
+        cancel: threading.Event,
     ) -> None:
         self.endpoint = endpoint
+        self.cancel = cancel
+        """Set by the user's Ctrl-C: whatever this transport is blocked on gives up."""
         self._post_event = post
         self._ids = ids
         self._changed = threading.Condition()

@@ -6,6 +6,8 @@ reconnect thread, with a deadline; the connected socket is then handed to the I/
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import threading
 import time
@@ -20,6 +22,7 @@ from netrepl.transport import (
     describe_os_error,
     format_address,
     format_sockaddr,
+    wait_ready,
 )
 from netrepl.transport.base import Transport
 from netrepl.transport.stream import StreamChannel
@@ -46,20 +49,36 @@ def apply_socket_options(sock: socket.socket, endpoint: Endpoint) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
-def connect_stream(endpoint: Endpoint, deadline: float | None) -> socket.socket:
-    """A connected blocking socket for a TCP or unix endpoint. Raises ConnectError."""
+def _connect(
+    sock: socket.socket, address: object, deadline: float | None, cancel: threading.Event, what: str
+) -> None:
+    # Non-blocking, so Ctrl-C can stop a connect to a host that never answers.
+    sock.setblocking(False)
+    code = sock.connect_ex(address)  # type: ignore[arg-type]
+    if code in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY):
+        wait_ready(sock, write=True, deadline=deadline, cancel=cancel, what=what)
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if code:
+        raise OSError(code, os.strerror(code))
+    sock.setblocking(True)
 
-    def remaining() -> float | None:
-        return None if deadline is None else max(0.001, deadline - time.monotonic())
+
+def connect_stream(
+    endpoint: Endpoint, deadline: float | None, cancel: threading.Event
+) -> socket.socket:
+    """A connected blocking socket for a TCP or unix endpoint. Raises ConnectError."""
+    what = f"cannot connect to {endpoint.label}"
 
     def fail(reason: str) -> ConnectError:
-        return ConnectError(f"cannot connect to {endpoint.label}: {reason}")
+        return ConnectError(f"{what}: {reason}")
 
     if endpoint.protocol == "unix":
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.settimeout(remaining())
-            sock.connect(endpoint.path or "")
+            _connect(sock, endpoint.path or "", deadline, cancel, what)
+        except ConnectError:
+            sock.close()
+            raise
         except OSError as error:
             sock.close()
             raise fail(_connect_reason(error, endpoint)) from None
@@ -78,8 +97,7 @@ def connect_stream(endpoint: Endpoint, deadline: float | None) -> socket.socket:
             if endpoint.source is not None:
                 bind_source(sock, endpoint.source)
             apply_socket_options(sock, endpoint)
-            sock.settimeout(remaining())
-            sock.connect(address)
+            _connect(sock, address, deadline, cancel, what)
             return sock
         except ConnectError:
             sock.close()
@@ -111,9 +129,13 @@ def bind_source(sock: socket.socket, source: tuple[str, int]) -> None:
 
 class StreamClient(Transport):
     def __init__(
-        self, endpoint: Endpoint, post: Callable[[Event], None], ids: Iterator[int]
+        self,
+        endpoint: Endpoint,
+        post: Callable[[Event], None],
+        ids: Iterator[int],
+        cancel: threading.Event,
     ) -> None:
-        super().__init__(endpoint, post, ids)
+        super().__init__(endpoint, post, ids, cancel)
         self.channel: StreamChannel | None = None
         self._earlier_received = 0
         self._earlier_sent = 0
@@ -125,12 +147,16 @@ class StreamClient(Transport):
 
     @classmethod
     def open(
-        cls, endpoint: Endpoint, post: Callable[[Event], None], ids: Iterator[int]
+        cls,
+        endpoint: Endpoint,
+        post: Callable[[Event], None],
+        ids: Iterator[int],
+        cancel: threading.Event,
     ) -> StreamClient:
         """Connect now. Raises ConnectError, unless --reconnect: then it keeps trying."""
         if endpoint.tls is not None:
             client_context(endpoint.tls)  # a bad --cafile or --cert is a usage error, now
-        client = cls(endpoint, post, ids)
+        client = cls(endpoint, post, ids, cancel)
         client.loop.start()
         try:
             client._connect()
@@ -238,7 +264,7 @@ class StreamClient(Transport):
         endpoint = self.endpoint
         timeout = endpoint.connect_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
-        sock = connect_stream(endpoint, deadline)
+        sock = connect_stream(endpoint, deadline, self.cancel)
         layer, early = None, b""
         try:
             if endpoint.tls is not None:
@@ -269,6 +295,7 @@ class StreamClient(Transport):
             tls=layer,
             early_data=early,
             on_closed=self._channel_closed,
+            cancel=self.cancel,
         )
         if layer is not None:
             channel.tls_info = layer.established(conn)
@@ -303,12 +330,7 @@ class StreamClient(Transport):
                 " (or --insecure)"
             )
         layer = TlsLayer(context, server_side=False, server_hostname=hostname)
-        early = client_handshake(
-            sock,
-            layer,
-            deadline if deadline is not None else time.monotonic() + 3600,
-            endpoint.label,
-        )
+        early = client_handshake(sock, layer, deadline, self.cancel, endpoint.label)
         return layer, early
 
     # ---- reconnecting

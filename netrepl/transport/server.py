@@ -13,6 +13,7 @@ import socket
 import ssl
 import stat
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -113,9 +114,13 @@ def _unix_peer_label(sock: socket.socket) -> str:
 
 class StreamServer(Transport):
     def __init__(
-        self, endpoint: Endpoint, post: Callable[[Event], None], ids: Iterator[int]
+        self,
+        endpoint: Endpoint,
+        post: Callable[[Event], None],
+        ids: Iterator[int],
+        cancel: threading.Event,
     ) -> None:
-        super().__init__(endpoint, post, ids)
+        super().__init__(endpoint, post, ids, cancel)
         self.clients: dict[int, StreamChannel] = {}
         self.accepted = 0
         self.finished = 0
@@ -129,10 +134,14 @@ class StreamServer(Transport):
 
     @classmethod
     def open(
-        cls, endpoint: Endpoint, post: Callable[[Event], None], ids: Iterator[int]
+        cls,
+        endpoint: Endpoint,
+        post: Callable[[Event], None],
+        ids: Iterator[int],
+        cancel: threading.Event,
     ) -> StreamServer:
         context = server_context(endpoint.tls) if endpoint.tls is not None else None
-        server = cls(endpoint, post, ids)
+        server = cls(endpoint, post, ids, cancel)
         server._context = context
         try:
             listener = listening_socket(endpoint, socket.SOCK_STREAM)
@@ -309,6 +318,7 @@ class StreamServer(Transport):
             local=local,
             tls=layer,
             on_closed=self._client_closed,
+            cancel=self.cancel,
         )
         self.clients[conn] = channel
         self.accepted += 1

@@ -51,6 +51,7 @@ class StreamChannel:
         tls: TlsLayer | None = None,
         early_data: bytes = b"",
         on_closed: Callable[[StreamChannel], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.id = conn_id
         self.peer = peer
@@ -68,6 +69,7 @@ class StreamChannel:
         self._sock = sock
         self._post = post
         self._on_closed = on_closed
+        self._cancel = cancel or threading.Event()
         self._buffer = bytearray(READ_SIZE)
         self._view = memoryview(self._buffer)
         # (bytes still to write, plaintext bytes they carry): counted as sent once written.
@@ -90,7 +92,13 @@ class StreamChannel:
 
     @property
     def can_send(self) -> bool:
-        return self.state in ("handshaking", "open") and not self._eof_requested
+        # Not the state: it turns "closed" just before Closed is posted, and no one may see
+        # the connection unsendable before the event that says why is on its way.
+        return (
+            not self._closed.is_set()
+            and self.state not in ("half-closed", "closing")
+            and not self._eof_requested
+        )
 
     def start(self) -> None:
         """Begin reading on the loop thread (a TLS server also begins its handshake)."""
@@ -111,9 +119,13 @@ class StreamChannel:
         """
         with self._queue_changed:
             # The loop thread itself must never wait here: it is what drains the queue.
-            if not self._loop.in_loop() and not self._queue_changed.wait_for(
-                lambda: self._queued < HIGH_WATER or not self.can_send, timeout
-            ):
+            waited = self._loop.in_loop() or self._queue_changed.wait_for(
+                lambda: self._queued < HIGH_WATER or not self.can_send or self._cancel.is_set(),
+                timeout,
+            )
+            if self._cancel.is_set() and self._queued >= HIGH_WATER:
+                raise SendError("interrupted: nothing of this send was queued")
+            if not waited:
                 raise SendError(
                     f"{self.peer} is not reading: {self._queued:,} bytes still queued;"
                     " this send was not queued"

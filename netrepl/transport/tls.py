@@ -11,11 +11,12 @@ import contextlib
 import datetime
 import socket
 import ssl
+import threading
 import time
 
 from netrepl.errors import ConnectError, UsageError
 from netrepl.events import CertificateInfo, TlsEstablished
-from netrepl.transport import TlsOptions, describe_os_error
+from netrepl.transport import TlsOptions, describe_os_error, wait_ready
 
 
 def client_context(options: TlsOptions) -> ssl.SSLContext:
@@ -199,21 +200,28 @@ def _iso_time(value: str | None) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def client_handshake(sock: socket.socket, layer: TlsLayer, deadline: float, label: str) -> bytes:
+def client_handshake(
+    sock: socket.socket,
+    layer: TlsLayer,
+    deadline: float | None,
+    cancel: threading.Event,
+    label: str,
+) -> bytes:
     """Run a client handshake on a blocking socket before the I/O thread takes it over.
 
     Returns application data that arrived with the server's last handshake message (a
     server that speaks first, like SMTPS, may send both in one segment). Raises
     ConnectError with one line: the verification failure, or the peer hanging up.
     """
+    what = f"TLS handshake with {label}"
     early = bytearray()
     try:
         while not layer.handshake():
             sock.sendall(layer.take_outgoing())
-            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            wait_ready(sock, write=False, deadline=deadline, cancel=cancel, what=what)
             data = sock.recv(65536)
             if not data:
-                raise ConnectError(f"TLS handshake with {label} failed: the peer closed")
+                raise ConnectError(f"{what} failed: the peer closed")
             early += layer.feed(data)
         sock.sendall(layer.take_outgoing())
         return bytes(early)
@@ -221,12 +229,8 @@ def client_handshake(sock: socket.socket, layer: TlsLayer, deadline: float, labe
         # Send our alert (unknown CA, bad name...) so the server's log says why we left.
         with contextlib.suppress(OSError):
             sock.sendall(layer.take_outgoing())
-        raise ConnectError(
-            f"TLS handshake with {label} failed: {describe_ssl_error(error)}"
-        ) from None
+        raise ConnectError(f"{what} failed: {describe_ssl_error(error)}") from None
     except TimeoutError:
-        raise ConnectError(f"TLS handshake with {label} failed: timed out") from None
+        raise ConnectError(f"{what} failed: timed out") from None
     except OSError as error:
-        raise ConnectError(
-            f"TLS handshake with {label} failed: {describe_os_error(error)}"
-        ) from None
+        raise ConnectError(f"{what} failed: {describe_os_error(error)}") from None

@@ -47,9 +47,13 @@ class _Sender:
 
 class DatagramTransport(Transport):
     def __init__(
-        self, endpoint: Endpoint, post: Callable[[Event], None], ids: Iterator[int]
+        self,
+        endpoint: Endpoint,
+        post: Callable[[Event], None],
+        ids: Iterator[int],
+        cancel: threading.Event,
     ) -> None:
-        super().__init__(endpoint, post, ids)
+        super().__init__(endpoint, post, ids, cancel)
         self._sock: socket.socket | None = None
         self._connected = False
         """A client socket connect()ed to its peer: it hears only that peer, and ICMP errors."""
@@ -67,9 +71,13 @@ class DatagramTransport(Transport):
 
     @classmethod
     def open(
-        cls, endpoint: Endpoint, post: Callable[[Event], None], ids: Iterator[int]
+        cls,
+        endpoint: Endpoint,
+        post: Callable[[Event], None],
+        ids: Iterator[int],
+        cancel: threading.Event,
     ) -> DatagramTransport:
-        transport = cls(endpoint, post, ids)
+        transport = cls(endpoint, post, ids, cancel)
         try:
             if endpoint.listen:
                 sock = listening_socket(endpoint, socket.SOCK_DGRAM)

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = sorted(REGISTRY.commands.values(), key=lambda c: c.name)
 EXPECTED_NAMES = {
     "hex", "utf8", "gbk", "auto", "view", "encoding", "x", "input", "eol", "escapes",
-    "connect", "reconnect", "close", "help", "quit",
+    "connect", "reconnect", "close", "eof", "to", "clients", "kick", "cert", "help", "quit",
 }  # fmt: skip
 
 
@@ -270,8 +270,12 @@ def test_param_usage_shows_choices_optional_and_rest():
 
 
 def test_completions_offer_choices_or_suggestions():
-    assert Param("M", choices=("a", "b"), suggestions=("z",)).completions == ("a", "b")
-    assert Param("E", suggestions=("utf-8", "gbk")).completions == ("utf-8", "gbk")
-    assert Param("C", suggestions=lambda: iter(["x", "y"])).completions == ("x", "y")
+    session = object()  # completions may depend on the session; these do not
+    assert Param("M", choices=("a", "b"), suggestions=("z",)).completions(session) == ("a", "b")
+    assert Param("E", suggestions=("utf-8", "gbk")).completions(session) == ("utf-8", "gbk")
+    seen = []
+    param = Param("C", suggestions=lambda s: seen.append(s) or iter(["x", "y"]))
+    assert param.completions(session) == ("x", "y")
+    assert seen == [session], "suggestions are computed from the session given"
     help_param = REGISTRY.get("help").params[0]
-    assert set(help_param.completions) == EXPECTED_NAMES
+    assert set(help_param.completions(session)) == EXPECTED_NAMES

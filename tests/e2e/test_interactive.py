@@ -29,14 +29,14 @@ def address(peer: Peer) -> str:
 
 def toolbar(peer: Peer, state: str = "connected") -> str:
     """A regex for the start of the toolbar line; append to it to check more fields."""
-    return rf"(?m)^ {re.escape(address(peer))}  {state}  │  "
+    return rf"(?m)^ TCP {re.escape(address(peer))}  {state}  │  "
 
 
 def ready(terminal: Terminal) -> None:
     """Wait until the prompt is drawn whole. prompt_toolkit draws the toolbar once the terminal
     has answered its cursor-position query; keys typed before that answer make it arrive late,
     at the next prompt, which then draws itself too low and scrolls lines off the screen."""
-    terminal.expect_screen(r"(?m)^ \S+  (?:connected|closed)  │  view .*  tx [\d,]+ B$")
+    terminal.expect_screen(r"(?m)^ TCP \S+  (?:connected|closed)  │  view .*  tx [\d,]+ B$")
 
 
 def enter(terminal: Terminal, line: str = "") -> None:
@@ -262,12 +262,6 @@ def test_peer_close_then_reconnect(spawn, make_peer):
     terminal.expect_screen(rows("> again", "again", ">"))
 
 
-@pytest.mark.xfail(
-    strict=False,  # a race: a strict xfail would fail whenever the race is not hit
-    reason="BUG: output written between two prompts (a status line, a quick echo) can land on "
-    "the new prompt line ('> connected to ...'): prompt_toolkit's StdoutProxy writes directly "
-    "when no prompt runs, racing with the next prompt being drawn (once in 30-150 /reconnect)",
-)
 def test_output_never_lands_on_the_prompt_line(spawn, make_peer):
     peer = make_peer()
     terminal, _ = start(spawn, peer)
@@ -451,18 +445,18 @@ def test_demo(spawn):
     terminal = spawn("--demo")
     terminal.expect_screen(r"(?m)^demo peer on 127\.0\.0\.1:\d+: type help and press Enter")
     terminal.expect_screen(rows(*GREETING.decode().splitlines()))
-    terminal.expect_screen(r"(?m)^ 127\.0\.0\.1:\d+  connected  │  view utf-8")
+    terminal.expect_screen(r"(?m)^ TCP 127\.0\.0\.1:\d+  connected  │  view utf-8")
 
     enter(terminal, "help")
     terminal.expect_screen(rows("> help", *HELP.decode().splitlines()))
 
     enter(terminal, "/gbk")
-    terminal.expect_screen(r"(?m)^ 127\.0\.0\.1:\d+  connected  │  view gbk")
+    terminal.expect_screen(r"(?m)^ TCP 127\.0\.0\.1:\d+  connected  │  view gbk")
     enter(terminal, "gbk")
     terminal.expect_screen(rows("> gbk", GBK_LINE.decode("gbk").rstrip()))
 
     enter(terminal, "/hex")
-    terminal.expect_screen(r"(?m)^ 127\.0\.0\.1:\d+  connected  │  view hex")
+    terminal.expect_screen(r"(?m)^ TCP 127\.0\.0\.1:\d+  connected  │  view hex")
     enter(terminal, "binary")
     offset = len(GREETING + GBK_LINE + BINARY_INTRO + BINARY_FRAME + b"\r\n" + HELP + GBK_LINE)
     terminal.expect_screen(rows("> binary", hexdump_line(offset, BINARY_FRAME).rstrip()))

@@ -420,8 +420,10 @@ class Harness:
 
     @property
     def conn(self) -> int:
-        assert self.session.connection is not None
-        return self.session.connection.id
+        """The id of the current client connection."""
+        channel = getattr(self.session.transport, "channel", None)
+        assert channel is not None
+        return channel.id
 
     def finish(self) -> tuple[str, str]:
         """Close the connection, show everything, stop the display; return (stdout, stderr)."""
@@ -431,12 +433,12 @@ class Harness:
     def stop(self) -> None:
         """Close the connection, show everything and stop the display."""
         if not self.stopped:
-            connection = self.session.connection
+            channel = getattr(self.session.transport, "channel", None)
             self.session.close()
-            if connection is not None:
-                # Closed is posted by the reader thread just after it stops: wait for it so
-                # the display shows it before stopping.
-                self.tap.wait_closed(connection.id)
+            if channel is not None:
+                # Closed is posted by the I/O thread just before the channel reports closed:
+                # wait for it so the display shows it before stopping.
+                self.tap.wait_closed(channel.id)
             self.display.stop()
             self.stopped = True
         assert not self.display.output_failed, "the display could not write its output"

@@ -15,7 +15,7 @@ from netrepl.demo import HOSTILE
 from netrepl.errors import SendError, UsageError
 from netrepl.events import Sent, ViewChanged
 from netrepl.view import View
-from tests.net.conftest import Harness, hexdump_line
+from tests.net.conftest import WAIT, Harness, hexdump_line
 from tests.peers import Peer, PeerClient
 
 # Raw control characters (but tab and newline), DEL and C1: none may reach the output.
@@ -48,7 +48,8 @@ def test_text_line_sends_text_and_lf(harness, echo_peer):
     assert client.wait_for(b"hello\n") == b"hello\n"
     sent = harness.tap.of_type(Sent)
     assert sent == [Sent(harness.conn, b"hello\n", as_hex=False)]
-    assert harness.session.connection.sent == 6
+    transport = harness.session.transport
+    assert transport.wait_for(lambda: transport.sent == 6, WAIT), "sent counts what was written"
 
 
 @pytest.mark.parametrize(
@@ -251,7 +252,7 @@ def test_connect_to_a_second_peer(harness, make_peer):
     assert first.wait_closed() == b"", "the first connection is closed on /connect"
     harness.session.submit("hello two")
     assert second.wait_for(b"hello two\n") == b"hello two\n"
-    assert harness.session.address_label == f"127.0.0.1:{two.port}"
+    assert harness.session.address_label == f"TCP 127.0.0.1:{two.port}"
 
     stdout, stderr = harness.finish()
     assert stdout == "one here\ntwo here\n"
