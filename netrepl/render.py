@@ -303,7 +303,9 @@ class Renderer:
         return f"connected to {peer} from {local}"
 
     def _tls_text(self, event: TlsEstablished) -> str:
-        parts = [f"{self._who(event.conn)}: {event.version} {event.cipher}"]
+        peer = self._peers.get(event.conn)
+        who = f"#{event.conn} {peer.label}: " if peer is not None and peer.accepted else ""
+        parts = [f"{who}{event.version} {event.cipher}"]
         if event.alpn:
             parts.append(f"ALPN {event.alpn}")
         if event.chain:
@@ -313,7 +315,7 @@ class Renderer:
             parts.append("verified" if event.verified else "NOT verified")
         else:
             parts.append("no certificate from the peer")
-        return "TLS " + "; ".join(parts)
+        return "; ".join(parts)
 
     @staticmethod
     def _notice(text: str, level: Channel) -> Output:
