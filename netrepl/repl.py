@@ -12,6 +12,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -33,6 +34,8 @@ from netrepl.render import Renderer
 from netrepl.session import Session, Settings
 from netrepl.transport import Endpoint
 
+# A line that runs longer than this is shown in the toolbar, with how to stop it.
+SLOW_LINE_SECONDS = 0.4
 # Lines above the prompt are written at most this often; prompt_toolkit's default (0.2 s)
 # would make a steady trickle of lines look laggy.
 WRITE_INTERVAL = 0.03
@@ -113,7 +116,7 @@ def toolbar_text(session: Session, runner: LineRunner | None = None) -> str:
     transport = session.transport
     received = transport.received if transport else 0
     sent = transport.sent if transport else 0
-    busy = runner.busy if runner is not None else None
+    busy = runner.slow_line() if runner is not None else None
     state = f"busy: {busy[:30]} (Ctrl-C stops it)" if busy is not None else session.state
     return (
         f" {session.address_label}  {state}  │  view {shown}  input {settings.input_mode}"
@@ -137,6 +140,7 @@ class LineRunner:
         self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self.busy: str | None = None
         """The line running now, if any."""
+        self._busy_since = 0.0
         self._thread = threading.Thread(target=self._run, name="netrepl-lines", daemon=True)
 
     def start(self) -> None:
@@ -144,6 +148,14 @@ class LineRunner:
 
     def submit(self, line: str) -> None:
         self._lines.put(line)
+
+    def slow_line(self) -> str | None:
+        """The running line once it has taken long enough to be worth telling (a connect,
+        a wait): most lines finish before the toolbar could show them, and would flicker."""
+        busy = self.busy
+        if busy is None or time.monotonic() - self._busy_since < SLOW_LINE_SECONDS:
+            return None
+        return busy
 
     def interrupt(self) -> bool:
         """Stop the running line (Ctrl-C); False when nothing runs."""
@@ -161,6 +173,7 @@ class LineRunner:
         while (line := self._lines.get()) is not None:
             if self._session.quit_requested:
                 continue  # lines typed after /quit are not run
+            self._busy_since = time.monotonic()
             self.busy = line
             self._session.cancel.clear()
             try:
