@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from netrepl.errors import UsageError
-from netrepl.payload import EOLS, parse_hex
+from netrepl.payload import EOLS, PLACEHOLDERS, parse_hex_line
 from netrepl.transport import Target, format_address, parse_host_port
 from netrepl.view import VIEW_NAMES
 
@@ -253,11 +253,13 @@ def _encoding(session: Session, args: Arguments) -> None:
     details="""
 Lenient: `01 03 0a`, `01030A`, `0x01,0x03`, `01:03` and `\\x01\\x03` all work. No end of line
 is added. An odd digit count or a non-hex character is an error naming its column, and then
-nothing is sent.
+nothing is sent. Placeholders work here too: `/x 01 03 00 00 00 0A {crc16-modbus}` sends a
+Modbus RTU request with its CRC (`/placeholders` lists them).
 """,
 )
 def _x(session: Session, args: Arguments) -> None:
-    session.send(parse_hex(args[0], column=args.column(0)), as_hex=True)
+    data = parse_hex_line(args[0], session.send_context(), column=args.column(0))
+    session.send(data, as_hex=True)
 
 
 @command(
@@ -298,6 +300,26 @@ def _escapes(session: Session, args: Arguments) -> None:
         session.settings.escapes = state == "on"
 
     _show_or_set(session, args, "escapes", "on" if session.settings.escapes else "off", apply)
+
+
+@command(
+    "placeholders",
+    "list the {placeholders} a typed line or /x can hold (checksums, counter, time, file)",
+    group="Send",
+    details="""
+A placeholder is replaced when the line is sent. A checksum covers the bytes before it on the
+line (not the end of line), or a range of them counted from 0: `{crc16-modbus:2-}` skips two
+header bytes, `{sum8:1-4}` sums bytes 1 to 4. `\\{` sends a brace itself; with `/escapes off`
+nothing is replaced. A wrong placeholder is an error and nothing is sent.
+
+"""
+    + "\n".join(f"- `{{{name}}}`: {text}" for name, text in PLACEHOLDERS.items()),
+)
+def _placeholders(session: Session, args: Arguments) -> None:
+    width = max(map(len, PLACEHOLDERS)) + 4
+    session.note(
+        "\n".join(f"  {{{name}}}".ljust(width) + text for name, text in PLACEHOLDERS.items())
+    )
 
 
 # ---- Connection --------------------------------------------------------------------------

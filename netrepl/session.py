@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,11 +18,26 @@ from dataclasses import dataclass
 from netrepl.commands import REGISTRY
 from netrepl.errors import SendError, UsageError
 from netrepl.events import Event, Noticed, ViewChanged
-from netrepl.payload import InputMode, build_payload
+from netrepl.payload import InputMode, SendContext, build_payload
 from netrepl.render import certificate_lines
 from netrepl.transport import Endpoint, PeerInfo, Target, open_transport, parse_port
 from netrepl.transport.base import Transport
 from netrepl.view import View, apply_encoding, apply_view_name
+
+# A {file:PATH} placeholder reads the whole file into one payload; /sendfile streams bigger.
+PAYLOAD_FILE_LIMIT = 16 * 1024 * 1024
+
+
+def read_payload_file(path: str) -> bytes:
+    """The bytes of `path` for `{file:PATH}`, or a UsageError saying why not."""
+    try:
+        with open(os.path.expanduser(path), "rb") as file:
+            data = file.read(PAYLOAD_FILE_LIMIT + 1)
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+    if len(data) > PAYLOAD_FILE_LIMIT:
+        raise UsageError(f"{path} is over 16 MiB: send it with /sendfile")
+    return data
 
 
 @dataclass
@@ -46,6 +62,8 @@ class Session:
         self.target: Target | None = None
         """Where typed data goes (/to); None: the transport's default."""
         self.quit_requested = False
+        self.sends = 0
+        """Data sends so far; `{counter}` is the number of the next one."""
         self.cancel = threading.Event()
         """Set by Ctrl-C while a line runs: a blocking connect or send gives up."""
         self._ids = itertools.count(1)
@@ -86,21 +104,31 @@ class Session:
             return
         if line.startswith("//"):
             line = line[1:]
+        self.send(self.payload(line), as_hex=self.settings.input_mode == "hex")
+
+    def payload(self, line: str) -> bytes:
+        """The bytes a data line stands for now, in the current input mode. Raises UsageError."""
         payload = build_payload(
             line,
             input_mode=self.settings.input_mode,
             encoding=self.settings.view.encoding,
             escapes=self.settings.escapes,
             eol=self.settings.eol,
+            context=self.send_context(),
         )
         if not payload:
             raise UsageError("nothing to send: empty line and /eol none")
-        self.send(payload, as_hex=self.settings.input_mode == "hex")
+        return payload
+
+    def send_context(self) -> SendContext:
+        """What placeholders see: this send's number (from 1), and files read from disk."""
+        return SendContext(counter=self.sends + 1, read_file=read_payload_file)
 
     def send(self, data: bytes, *, as_hex: bool) -> None:
         if self.transport is None:
             raise SendError("not connected (/reconnect or /connect HOST PORT)")
         self.transport.send(data, self.current_target, as_hex=as_hex)
+        self.sends += 1
 
     def open(self, endpoint: Endpoint) -> None:
         """Close what is open and open `endpoint`. Raises ConnectError or UsageError."""

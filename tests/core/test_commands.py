@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = sorted(REGISTRY.commands.values(), key=lambda c: c.name)
 EXPECTED_NAMES = {
     "hex", "utf8", "gbk", "auto", "view", "encoding", "x", "input", "eol", "escapes",
-    "connect", "reconnect", "close", "eof", "to", "clients", "kick", "cert", "help", "quit",
+    "placeholders", "connect", "reconnect", "close", "eof", "to", "clients", "kick", "cert",
+    "help", "quit",
 }  # fmt: skip
 
 
