@@ -210,6 +210,12 @@ def _endpoint(args: argparse.Namespace) -> Endpoint:
                 raise UsageError(f"{name} is for listen mode (-l)")
     elif args.reconnect is not None:
         raise UsageError("--reconnect is for clients, not listen mode (-l)")
+    if args.listen and args.source:
+        raise UsageError("--source is for clients: a listener binds the HOST it is given")
+    if args.udp or args.unix:
+        for name, value in (("--keepalive", args.keepalive), ("--nodelay", args.nodelay)):
+            if value:
+                raise UsageError(f"{name} is for TCP connections")
     if args.listen and args.udp and args.max_clients:
         raise UsageError("--max-clients is for TCP and unix listeners")
     if args.listen and args.tls and not args.cert:
@@ -260,13 +266,33 @@ def _endpoint(args: argparse.Namespace) -> Endpoint:
     return Endpoint(protocol=protocol, host=host, port=port, source=source, **common)  # type: ignore[arg-type]
 
 
+def _with_optional_values(argv: Sequence[str] | None) -> list[str]:
+    """`--reconnect HOST PORT` means the default delay, not a delay named HOST: argparse
+    would take any next word as the optional value, so give it its default explicitly."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    for index, word in enumerate(words):
+        if word == "--":
+            break
+        if word == "--reconnect":
+            following = words[index + 1] if index + 1 < len(words) else ""
+            try:
+                float(following)
+            except ValueError:
+                words[index] = "--reconnect=1.0"
+    return words
+
+
 def parse_options(argv: Sequence[str] | None) -> Options:
     """Parse and check the command line; raise UsageError with a one-line reason."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_with_optional_values(argv))
     if args.demo:
         if args.host is not None or args.listen or args.udp or args.unix:
             raise UsageError("--demo starts its own peer: give no HOST, PORT, -l, -u or --unix")
-        endpoint = replace(_endpoint_for_demo(args), connect_timeout=args.connect_timeout)
+        if args.tls:
+            raise UsageError("--demo speaks plain TCP: drop --tls")
+        # The demo's address is known only once it runs: check the rest as for any client.
+        args.host, args.port = "127.0.0.1", "1"
+        endpoint = replace(_endpoint(args), port=0)
     else:
         endpoint = _endpoint(args)
     view = View()
@@ -289,12 +315,6 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         quiet=args.quiet,
         once=args.once,
     )
-
-
-def _endpoint_for_demo(args: argparse.Namespace) -> Endpoint:
-    if args.tls:
-        raise UsageError("--demo speaks plain TCP: drop --tls")
-    return Endpoint(host="127.0.0.1", port=0, reconnect=args.reconnect)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

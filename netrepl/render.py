@@ -99,8 +99,8 @@ def _expiry(cert: CertificateInfo) -> str:
     if cert.days_left is None:
         return ""
     if cert.days_left < 0:
-        return f" (EXPIRED {-cert.days_left} days ago)"
-    return f" ({cert.days_left} days left)"
+        return f" (EXPIRED {count(-cert.days_left, 'day')} ago)"
+    return f" ({count(cert.days_left, 'day')} left)"
 
 
 @dataclass
@@ -190,8 +190,7 @@ class Renderer:
             case Received(conn, data, datagram):
                 if datagram:
                     return self._datagram(conn, data)
-                outputs = self._source_label(conn)
-                return outputs + self._stream(conn).feed(data)
+                return self._from(conn, self._stream(conn).feed(data))
             case Sent(conn, data, as_hex, echo):
                 offset = self._sent_offsets.get(conn, 0)
                 self._sent_offsets[conn] = offset + len(data)
@@ -220,9 +219,10 @@ class Renderer:
                 text = f"sent end of stream to {who}: half-closed, still reading until it closes"
                 return [self._notice(text, "status")]
             case Closed(conn, reason, received, sent, failed):
-                stream = self._received.pop(conn, None)
+                stream = self._received.get(conn)
+                outputs = self._from(conn, stream.finish()) if stream else []
+                self._received.pop(conn, None)
                 self._sent_offsets.pop(conn, None)
-                outputs = stream.finish() if stream else []
                 peer = self._peers.pop(conn, None)
                 prefix = f"#{conn} {peer.label} " if peer and peer.accepted else ""
                 summary = f"{prefix}{reason} ({count(received, 'byte')} received, {sent:,} sent)"
@@ -239,7 +239,11 @@ class Renderer:
                 return [self._notice(text, level)]
             case ViewChanged(view):
                 self.view = view
-                return [out for stream in self._received.values() for out in stream.switch(view)]
+                return [
+                    out
+                    for conn, stream in list(self._received.items())
+                    for out in self._from(conn, stream.switch(view))
+                ]
         raise TypeError(f"not an event: {event!r}")
 
     # ---- received data
@@ -250,14 +254,18 @@ class Renderer:
             stream = self._received[conn] = _ReceivedStream(self.view)
         return stream
 
-    def _source_label(self, conn: int) -> list[Output]:
-        """A label line when data comes from another client than the last shown."""
+    def _from(self, conn: int, outputs: list[Output]) -> list[Output]:
+        """Data of one connection, after a label line when it comes from another client than
+        the data shown last (and after ending that client's open line)."""
+        if not any(out.channel == "data" for out in outputs):
+            return outputs
         previous, self._last_source = self._last_source, conn
         if self._accepted_streams < 2 or previous == conn or self.view.mode == "raw":
-            return []
-        outputs = self._end_open_lines()
-        outputs.append(Output("data", self._label(conn)))
-        return outputs
+            return outputs
+        # The label's own stream keeps its open line: its data continues after the label.
+        label = [out for c, s in self._received.items() if c != conn for out in s.end_line()]
+        label.append(Output("data", self._label(conn)))
+        return label + outputs
 
     def _datagram(self, conn: int, data: bytes) -> list[Output]:
         """One datagram, one block: a label line, then its bytes decoded on their own."""
