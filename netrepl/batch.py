@@ -83,6 +83,10 @@ def feed_lines(session: Session, stdin: BinaryIO, *, once: bool = False) -> int:
             break  # --once: the client this script was for has left
         line = raw.decode("utf-8", "surrogateescape")
         line = line.removesuffix("\n").removesuffix("\r")
+        if not line.startswith("/") or line.startswith("//"):
+            # A reconnecting client, or a listener between clients: the line waits for
+            # someone to go to, as the first line did.
+            wait_until_ready(session)
         try:
             session.submit(line)
         except NetreplError as error:

@@ -216,8 +216,11 @@ def _endpoint(args: argparse.Namespace) -> Endpoint:
         for name, value in (("--keepalive", args.keepalive), ("--nodelay", args.nodelay)):
             if value:
                 raise UsageError(f"{name} is for TCP connections")
-    if args.listen and args.udp and args.max_clients:
-        raise UsageError("--max-clients is for TCP and unix listeners")
+    if args.listen and args.udp:
+        for name, value in (("--max-clients", args.max_clients), ("--once", args.once)):
+            if value:
+                # UDP senders never connect or leave: there is nothing to count or wait for.
+                raise UsageError(f"{name} is for TCP and unix listeners, not UDP")
     if args.listen and args.tls and not args.cert:
         raise UsageError("a TLS listener needs --cert FILE (and --key FILE)")
     tls = None

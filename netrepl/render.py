@@ -308,7 +308,7 @@ class Renderer:
             return f"sending datagrams to {peer} from {local}"
         if accepted:
             return f"#{conn} connected from {peer}"
-        return f"connected to {peer} from {local}"
+        return f"connected to {peer} from {local}" if local else f"connected to {peer}"
 
     def _tls_text(self, event: TlsEstablished) -> str:
         peer = self._peers.get(event.conn)

@@ -284,7 +284,7 @@ class StreamClient(Transport):
         conn = next(self._ids)
         unix = sock.family == socket.AF_UNIX
         peer = endpoint.label if unix else format_sockaddr(sock.getpeername())
-        local = endpoint.label if unix else format_sockaddr(sock.getsockname())
+        local = "" if unix else format_sockaddr(sock.getsockname())  # unix clients are unnamed
         channel = StreamChannel(
             self.loop,
             sock,

@@ -298,7 +298,11 @@ class StreamServer(Transport):
         if limit is not None and len(self._open_clients()) >= limit:
             sock.close()
             self.post(
-                Noticed(f"refused {peer}: already {limit} clients (--max-clients {limit})", "error")
+                Noticed(
+                    f"refused {peer}: already {limit} client{'s' if limit != 1 else ''}"
+                    f" (--max-clients {limit})",
+                    "error",
+                )
             )
             return
         apply_socket_options(sock, endpoint)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import os
 import socket
 import ssl
 import threading
@@ -21,6 +22,7 @@ from netrepl.transport import TlsOptions, describe_os_error, wait_ready
 
 def client_context(options: TlsOptions) -> ssl.SSLContext:
     """Verify against the system store (or --cafile) with a hostname check unless --insecure."""
+    _check_files(options)
     try:
         context = ssl.create_default_context(cafile=options.cafile)
         if options.insecure:
@@ -38,6 +40,7 @@ def server_context(options: TlsOptions) -> ssl.SSLContext:
     """A server needs --cert (and --key unless the key is in the same file)."""
     if not options.cert:
         raise UsageError("a TLS server needs --cert FILE (and --key FILE)")
+    _check_files(options)
     try:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=options.cafile)
         # Ask for a client certificate only when the user gave a CA to check it against.
@@ -48,6 +51,17 @@ def server_context(options: TlsOptions) -> ssl.SSLContext:
     except (OSError, ssl.SSLError, ValueError) as error:
         raise UsageError(f"TLS setup: {_describe_setup_error(error)}") from None
     return context
+
+
+def _check_files(options: TlsOptions) -> None:
+    # ssl reports a missing file without its name: say which one.
+    for flag, path in (
+        ("--cafile", options.cafile),
+        ("--cert", options.cert),
+        ("--key", options.key),
+    ):
+        if path is not None and not os.path.isfile(path):
+            raise UsageError(f"TLS setup: {flag} {path}: no such file")
 
 
 def _load_identity(context: ssl.SSLContext, options: TlsOptions) -> None:
