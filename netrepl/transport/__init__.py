@@ -90,6 +90,16 @@ class PeerInfo:
     state: str
 
 
+@dataclass(frozen=True)
+class SessionLink:
+    """What ties a transport to its session: where its events go, where connection ids come
+    from (never reused across transports), and the flag Ctrl-C sets to stop what blocks."""
+
+    post: Callable[[Event], None]
+    ids: Iterator[int]
+    cancel: threading.Event
+
+
 def open_transport(
     endpoint: Endpoint,
     post: Callable[[Event], None],
@@ -101,18 +111,18 @@ def open_transport(
     Setting `cancel` (Ctrl-C) interrupts what blocks: a connect, a handshake, a send that
     waits for a peer that is not reading.
     """
-    cancel = cancel or threading.Event()
+    link = SessionLink(post, ids, cancel or threading.Event())
     if endpoint.protocol == "udp":
         from netrepl.transport.udp import DatagramTransport
 
-        return DatagramTransport.open(endpoint, post, ids, cancel)
+        return DatagramTransport.open(endpoint, link)
     if endpoint.listen:
         from netrepl.transport.server import StreamServer
 
-        return StreamServer.open(endpoint, post, ids, cancel)
+        return StreamServer.open(endpoint, link)
     from netrepl.transport.client import StreamClient
 
-    return StreamClient.open(endpoint, post, ids, cancel)
+    return StreamClient.open(endpoint, link)
 
 
 def format_address(host: str, port: int) -> str:

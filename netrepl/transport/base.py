@@ -9,32 +9,41 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from typing import Self
 
 from netrepl.errors import UsageError
 from netrepl.events import CertificateInfo, Event, Noticed
-from netrepl.transport import Endpoint, PeerInfo, Target
+from netrepl.transport import Endpoint, PeerInfo, SessionLink, Target
 from netrepl.transport.loop import IOLoop
 
 
 class Transport:
     """Base of every transport: the loop, the event post, and waiting on state changes."""
 
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        post: Callable[[Event], None],
-        ids: Iterator[int],
-        cancel: threading.Event,
-    ) -> None:
+    def __init__(self, endpoint: Endpoint, link: SessionLink) -> None:
         self.endpoint = endpoint
-        self.cancel = cancel
+        self.cancel = link.cancel
         """Set by the user's Ctrl-C: whatever this transport is blocked on gives up."""
-        self._post_event = post
-        self._ids = ids
+        self._post_event = link.post
+        self._ids = link.ids
         self._changed = threading.Condition()
         self.loop = IOLoop(f"netrepl-io-{endpoint.protocol}", on_error=self._loop_failed)
         self.started_at = time.monotonic()
+
+    @classmethod
+    def open(cls, endpoint: Endpoint, link: SessionLink) -> Self:
+        """Connect or listen now; on failure nothing is left open. Raises ConnectError."""
+        transport = cls(endpoint, link)
+        try:
+            transport._open()
+        except BaseException:
+            transport.loop.stop()
+            raise
+        return transport
+
+    def _open(self) -> None:
+        raise NotImplementedError
 
     # ---- events and waiting
 

@@ -11,13 +11,13 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
 
 from netrepl.errors import ConnectError, SendError, UsageError
-from netrepl.events import CertificateInfo, Connected, Event, Noticed, Sent
+from netrepl.events import CertificateInfo, Connected, Noticed, Sent
 from netrepl.transport import (
     Endpoint,
     PeerInfo,
+    SessionLink,
     Target,
     describe_os_error,
     format_address,
@@ -128,14 +128,8 @@ def bind_source(sock: socket.socket, source: tuple[str, int]) -> None:
 
 
 class StreamClient(Transport):
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        post: Callable[[Event], None],
-        ids: Iterator[int],
-        cancel: threading.Event,
-    ) -> None:
-        super().__init__(endpoint, post, ids, cancel)
+    def __init__(self, endpoint: Endpoint, link: SessionLink) -> None:
+        super().__init__(endpoint, link)
         self.channel: StreamChannel | None = None
         self._earlier_received = 0
         self._earlier_sent = 0
@@ -145,28 +139,19 @@ class StreamClient(Transport):
         # A reconnect that succeeds just as the user closes must not leave a live socket.
         self._install_lock = threading.Lock()
 
-    @classmethod
-    def open(
-        cls,
-        endpoint: Endpoint,
-        post: Callable[[Event], None],
-        ids: Iterator[int],
-        cancel: threading.Event,
-    ) -> StreamClient:
+    def _open(self) -> None:
         """Connect now. Raises ConnectError, unless --reconnect: then it keeps trying."""
+        endpoint = self.endpoint
         if endpoint.tls is not None:
             client_context(endpoint.tls)  # a bad --cafile or --cert is a usage error, now
-        client = cls(endpoint, post, ids, cancel)
-        client.loop.start()
+        self.loop.start()
         try:
-            client._connect()
+            self._connect()
         except ConnectError as error:
             if endpoint.reconnect is None:
-                client.loop.stop()
                 raise
-            client.post(Noticed(str(error), "error"))
-            client._start_reconnecting()
-        return client
+            self.post(Noticed(str(error), "error"))
+            self._start_reconnecting()
 
     # ---- state
 

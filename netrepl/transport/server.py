@@ -13,15 +13,14 @@ import socket
 import ssl
 import stat
 import struct
-import threading
 import time
-from collections.abc import Callable, Iterator
 
 from netrepl.errors import ConnectError, SendError, UsageError
-from netrepl.events import CertificateInfo, Connected, Event, Listening, Noticed, Sent
+from netrepl.events import CertificateInfo, Connected, Listening, Noticed, Sent
 from netrepl.transport import (
     Endpoint,
     PeerInfo,
+    SessionLink,
     Target,
     describe_os_error,
     format_address,
@@ -113,14 +112,8 @@ def _unix_peer_label(sock: socket.socket) -> str:
 
 
 class StreamServer(Transport):
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        post: Callable[[Event], None],
-        ids: Iterator[int],
-        cancel: threading.Event,
-    ) -> None:
-        super().__init__(endpoint, post, ids, cancel)
+    def __init__(self, endpoint: Endpoint, link: SessionLink) -> None:
+        super().__init__(endpoint, link)
         self.clients: dict[int, StreamChannel] = {}
         self.accepted = 0
         self.finished = 0
@@ -132,29 +125,17 @@ class StreamServer(Transport):
         self._earlier_sent = 0
         self._last_activity = self.started_at
 
-    @classmethod
-    def open(
-        cls,
-        endpoint: Endpoint,
-        post: Callable[[Event], None],
-        ids: Iterator[int],
-        cancel: threading.Event,
-    ) -> StreamServer:
-        context = server_context(endpoint.tls) if endpoint.tls is not None else None
-        server = cls(endpoint, post, ids, cancel)
-        server._context = context
-        try:
-            listener = listening_socket(endpoint, socket.SOCK_STREAM)
-        except BaseException:
-            server.loop.stop()
-            raise
+    def _open(self) -> None:
+        endpoint = self.endpoint
+        if endpoint.tls is not None:
+            self._context = server_context(endpoint.tls)
+        listener = listening_socket(endpoint, socket.SOCK_STREAM)
         listener.setblocking(False)
-        server._listener = listener
-        server.address = bound_label(endpoint, listener)
-        server.loop.start()
-        server.loop.call_soon(lambda: server.loop.register(listener, READ, server._on_accept))
-        server.post(Listening(server.address, endpoint.protocol, endpoint.tls is not None))
-        return server
+        self._listener = listener
+        self.address = bound_label(endpoint, listener)
+        self.loop.start()
+        self.loop.call_soon(lambda: self.loop.register(listener, READ, self._on_accept))
+        self.post(Listening(self.address, endpoint.protocol, endpoint.tls is not None))
 
     # ---- state
 

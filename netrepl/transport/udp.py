@@ -12,14 +12,14 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from netrepl.errors import ConnectError, SendError, UsageError
-from netrepl.events import Closed, Connected, Event, Listening, Noticed, Received, Sent
+from netrepl.events import Closed, Connected, Listening, Noticed, Received, Sent
 from netrepl.transport import (
     Endpoint,
     PeerInfo,
+    SessionLink,
     Target,
     describe_os_error,
     format_address,
@@ -46,14 +46,8 @@ class _Sender:
 
 
 class DatagramTransport(Transport):
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        post: Callable[[Event], None],
-        ids: Iterator[int],
-        cancel: threading.Event,
-    ) -> None:
-        super().__init__(endpoint, post, ids, cancel)
+    def __init__(self, endpoint: Endpoint, link: SessionLink) -> None:
+        super().__init__(endpoint, link)
         self._sock: socket.socket | None = None
         self._connected = False
         """A client socket connect()ed to its peer: it hears only that peer, and ICMP errors."""
@@ -69,37 +63,25 @@ class DatagramTransport(Transport):
         self._last_activity = self.started_at
         self.address = endpoint.label
 
-    @classmethod
-    def open(
-        cls,
-        endpoint: Endpoint,
-        post: Callable[[Event], None],
-        ids: Iterator[int],
-        cancel: threading.Event,
-    ) -> DatagramTransport:
-        transport = cls(endpoint, post, ids, cancel)
-        try:
-            if endpoint.listen:
-                sock = listening_socket(endpoint, socket.SOCK_DGRAM)
-                transport.address = bound_label(endpoint, sock)
-            else:
-                sock = transport._client_socket()
-        except BaseException:
-            transport.loop.stop()
-            raise
+    def _open(self) -> None:
+        endpoint = self.endpoint
+        if endpoint.listen:
+            sock = listening_socket(endpoint, socket.SOCK_DGRAM)
+            self.address = bound_label(endpoint, sock)
+        else:
+            sock = self._client_socket()
         if endpoint.broadcast:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         sock.setblocking(False)
-        transport._sock = sock
-        transport.loop.start()
-        transport.loop.call_soon(lambda: transport.loop.register(sock, READ, transport._on_read))
+        self._sock = sock
+        self.loop.start()
+        self.loop.call_soon(lambda: self.loop.register(sock, READ, self._on_read))
         if endpoint.listen:
-            transport.post(Listening(transport.address, "udp"))
+            self.post(Listening(self.address, "udp"))
         else:
-            assert transport._peer is not None
+            assert self._peer is not None
             local = format_sockaddr(sock.getsockname())
-            transport.post(Connected(transport._peer.conn, transport._peer.label, local, "udp"))
-        return transport
+            self.post(Connected(self._peer.conn, self._peer.label, local, "udp"))
 
     def _client_socket(self) -> socket.socket:
         endpoint = self.endpoint
