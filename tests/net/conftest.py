@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -288,6 +289,31 @@ class RunningNetrepl:
             if not self._changed.wait_for(lambda: expected in self._stderr, timeout):
                 raise AssertionError(f"stderr never showed {expected!r}: {self._stderr!r}")
             return bytes(self._stderr)
+
+    def wait_stdout(self, expected: bytes, timeout: float = WAIT) -> bytes:
+        with self._changed:
+            if not self._changed.wait_for(lambda: expected in self._stdout, timeout):
+                raise AssertionError(f"stdout never showed {expected!r}: {bytes(self._stdout)!r}")
+            return bytes(self._stdout)
+
+    def wait_stderr_match(self, pattern: bytes, timeout: float = WAIT) -> re.Match[bytes]:
+        regex = re.compile(pattern)
+        with self._changed:
+            if not self._changed.wait_for(lambda: regex.search(self._stderr), timeout):
+                raise AssertionError(f"stderr never matched {pattern!r}: {bytes(self._stderr)!r}")
+            match = regex.search(self._stderr)
+            assert match is not None
+            return match
+
+    def listening_port(self, kind: str) -> int:
+        """The port of the `listening on 127.0.0.1:PORT (KIND)` status line."""
+        pattern = rb"listening on (?:127\.0\.0\.1|\[::1\]):(\d+) \(" + re.escape(kind.encode())
+        return int(self.wait_stderr_match(pattern + rb"\)\n").group(1))
+
+    def close_stdin(self) -> None:
+        assert self.process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self.process.stdin.close()
 
     def write(self, data: bytes) -> None:
         assert self.process.stdin is not None

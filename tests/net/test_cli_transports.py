@@ -8,7 +8,6 @@ client and listener, -4/-6, --source, --reconnect, and the usage errors between 
 
 from __future__ import annotations
 
-import contextlib
 import re
 import socket
 import ssl
@@ -20,7 +19,7 @@ import pytest
 import trustme
 from cryptography import x509
 
-from tests.net.conftest import WAIT, RunningNetrepl, run_netrepl
+from tests.net.conftest import WAIT, run_netrepl
 from tests.peers import free_port, has_ipv6_loopback
 
 LONG_LINGER = ("--linger", "10")
@@ -181,52 +180,10 @@ class TlsPeer:
 # ---- netrepl with pipes, waited on -------------------------------------------------------------
 
 
-class Netrepl(RunningNetrepl):
-    """RunningNetrepl that can also wait for stdout, and for a stderr pattern."""
-
-    def wait_stdout(self, expected: bytes, timeout: float = WAIT) -> bytes:
-        with self._changed:
-            if not self._changed.wait_for(lambda: expected in self._stdout, timeout):
-                raise AssertionError(f"stdout never showed {expected!r}: {bytes(self._stdout)!r}")
-            return bytes(self._stdout)
-
-    def wait_stderr_match(self, pattern: bytes, timeout: float = WAIT) -> re.Match[bytes]:
-        regex = re.compile(pattern)
-        with self._changed:
-            if not self._changed.wait_for(lambda: regex.search(self._stderr), timeout):
-                raise AssertionError(f"stderr never matched {pattern!r}: {bytes(self._stderr)!r}")
-            match = regex.search(self._stderr)
-            assert match is not None
-            return match
-
-    def listening_port(self, kind: str) -> int:
-        """The port of the `listening on 127.0.0.1:PORT (KIND)` status line."""
-        pattern = rb"listening on (?:127\.0\.0\.1|\[::1\]):(\d+) \(" + re.escape(kind.encode())
-        return int(self.wait_stderr_match(pattern + rb"\)\n").group(1))
-
-    def close_stdin(self) -> None:
-        assert self.process.stdin is not None
-        with contextlib.suppress(BrokenPipeError):
-            self.process.stdin.close()
-
-
 @pytest.fixture
-def netrepl():
-    """netrepl(*args) -> a started Netrepl; killed, pipes closed, at teardown."""
-    running: list[Netrepl] = []
-
-    def start(*args: str) -> Netrepl:
-        process = Netrepl(*args)
-        running.append(process)
-        return process
-
-    yield start
-    for process in running:
-        process.kill()
-        for pipe in (process.process.stdin, process.process.stdout, process.process.stderr):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
+def netrepl(start_netrepl):
+    """netrepl(*args) -> a started RunningNetrepl; killed, pipes closed, at teardown."""
+    return start_netrepl
 
 
 @pytest.fixture
