@@ -1,0 +1,5 @@
+"""`python -m netrepl.commands` prints docs/commands.md, generated from the registry."""
+
+from netrepl.commands import reference_markdown
+
+print(reference_markdown(), end="")

@@ -1,0 +1,156 @@
+"""Connection commands: connect, close, half-close, and the clients of a listener."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from netrepl.commands import Arguments, Param, command
+from netrepl.errors import UsageError
+from netrepl.transport import Target, format_address, parse_host_port
+
+if TYPE_CHECKING:
+    from netrepl.session import Session
+
+
+@command(
+    "connect",
+    "close the current connection and connect to another address",
+    group="Connection",
+    params=[Param("HOST"), Param("PORT")],
+)
+def _connect(session: Session, args: Arguments) -> None:
+    session.connect(args[0], args[1])
+
+
+@command("reconnect", "connect again to the last address", group="Connection")
+def _reconnect(session: Session, args: Arguments) -> None:
+    session.reconnect()
+
+
+@command(
+    "close",
+    "close the connection (or stop listening) and stay in netrepl",
+    group="Connection",
+)
+def _close(session: Session, args: Arguments) -> None:
+    if session.transport is None or not session.transport.is_open:
+        raise UsageError("not connected: nothing to close")
+    session.close()
+
+
+@command(
+    "eof",
+    "half-close: send end of stream, keep reading what the peer sends",
+    group="Connection",
+    details="""
+Like `nc -N` or `shutdown(SHUT_WR)`: the peer reads end of stream, and netrepl keeps showing
+what it sends until it closes. Over TLS a close_notify is sent first. In listen mode it goes
+to the current target (/to). The toolbar then shows `half-closed`.
+""",
+)
+def _eof(session: Session, args: Arguments) -> None:
+    session.send_eof()
+
+
+def _target_suggestions(session: Session) -> list[str]:
+    return ["all", "last", *(str(peer.conn) for peer in session.peers())]
+
+
+@command(
+    "to",
+    "choose where typed data goes in listen mode: all, last, client N or HOST:PORT (UDP)",
+    group="Connection",
+    params=[Param("TARGET", suggestions=_target_suggestions, optional=True)],
+    details="""
+`all` (TCP listen default) sends to every connected client; `N` (or `#N`) to one client;
+`last` (UDP listen default) replies to whoever sent the last datagram; `HOST:PORT` sends UDP
+datagrams to any address. Without an argument it tells the current target.
+""",
+)
+def _to(session: Session, args: Arguments) -> None:
+    if not args:
+        session.note(f"to {describe_target(session.current_target)}")
+        return
+    session.set_target(parse_target(args[0]))
+
+
+@command(
+    "clients",
+    "list the connected clients (or UDP senders): id, address, time, bytes",
+    group="Connection",
+    aliases=["peers"],
+)
+def _clients(session: Session, args: Arguments) -> None:
+    peers = session.peers()
+    if not peers:
+        session.note("no clients" if session.listening else "not connected")
+        return
+    lines = [f"  {'id':>4}  {'address':<28} {'connected':>10} {'received':>12} {'sent':>12}"]
+    for peer in peers:
+        age = format_duration(peer.connected_for)
+        state = f"  {peer.state}" if peer.state not in ("open", "udp") else ""
+        lines.append(
+            f"  {'#' + str(peer.conn):>4}  {peer.address:<28} {age:>10}"
+            f" {peer.received:>12,} {peer.sent:>12,}{state}"
+        )
+    session.note("\n".join(lines))
+
+
+@command(
+    "kick",
+    "close the connection of client N (listen mode)",
+    group="Connection",
+    params=[Param("N", suggestions=lambda s: [str(p.conn) for p in s.peers()])],
+)
+def _kick(session: Session, args: Arguments) -> None:
+    session.kick(parse_client_id(args[0], "/kick"))
+
+
+@command(
+    "cert",
+    "show the peer's TLS certificate chain (client N in listen mode)",
+    group="Connection",
+    params=[Param("N", optional=True, suggestions=lambda s: [str(p.conn) for p in s.peers()])],
+)
+def _cert(session: Session, args: Arguments) -> None:
+    conn = parse_client_id(args[0], "/cert") if args else None
+    session.show_certificates(conn)
+
+
+def parse_client_id(text: str, name: str) -> int:
+    """`3` or `#3`."""
+    digits = text.removeprefix("#")
+    if not (digits.isascii() and digits.isdigit()):
+        raise UsageError(f"{name}: {text!r} is not a client id (like 3 or #3; /clients)")
+    return int(digits)
+
+
+def parse_target(text: str) -> Target:
+    """/to's argument: all, last, N, #N or HOST:PORT."""
+    if text in ("all", "last"):
+        return text  # type: ignore[return-value]
+    digits = text.removeprefix("#")
+    if digits.isascii() and digits.isdigit():
+        return int(digits)
+    return parse_host_port(text)
+
+
+def describe_target(target: Target, *, short: bool = False) -> str:
+    """`#2`, `10.0.0.5:502`, `all clients` (`all` when short), `the last sender` (`last`)."""
+    if isinstance(target, int):
+        return f"#{target}"
+    if isinstance(target, tuple):
+        return format_address(*target)
+    if short:
+        return target
+    return {"all": "all clients", "last": "the last sender"}[target]
+
+
+def format_duration(seconds: float) -> str:
+    """`42s`, `3m05s`, `2h01m`."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"

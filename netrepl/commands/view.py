@@ -1,0 +1,72 @@
+"""View commands: how received bytes are shown (hexdump, an encoding, auto)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from netrepl.commands import Arguments, Param, command, show_or_set
+from netrepl.view import VIEW_NAMES
+
+if TYPE_CHECKING:
+    from netrepl.session import Session
+
+COMMON_ENCODINGS = (
+    "utf-8",
+    "gbk",
+    "gb18030",
+    "big5",
+    "shift_jis",
+    "euc-jp",
+    "euc-kr",
+    "latin-1",
+    "cp1252",
+    "ascii",
+    "utf-16-le",
+    "utf-16-be",
+    "cp437",
+    "koi8-r",
+    "auto",
+)
+
+
+def _view_shortcut(name: str, summary: str, details: str = "") -> None:
+    def switch(session: Session, args: Arguments) -> None:
+        session.set_view_name(name)
+
+    command(name, summary, group="View", details=details)(switch)
+
+
+_view_shortcut("hex", "show received bytes as a hexdump (hexdump -C layout, stream offsets)")
+_view_shortcut("utf8", "show received bytes as UTF-8 text")
+_view_shortcut("gbk", "show received bytes as GBK text (and send typed text in GBK)")
+_view_shortcut(
+    "auto",
+    "show UTF-8 where valid, GBK where not, escapes where neither",
+    "Decided character by character over the whole stream; typed text is sent as UTF-8.",
+)
+
+
+@command(
+    "view",
+    "switch view, or show the current one",
+    group="View",
+    params=[Param("NAME", choices=VIEW_NAMES, optional=True)],
+    details="""
+`text` shows text in the current encoding; `utf8`, `gbk` and `auto` also set the encoding.
+`raw` writes received bytes to stdout unchanged and exists in batch mode only.
+The switch applies to bytes that arrive after it; a character split across it is kept whole.
+""",
+)
+def _view(session: Session, args: Arguments) -> None:
+    show_or_set(session, args, "view", session.settings.view.label, session.set_view_name)
+
+
+@command(
+    "encoding",
+    "set the text encoding used to show received text and to encode typed text",
+    group="View",
+    params=[Param("NAME", suggestions=COMMON_ENCODINGS, optional=True)],
+    details="Any Python text codec (utf-8, gbk, gb18030, big5, shift_jis, latin-1, ...) or auto.",
+)
+def _encoding(session: Session, args: Arguments) -> None:
+    show_or_set(session, args, "encoding", session.settings.view.encoding, session.set_encoding)
