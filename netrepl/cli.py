@@ -320,7 +320,16 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     )
 
 
+SUBCOMMANDS = ("export", "replay")
+"""`netrepl export ...` and `netrepl replay ...` work on saved transcripts, offline."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in SUBCOMMANDS:
+        from netrepl.offline import run_offline
+
+        return run_offline(words[0], words[1:])
     try:
         options = parse_options(argv)
     except UsageError as error:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol, TextIO
 
@@ -65,11 +66,16 @@ class TerminalSink:
     (a device's `login: `) is kept in `open_line_ansi` for the prompt to show until it ends."""
 
     def __init__(
-        self, out: TextIO, formatter: Callable[[Text], str], repaint: Callable[[], None]
+        self,
+        out: TextIO,
+        formatter: Callable[[Text], str],
+        repaint: Callable[[], None],
+        clear: Callable[[], None] | None = None,
     ) -> None:
         self._out = out
         self._format = formatter
         self._repaint = repaint
+        self._clear = clear
         self._open_line = Text(end="")
         self.open_line_ansi = ""
         # A message ended an unfinished received line early; the newline that would have
@@ -80,6 +86,12 @@ class TerminalSink:
         parts: list[str] = []
         open_before = self.open_line_ansi
         for output in outputs:
+            if output.channel == "clear":
+                self._flush(parts)
+                self._open_line = Text(end="")
+                if self._clear is not None:
+                    self._clear()
+                continue
             assert output.text is not None, "the raw view exists in batch mode only"
             if output.channel == "data":
                 text = output.text
@@ -100,12 +112,16 @@ class TerminalSink:
                 parts.extend(self._commit_open_line())
                 message = self._format(output.text)
                 parts.append(message if output.text.plain.endswith("\n") else message + "\n")
-        if parts:
-            self._out.write("".join(parts))
-            self._out.flush()
+        self._flush(parts)
         self.open_line_ansi = self._format(self._open_line) if self._open_line else ""
         if self.open_line_ansi != open_before:
             self._repaint()
+
+    def _flush(self, parts: list[str]) -> None:
+        if parts:
+            self._out.write("".join(parts))
+            self._out.flush()
+            parts.clear()
 
     def _commit_open_line(self) -> list[str]:
         if not self._open_line:
@@ -150,7 +166,9 @@ class StreamSink:
                     self._write_data(data)
                     self._stdout.flush()
                     self._stdout.buffer.write(output.raw)
-            elif output.channel == "echo" or (self._quiet and output.channel == "status"):
+            elif output.channel in ("echo", "clear") or (
+                self._quiet and output.channel == "status"
+            ):
                 continue
             else:
                 self._write_data(data)
@@ -199,7 +217,12 @@ class Display:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            batch = [self._queue.get()]
+            try:
+                # Wake for an idle frame's end even when nothing else arrives.
+                batch = [self._queue.get(timeout=self.renderer.next_due(time.time()))]
+            except queue.Empty:
+                self._write(self._guarded(lambda: self.renderer.tick(time.time())))
+                continue
             while len(batch) < FRAME_EVENTS:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -210,13 +233,17 @@ class Display:
                 if event is self._STOP:
                     stopping = True
                     break
-                try:
-                    outputs.extend(self.renderer.render(event))  # type: ignore[arg-type]
-                except Exception as error:  # a rendering bug must not silence the display
-                    text = Text(f"cannot show {type(event).__name__}: {error!r}", end="")
-                    outputs.append(Output("error", text))
+                outputs += self._guarded(lambda e=event: self.renderer.render(e))  # type: ignore[misc]
+            outputs += self._guarded(lambda: self.renderer.tick(time.time()))
             self._write(outputs)
         self._write(None)
+
+    @staticmethod
+    def _guarded(render: Callable[[], list[Output]]) -> list[Output]:
+        try:
+            return render()
+        except Exception as error:  # a rendering bug must not silence the display
+            return [Output("error", Text(f"display error: {error!r}", end=""))]
 
     def _write(self, outputs: list[Output] | None) -> None:
         if self.output_failed:

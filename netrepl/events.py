@@ -6,7 +6,7 @@ bytes and facts, never rendered text or terminal codes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from netrepl.view import View
@@ -28,6 +28,7 @@ class Connected:
     local: str
     protocol: Protocol = "tcp"
     accepted: bool = False
+    at: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,8 @@ class Received:
     data: bytes
     datagram: bool = False
     """One whole UDP datagram: shown as a block of its own, whatever the view."""
+    at: float = field(default=0.0, compare=False)
+    """When it was read (seconds since the epoch): timestamps, idle framing, the log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,8 @@ class Sent:
     """True when the user sent hex (/x, hex input): the echo then shows the bytes in hex."""
     echo: bool = True
     """False for the copies of one send to further clients: the echo is shown once."""
+    at: float = field(default=0.0, compare=False)
+    """When it was handed to the transport (seconds since the epoch)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +117,31 @@ class Noticed:
 
 @dataclass(frozen=True, slots=True)
 class ViewChanged:
+    """The view, the framing or the timestamps changed: it applies to what comes after."""
+
     view: View
+
+
+@dataclass(frozen=True, slots=True)
+class PauseChanged:
+    """/pause and /resume: received data is counted but not shown while paused."""
+
+    paused: bool
+    at: float
+    kept_in: str | None = None
+    """Where what was not shown can be found (the log file), for the summary on resume."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRequested:
+    """/stats: the display answers in order with the data, from what it has counted."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClearRequested:
+    """/clear: clear the screen (nothing happens in batch mode)."""
 
 
 Event = (
@@ -126,4 +155,7 @@ Event = (
     | Submitted
     | Noticed
     | ViewChanged
+    | PauseChanged
+    | StatsRequested
+    | ClearRequested
 )

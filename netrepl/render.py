@@ -7,7 +7,8 @@ that came from outside (peer bytes, typed lines, addresses) passes through `code
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Literal
 
 from rich.text import Span, Text
@@ -15,23 +16,29 @@ from rich.text import Span, Text
 from netrepl.codec import SafeText, TextDecoder, escape_text
 from netrepl.events import (
     CertificateInfo,
+    ClearRequested,
     Closed,
     Connected,
     Event,
     HalfClosed,
     Listening,
     Noticed,
+    PauseChanged,
     Received,
     Sent,
+    StatsRequested,
     Submitted,
     TlsEstablished,
     ViewChanged,
 )
+from netrepl.framing import Frame, Framer
 from netrepl.hexdump import format_hexdump
+from netrepl.traffic import TrafficStats
 from netrepl.view import View
 
-Channel = Literal["data", "echo", "status", "info", "error"]
-"""`data` is the received stream (stdout in batch mode); the rest are messages for the user."""
+Channel = Literal["data", "echo", "status", "info", "error", "clear"]
+"""`data` is the received stream (stdout in batch mode); the rest are messages for the user,
+and `clear` asks the terminal to clear its screen."""
 
 STYLES: dict[str, str] = {
     "netrepl.control": "bold magenta",
@@ -110,23 +117,55 @@ class _Peer:
     protocol: str
 
 
+@dataclass
+class _Skipped:
+    """What arrived while paused."""
+
+    received: int = 0
+    reads: int = 0
+    sent: int = 0
+    conns: set[int] = field(default_factory=set)
+
+    def add(self, conn: int, data: bytes) -> None:
+        self.received += len(data)
+        self.reads += 1
+        self.conns.add(conn)
+
+
+def clock(at: float) -> str:
+    """`14:03:07.250`: local time with milliseconds."""
+    return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
+
+
 class _ReceivedStream:
     """What one connection's received bytes look like so far, in the current view."""
 
     def __init__(self, view: View) -> None:
         self.view = view
-        self.offset = 0  # bytes of this stream fed so far
+        self.offset = 0  # bytes of this stream shown (or skipped) so far
         self.decoder = TextDecoder(view.encoding) if view.mode == "text" else None
+        self.framer = Framer(view.framing)
         self.mid_line = False  # the last text shown did not end with a newline
         # A CR shown last, kept across a detour through hex so a following LF adds no line.
         self.after_cr = False
 
-    def feed(self, data: bytes, final: bool = False) -> list[Output]:
+    def show(self, data: bytes, final: bool = False) -> list[Output]:
+        """`data` in the view: decoded text (held-back bytes wait), or hexdump lines."""
         start = self.offset - (len(self.decoder.pending()) if self.decoder else 0)
         self.offset += len(data)
         if self.decoder is not None:
             return self._text(self.decoder.decode(data, final))
         return self._bytes(data, start)
+
+    def skip(self, data: bytes) -> None:
+        """Count `data` without showing it (paused): offsets stay true to the stream."""
+        self.offset += len(data)
+
+    def restart(self) -> None:
+        """After a pause: a character or frame cut by the pause is not pieced together."""
+        self.decoder = TextDecoder(self.view.encoding) if self.view.mode == "text" else None
+        self.framer = Framer(self.view.framing)
+        self.mid_line = False
 
     def _text(self, decoded: SafeText) -> list[Output]:
         text = styled(decoded)
@@ -155,6 +194,8 @@ class _ReceivedStream:
         if old is not None:
             self.after_cr = old.after_cr
         self.view = view
+        if view.framing != self.framer.framing:
+            self.framer = Framer(view.framing)
         if view.mode == "text":
             self.decoder = TextDecoder(view.encoding, after_cr=self.after_cr)
             return self._text(self.decoder.decode(pending))
@@ -168,46 +209,50 @@ class _ReceivedStream:
         self.mid_line = False
         return [Output("data", Text("\n", end=""))]
 
-    def finish(self) -> list[Output]:
-        """Flush what is held back when the stream ends, and end an open text line."""
-        return self.feed(b"", final=True) + self.end_line()
-
 
 class Renderer:
     """Turns events into outputs. One instance per session, used by the display thread only."""
 
     def __init__(self, view: View) -> None:
         self.view = view
+        self.stats = TrafficStats()
         self._received: dict[int, _ReceivedStream] = {}
         self._sent_offsets: dict[int, int] = {}
         self._peers: dict[int, _Peer] = {}
         self._accepted_streams = 0
         self._last_source: int | None = None
         """The connection whose data was shown last: a change of source gets a label."""
+        self._last_block_at: float | None = None
+        self._paused_at: float | None = None
+        self._skipped = _Skipped()
 
     def render(self, event: Event) -> list[Output]:
         match event:
-            case Received(conn, data, datagram):
+            case Received() | Sent() | Connected() | Closed():
+                self.stats.observe(event)
+        match event:
+            case Received(conn, data, datagram, at):
+                if self._paused_at is not None:
+                    return self._skip(conn, data)
                 if datagram:
-                    return self._datagram(conn, data)
-                return self._from(conn, self._stream(conn).feed(data))
-            case Sent(conn, data, as_hex, echo):
+                    return self._datagram(conn, data, at)
+                stream = self._stream(conn)
+                return self._frames(conn, stream, stream.framer.feed(data, at))
+            case Sent(conn, data, as_hex, echo, at):
                 offset = self._sent_offsets.get(conn, 0)
                 self._sent_offsets[conn] = offset + len(data)
-                if not (as_hex and echo):
+                if self._paused_at is not None:
+                    self._skipped.sent += len(data)
                     return []
-                return [Output("echo", hexdump_text(data, offset, "netrepl.sent"))]
+                return self._sent(conn, data, as_hex, echo, at, offset)
             case Connected(conn, peer, local, protocol, accepted):
                 self._peers[conn] = _Peer(peer, accepted, protocol)
                 self._received[conn] = _ReceivedStream(self.view)
                 self._sent_offsets[conn] = 0
                 if accepted and protocol != "udp":
                     self._accepted_streams += 1
-                return [
-                    self._notice(
-                        self._connected_text(conn, peer, local, protocol, accepted), "status"
-                    )
-                ]
+                text = self._connected_text(conn, peer, local, protocol, accepted)
+                return [self._notice(text, "status")]
             case Listening(address, protocol, tls):
                 kind = {"tcp": "TCP", "udp": "UDP", "unix": "unix"}[protocol]
                 kind += "+TLS" if tls else ""
@@ -220,7 +265,7 @@ class Renderer:
                 return [self._notice(text, "status")]
             case Closed(conn, reason, received, sent, failed):
                 stream = self._received.get(conn)
-                outputs = self._from(conn, stream.finish()) if stream else []
+                outputs = self._finish(conn, stream) if stream else []
                 self._received.pop(conn, None)
                 self._sent_offsets.pop(conn, None)
                 peer = self._peers.pop(conn, None)
@@ -238,13 +283,27 @@ class Renderer:
             case Noticed(text, level):
                 return [self._notice(text, level)]
             case ViewChanged(view):
-                self.view = view
-                return [
-                    out
-                    for conn, stream in list(self._received.items())
-                    for out in self._from(conn, stream.switch(view))
-                ]
+                return self._switch(view)
+            case PauseChanged(paused, at, kept_in):
+                return self._pause(paused, at, kept_in)
+            case StatsRequested(at):
+                return [self._notice(self.stats.report(at), "info")]
+            case ClearRequested():
+                return [Output("clear")]
         raise TypeError(f"not an event: {event!r}")
+
+    def next_due(self, now: float) -> float | None:
+        """Seconds until an idle frame ends by itself (for the display's wait), or None."""
+        waits = [w for s in self._received.values() if (w := s.framer.due(now)) is not None]
+        return min(waits) if waits else None
+
+    def tick(self, now: float) -> list[Output]:
+        """Show the frames that ended by silence (idle framing) by `now`."""
+        outputs: list[Output] = []
+        for conn, stream in list(self._received.items()):
+            if stream.framer.due(now) == 0:
+                outputs += self._frames(conn, stream, stream.framer.flush())
+        return outputs
 
     # ---- received data
 
@@ -253,6 +312,27 @@ class Renderer:
         if stream is None:  # data for a connection announced before this renderer existed
             stream = self._received[conn] = _ReceivedStream(self.view)
         return stream
+
+    def _frames(self, conn: int, stream: _ReceivedStream, frames: list[Frame]) -> list[Output]:
+        """Received frames: a running stream, or with /time or /frame a block each."""
+        outputs: list[Output] = []
+        for frame in frames:
+            self.stats.received.frames += 1
+            if not self.view.blocks:
+                outputs += self._from(conn, stream.show(frame.data))
+                continue
+            self._last_source = conn
+            outputs += self._end_open_lines()
+            outputs.append(Output("data", self._header(frame.at, "←", conn, len(frame.data))))
+            outputs += stream.show(frame.data)
+            outputs += stream.end_line()
+        return outputs
+
+    def _finish(self, conn: int, stream: _ReceivedStream) -> list[Output]:
+        """The stream ended: its last frame, held-back bytes, and an end to its open line."""
+        outputs = self._frames(conn, stream, stream.framer.flush())
+        outputs += self._from(conn, stream.show(b"", final=True))
+        return outputs + stream.end_line()
 
     def _from(self, conn: int, outputs: list[Output]) -> list[Output]:
         """Data of one connection, after a label line when it comes from another client than
@@ -267,30 +347,116 @@ class Renderer:
         label.append(Output("data", self._label(conn)))
         return label + outputs
 
-    def _datagram(self, conn: int, data: bytes) -> list[Output]:
-        """One datagram, one block: a label line, then its bytes decoded on their own."""
+    def _datagram(self, conn: int, data: bytes, at: float) -> list[Output]:
+        """One datagram, one block: a header line, then its bytes decoded on their own."""
         self._last_source = conn
+        self.stats.received.frames += 1
         if self.view.mode == "raw":
             return [Output("data", raw=data)]
         outputs = self._end_open_lines()
-        outputs.append(Output("data", self._label(conn, f" · {count(len(data), 'byte')}")))
-        if self.view.mode == "hex":
-            body = hexdump_text(data, 0) if data else Text("", end="")
-        else:
-            body = styled(TextDecoder(self.view.encoding).decode(data, final=True))
-            if body.plain and not body.plain.endswith("\n"):
-                body.append("\n")
-        outputs.append(Output("data", body))
+        outputs.append(Output("data", self._header(at, "←", conn, len(data), always_who=True)))
+        outputs.append(Output("data", self._block_body(data, 0)))
         return outputs
 
-    def _label(self, conn: int, suffix: str = "") -> Text:
+    def _sent(
+        self, conn: int, data: bytes, as_hex: bool, echo: bool, at: float, offset: int
+    ) -> list[Output]:
+        self.stats.sent.frames += 1
+        if not self.view.blocks or self.view.mode == "raw":
+            if not (as_hex and echo):
+                return []
+            return [Output("echo", hexdump_text(data, offset, "netrepl.sent"))]
+        outputs = self._end_open_lines()
+        outputs.append(Output("data", self._header(at, "→", conn, len(data))))
+        if echo:
+            body = self._block_body(data, offset)
+            body.stylize("netrepl.sent")
+            outputs.append(Output("data", body))
+        return outputs
+
+    def _block_body(self, data: bytes, offset: int) -> Text:
+        """Bytes shown whole on their own: a datagram, or a sent payload."""
+        if self.view.mode == "hex":
+            return hexdump_text(data, offset) if data else Text("", end="")
+        body = styled(TextDecoder(self.view.encoding).decode(data, final=True))
+        if body.plain and not body.plain.endswith("\n"):
+            body.append("\n")
+        return body
+
+    def _header(
+        self, at: float, arrow: str, conn: int, size: int, *, always_who: bool = False
+    ) -> Text:
+        """`── 14:03:07.250 ← #2 127.0.0.1:5000 · 12 bytes`: time (or the time since the
+        previous block), direction, whose (in listen mode), size."""
+        parts = ["──"]
+        timestamps = self.view.timestamps
+        if timestamps == "on":
+            parts.append(clock(at))
+        elif timestamps == "delta":
+            previous = self._last_block_at
+            parts.append(f"+{at - previous:.3f}s" if previous is not None else "+0.000s")
+        self._last_block_at = at
+        parts.append(arrow)
+        peer = self._peers.get(conn)
+        if always_who or (peer is not None and peer.accepted):
+            parts.append(self._who(conn))
+        text = safe_text(" ".join(parts), "netrepl.label")
+        text.append(f" · {count(size, 'byte')}\n", style="netrepl.label")
+        return text
+
+    def _label(self, conn: int) -> Text:
         text = Text("── ", style="netrepl.label", end="")
         text.append_text(safe_text(self._who(conn), "netrepl.label"))
-        text.append(suffix + "\n", style="netrepl.label")
+        text.append("\n", style="netrepl.label")
         return text
 
     def _end_open_lines(self) -> list[Output]:
         return [out for stream in self._received.values() for out in stream.end_line()]
+
+    def _switch(self, view: View) -> list[Output]:
+        outputs: list[Output] = []
+        if view.framing != self.view.framing:
+            # The frames begun under the old framing end here, shown as they were cut.
+            for conn, stream in list(self._received.items()):
+                outputs += self._frames(conn, stream, stream.framer.flush())
+        self.view = view
+        for conn, stream in list(self._received.items()):
+            outputs += self._from(conn, stream.switch(view))
+        return outputs
+
+    # ---- pausing
+
+    def _skip(self, conn: int, data: bytes) -> list[Output]:
+        self._skipped.add(conn, data)
+        stream = self._received.get(conn)
+        if stream is not None:
+            stream.skip(data)
+        return []
+
+    def _pause(self, paused: bool, at: float, kept_in: str | None) -> list[Output]:
+        if paused:
+            if self._paused_at is not None:
+                return [self._notice("already paused (/resume shows again)", "error")]
+            outputs = self._end_open_lines()
+            self._paused_at, self._skipped = at, _Skipped()
+            text = "paused: received data is counted, not shown (/resume)"
+            return [*outputs, self._notice(text, "status")]
+        if self._paused_at is None:
+            return [self._notice("not paused", "error")]
+        for stream in self._received.values():
+            stream.restart()
+        skipped, since = self._skipped, self._paused_at
+        self._paused_at = None
+        text = (
+            f"resumed after {at - since:.1f} s; not shown meanwhile: "
+            f"{count(skipped.received, 'byte')} received in {count(skipped.reads, 'read')}"
+        )
+        if len(skipped.conns) > 1:
+            text += f" from {len(skipped.conns)} connections"
+        text += f", {count(skipped.sent, 'byte')} sent"
+        if kept_in is not None and (skipped.received or skipped.sent):
+            text += f" (all of it is in {kept_in})"
+        return [self._notice(text, "status")]
 
     # ---- messages
 

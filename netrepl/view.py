@@ -1,4 +1,5 @@
-"""What a view is: how received bytes are shown (text in an encoding, hexdump, or raw bytes).
+"""What a view is: how received bytes are shown (text in an encoding, hexdump, or raw bytes),
+cut into which frames, with or without timestamps.
 
 Pure data and name parsing; knows nothing of rendering or terminals.
 """
@@ -9,8 +10,10 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from netrepl.codec import AUTO, resolve_encoding
+from netrepl.framing import RAW, Framing
 
 ViewMode = Literal["text", "hex", "raw"]
+TimeMode = Literal["off", "on", "delta"]
 
 # Names accepted by --view and /view, and what each one sets. `text` keeps the encoding.
 VIEW_NAMES = ("hex", "text", "utf8", "gbk", "auto", "raw")
@@ -22,6 +25,14 @@ class View:
     mode: ViewMode = "text"
     encoding: str = "utf-8"
     """The text encoding: used to show text and to encode typed text, also while in hex."""
+    timestamps: TimeMode = "off"
+    framing: Framing = RAW
+
+    @property
+    def blocks(self) -> bool:
+        """Each frame and each send is shown as a block under a header line (time, direction,
+        size), rather than as a running stream."""
+        return self.timestamps != "off" or self.framing.mode != "raw"
 
     @property
     def label(self) -> str:
@@ -31,7 +42,7 @@ class View:
 def apply_view_name(view: View, name: str) -> View:
     """The view that `/view NAME` or `--view NAME` turns `view` into."""
     if name in _NAMED_ENCODINGS:
-        return View("text", _NAMED_ENCODINGS[name])
+        return replace(view, mode="text", encoding=_NAMED_ENCODINGS[name])
     if name in ("text", "hex", "raw"):
         return replace(view, mode=name)
     raise ValueError(f"unknown view {name!r} (choose from {', '.join(VIEW_NAMES)})")

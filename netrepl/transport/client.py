@@ -217,7 +217,9 @@ class StreamClient(Transport):
             if self._reconnecting:
                 raise SendError("not connected: reconnecting (/close stops it)")
             raise SendError("not connected (/reconnect or /connect HOST PORT)")
-        channel.send(data, announce=lambda: self.post(Sent(channel.id, data, as_hex)))
+        channel.send(
+            data, announce=lambda: self.post(Sent(channel.id, data, as_hex, at=time.time()))
+        )
 
     def send_eof(self, target: Target) -> None:
         channel = self.channel
@@ -291,7 +293,7 @@ class StreamClient(Transport):
         # The channel is in place before anyone hears of it: whoever reacts to Connected
         # by sending finds it ready. Reconnecting ends here, before the channel can close.
         self._reconnecting = False
-        self.post(Connected(conn, peer, local, endpoint.protocol))
+        self.post(Connected(conn, peer, local, endpoint.protocol, at=time.time()))
         if channel.tls_info is not None:
             self.post(channel.tls_info)
             if endpoint.tls is not None and endpoint.tls.insecure:

@@ -203,7 +203,7 @@ class StreamServer(Transport):
                 channel.send(
                     data,
                     announce=lambda c=channel, first=not echoed: self.post(
-                        Sent(c.id, data, as_hex, echo=first)
+                        Sent(c.id, data, as_hex, echo=first, at=time.time())
                     ),
                     timeout=0,
                 )
@@ -307,7 +307,7 @@ class StreamServer(Transport):
         )
         self.clients[conn] = channel
         self.accepted += 1
-        self.post(Connected(conn, peer, local, endpoint.protocol, accepted=True))
+        self.post(Connected(conn, peer, local, endpoint.protocol, accepted=True, at=time.time()))
         channel.start()
 
     def _client_closed(self, channel: StreamChannel) -> None:

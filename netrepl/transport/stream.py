@@ -182,7 +182,7 @@ class StreamChannel:
         if self._early_data:
             data, self._early_data = self._early_data, b""
             self.received += len(data)
-            self._post(Received(self.id, data))
+            self._post(Received(self.id, data, at=time.time()))
         if self.state == "handshaking":
             self._advance_handshake(b"")
         self._flush()
@@ -224,7 +224,7 @@ class StreamChannel:
             if data:
                 self.received += len(data)
                 self.last_activity = time.monotonic()
-                self._post(Received(self.id, data))
+                self._post(Received(self.id, data, at=time.time()))
             if self.tls is not None and self.tls.peer_closed:
                 self._finish("connection closed by peer (TLS close_notify)")
                 return

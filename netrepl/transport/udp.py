@@ -81,7 +81,7 @@ class DatagramTransport(Transport):
         else:
             assert self._peer is not None
             local = format_sockaddr(sock.getsockname())
-            self.post(Connected(self._peer.conn, self._peer.label, local, "udp"))
+            self.post(Connected(self._peer.conn, self._peer.label, local, "udp", at=time.time()))
 
     def _client_socket(self) -> socket.socket:
         endpoint = self.endpoint
@@ -172,7 +172,7 @@ class DatagramTransport(Transport):
             )
         for index, sender in enumerate(self._destinations(target)):
             self._send_one(sender, data)
-            self.post(Sent(sender.conn, data, as_hex, echo=index == 0))
+            self.post(Sent(sender.conn, data, as_hex, echo=index == 0, at=time.time()))
 
     def _destinations(self, target: Target) -> list[_Sender]:
         if not self.endpoint.listen:
@@ -265,7 +265,9 @@ class DatagramTransport(Transport):
         if announce:
             sock = self._sock
             local = format_sockaddr(sock.getsockname()) if sock is not None else "?"
-            self.post(Connected(sender.conn, sender.label, local, "udp", accepted=True))
+            self.post(
+                Connected(sender.conn, sender.label, local, "udp", accepted=True, at=time.time())
+            )
         return sender
 
     # ---- loop thread
@@ -296,7 +298,7 @@ class DatagramTransport(Transport):
             self._received += size
             sender.received += size
             self._last_activity = time.monotonic()
-            self.post(Received(sender.conn, data, datagram=True))
+            self.post(Received(sender.conn, data, datagram=True, at=time.time()))
 
     def _report_unreachable(self) -> None:
         label = self._peer.label if self._peer is not None else "the peer"

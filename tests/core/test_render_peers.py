@@ -45,7 +45,10 @@ def data_text(outputs: list[Output]) -> str:
 
 
 def label(conn: int, suffix: str = "") -> str:
-    return f"── #{conn} {PEERS[conn]}{suffix}\n"
+    """A label line: a datagram's (with its size as `suffix`, after the arrow of a received
+    block), or the line naming a client when stream data changes source."""
+    arrow = "← " if suffix else ""
+    return f"── {arrow}#{conn} {PEERS[conn]}{suffix}\n"
 
 
 def server(view: View = UTF8, conns: tuple[int, ...] = (1, 2), protocol: str = "tcp") -> Renderer:
@@ -284,7 +287,7 @@ def test_udp_client_datagrams_are_labelled_with_the_peer_alone():
     renderer = Renderer(UTF8)
     renderer.render(Connected(1, "192.168.1.60:5000", "192.168.1.10:40000", "udp"))
     outputs = renderer.render(Received(1, b"pong", datagram=True))
-    assert data_text(outputs) == "── 192.168.1.60:5000 · 4 bytes\npong\n"
+    assert data_text(outputs) == "── ← 192.168.1.60:5000 · 4 bytes\npong\n"
 
 
 def test_a_datagram_label_ends_an_open_text_line_first():
@@ -336,7 +339,7 @@ def test_a_datagram_label_escapes_the_peer():
     renderer = Renderer(UTF8)
     renderer.render(Connected(1, EVIL, LOCAL, "udp", accepted=True))
     outputs = renderer.render(Received(1, b"x", datagram=True))
-    assert data_text(outputs) == f"── #1 {EVIL_SHOWN} · 1 byte\nx\n"
+    assert data_text(outputs) == f"── ← #1 {EVIL_SHOWN} · 1 byte\nx\n"
 
 
 def test_status_lines_escape_the_peer():

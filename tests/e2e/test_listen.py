@@ -164,16 +164,16 @@ def test_udp_listener_shows_datagrams_and_replies_to_the_last_sender(spawn, udp_
     terminal.expect_screen(
         rows(
             f"#1 datagrams from 127.0.0.1:{first_port}",
-            f"── #1 127.0.0.1:{first_port} · 9 bytes",
+            f"── ← #1 127.0.0.1:{first_port} · 9 bytes",
             "datagram1",
-            f"── #1 127.0.0.1:{first_port} · 7 bytes",
+            f"── ← #1 127.0.0.1:{first_port} · 7 bytes",
             "second",
         )
     )
     terminal.expect_screen(toolbar("UDP", address, "listening, 1 sender"))
 
     second.sendto(b"from another\n", ("127.0.0.1", port))
-    terminal.expect_screen(rows(f"── #2 127.0.0.1:{second_port} · 13 bytes", "from another"))
+    terminal.expect_screen(rows(f"── ← #2 127.0.0.1:{second_port} · 13 bytes", "from another"))
     enter(terminal, "reply")
     assert second.recvfrom(100) == (b"reply\n", ("127.0.0.1", port))
     terminal.expect_screen(rows("> reply", ">"))
@@ -181,7 +181,7 @@ def test_udp_listener_shows_datagrams_and_replies_to_the_last_sender(spawn, udp_
     # Now the first is the last sender: the reply goes to it, and it is the first datagram
     # it ever got (the earlier reply did not reach it).
     first.sendto(b"me again", ("127.0.0.1", port))
-    terminal.expect_screen(rows(f"── #1 127.0.0.1:{first_port} · 8 bytes", "me again"))
+    terminal.expect_screen(rows(f"── ← #1 127.0.0.1:{first_port} · 8 bytes", "me again"))
     enter(terminal, "reply two")
     assert first.recvfrom(100) == (b"reply two\n", ("127.0.0.1", port))
 

@@ -288,7 +288,7 @@ def test_udp_client_sends_each_stdin_line_as_one_datagram(netrepl, sockets):
     run.wait_stdout(b"pong\n")
     result = run.finish()
     assert result.returncode == 0, result.stderr
-    assert result.stdout.decode() == f"── 127.0.0.1:{port} · 4 bytes\npong\n"
+    assert result.stdout.decode() == f"── ← 127.0.0.1:{port} · 4 bytes\npong\n"
 
 
 def test_udp_listener_replies_to_the_sender(netrepl, sockets):
@@ -305,7 +305,7 @@ def test_udp_listener_replies_to_the_sender(netrepl, sockets):
 
     result = run.finish()
     assert result.returncode == 0, result.stderr
-    assert result.stdout.decode() == f"── #1 127.0.0.1:{client_port} · 9 bytes\nhello udp\n"
+    assert result.stdout.decode() == f"── ← #1 127.0.0.1:{client_port} · 9 bytes\nhello udp\n"
     assert f"netrepl: #1 datagrams from 127.0.0.1:{client_port}" in stderr_lines(result)
 
 
