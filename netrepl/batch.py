@@ -11,6 +11,7 @@ import sys
 import time
 from typing import BinaryIO
 
+from netrepl.cli import Startup
 from netrepl.display import AnsiFormatter, Display, StreamSink, plain
 from netrepl.errors import NetreplError, UsageError
 from netrepl.events import Noticed
@@ -28,6 +29,7 @@ def run_batch(
     linger: float,
     quiet: bool = False,
     once: bool = False,
+    startup: Startup,
     banner: str | None = None,
 ) -> int:
     """Run stdin through a session. Raises ConnectError if the first connection fails."""
@@ -46,6 +48,7 @@ def run_batch(
     try:
         if banner:
             display.post(Noticed(banner, "info"))
+        session.begin(startup)
         session.open(endpoint)
         wait_until_ready(session)
         status = feed_lines(session, sys.stdin.buffer, once=once)
@@ -59,6 +62,7 @@ def run_batch(
             status = EXIT_CONNECTION
     finally:
         session.close()
+        session.close_files()
         display.stop()
     return status
 

@@ -48,6 +48,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+@dataclass(frozen=True)
+class Startup:
+    """What the command line asks the session for once, before the first connection."""
+
+    log: str | None = None
+    capture: str | None = None
+
+
 @dataclass
 class Options:
     endpoint: Endpoint
@@ -57,6 +65,7 @@ class Options:
     demo: bool
     quiet: bool
     once: bool
+    startup: Startup
 
 
 def _seconds(text: str) -> float:
@@ -163,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tls.add_argument("--key", metavar="FILE", help="private key for --cert, if not in it")
     tls.add_argument("--alpn", metavar="P1,P2", help="offer these ALPN protocols (h2,http/1.1)")
+
+    keep = parser.add_argument_group("keeping what happens")
+    keep.add_argument(
+        "--log", metavar="FILE", help="write every event to FILE (JSON Lines; netrepl replay)"
+    )
+    keep.add_argument("--capture", metavar="FILE", help="write the received bytes, raw, to FILE")
 
     batch = parser.add_argument_group("batch mode (stdin not a terminal)")
     batch.add_argument(
@@ -317,6 +332,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         demo=args.demo,
         quiet=args.quiet,
         once=args.once,
+        startup=Startup(log=args.log, capture=args.capture),
     )
 
 
@@ -361,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if interactive:
             from netrepl.repl import run_interactive
 
-            return run_interactive(endpoint, settings, banner)
+            return run_interactive(endpoint, settings, options.startup, banner)
         from netrepl.batch import run_batch
 
         return run_batch(
@@ -371,6 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             quiet=options.quiet,
             once=options.once,
             banner=banner,
+            startup=options.startup,
         )
     except ConnectError as error:
         print(f"netrepl: {error}", file=sys.stderr)

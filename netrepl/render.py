@@ -398,10 +398,12 @@ class Renderer:
         self._last_block_at = at
         parts.append(arrow)
         peer = self._peers.get(conn)
+        size_text = count(size, "byte")
         if always_who or (peer is not None and peer.accepted):
             parts.append(self._who(conn))
+            size_text = "· " + size_text
         text = safe_text(" ".join(parts), "netrepl.label")
-        text.append(f" · {count(size, 'byte')}\n", style="netrepl.label")
+        text.append(f" {size_text}\n", style="netrepl.label")
         return text
 
     def _label(self, conn: int) -> Text:

@@ -26,6 +26,7 @@ from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.patch_stdout import StdoutProxy
 
+from netrepl.cli import Startup
 from netrepl.commands import REGISTRY, describe_target
 from netrepl.display import AnsiFormatter, Display, TerminalSink
 from netrepl.errors import NetreplError
@@ -205,7 +206,12 @@ def key_bindings(runner: LineRunner, post: Callable[[Event], None]) -> KeyBindin
     return bindings
 
 
-def run_interactive(endpoint: Endpoint, settings: Settings, banner: str | None = None) -> int:
+def run_interactive(
+    endpoint: Endpoint,
+    settings: Settings,
+    startup: Startup,
+    banner: str | None = None,
+) -> int:
     """Connect (or listen) and run the prompt until /quit or Ctrl-D. Raises ConnectError if
     the first connection fails (the caller turns it into exit status 1)."""
     proxy = StdoutProxy(raw=True, sleep_between_writes=WRITE_INTERVAL)
@@ -245,8 +251,10 @@ def run_interactive(endpoint: Endpoint, settings: Settings, banner: str | None =
         if banner:
             display.post(Noticed(banner, "info"))
         try:
+            session.begin(startup)
             session.open(endpoint)
         except NetreplError:
+            session.close_files()
             display.stop()
             raise
         prompt_session = PromptSession(
@@ -268,5 +276,6 @@ def run_interactive(endpoint: Endpoint, settings: Settings, banner: str | None =
         finally:
             runner.stop()
             session.close()
+            session.close_files()
             display.stop()
     return 0

@@ -12,17 +12,25 @@ import dataclasses
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from netrepl.commands import REGISTRY
 from netrepl.errors import SendError, UsageError
-from netrepl.events import Event, Noticed, ViewChanged
+from netrepl.events import Event, Noticed, PauseChanged, ViewChanged
+from netrepl.framing import Framing
+from netrepl.log import CaptureFile, SessionMemory, TranscriptLog
 from netrepl.payload import InputMode, SendContext, build_payload
 from netrepl.render import certificate_lines
+from netrepl.transcript import WIRE_EVENTS
 from netrepl.transport import Endpoint, PeerInfo, Target, open_transport, parse_port
 from netrepl.transport.base import Transport
-from netrepl.view import View, apply_encoding, apply_view_name
+from netrepl.view import TimeMode, View, apply_encoding, apply_view_name
+
+if TYPE_CHECKING:
+    from netrepl.cli import Startup
 
 # A {file:PATH} placeholder reads the whole file into one payload; /sendfile streams bigger.
 PAYLOAD_FILE_LIMIT = 16 * 1024 * 1024
@@ -55,7 +63,13 @@ class Session:
         self, settings: Settings, post: Callable[[Event], None], endpoint: Endpoint | None = None
     ) -> None:
         self.settings = settings
-        self.post = post
+        self._show = post
+        self.log: TranscriptLog | None = None
+        self.capture: CaptureFile | None = None
+        self.memory = SessionMemory()
+        self.observers: list[Callable[[Event], None]] = []
+        """Called with every wire event before the display gets it (expect, auto-replies)."""
+        self._reported: set[str] = set()
         self.endpoint = endpoint
         """What /reconnect opens again: the last endpoint opened (or given)."""
         self.transport: Transport | None = None
@@ -67,6 +81,29 @@ class Session:
         self.cancel = threading.Event()
         """Set by Ctrl-C while a line runs: a blocking connect or send gives up."""
         self._ids = itertools.count(1)
+
+    # ---- every event passes here: logs and watchers first, then the display
+
+    def post(self, event: Event) -> None:
+        """Thread-safe; called by transports (on their I/O thread) and by commands."""
+        if isinstance(event, WIRE_EVENTS):
+            at = getattr(event, "at", 0.0) or time.time()
+            self.memory.add(event, at)
+            log, capture = self.log, self.capture
+            if log is not None:
+                log.write(event, at)
+                self._report_failure(log.failed)
+            if capture is not None:
+                capture.write(event)
+                self._report_failure(capture.failed)
+            for observer in self.observers:
+                observer(event)
+        self._show(event)
+
+    def _report_failure(self, failure: str | None) -> None:
+        if failure is not None and failure not in self._reported:
+            self._reported.add(failure)
+            self._show(Noticed(failure, "error"))
 
     # ---- state, for the toolbar and the batch driver
 
@@ -203,6 +240,59 @@ class Session:
     def _set_view(self, view: View) -> None:
         self.settings.view = view
         self.post(ViewChanged(view))
+
+    # ---- display settings that travel with the data (ViewChanged, PauseChanged)
+
+    def set_timestamps(self, mode: TimeMode) -> None:
+        self._set_view(dataclasses.replace(self.settings.view, timestamps=mode))
+
+    def set_framing(self, framing: Framing) -> None:
+        self._set_view(dataclasses.replace(self.settings.view, framing=framing))
+
+    def pause(self, paused: bool) -> None:
+        kept_in = self.log.path if self.log is not None else None
+        self.post(PauseChanged(paused, time.time(), kept_in))
+
+    def begin(self, startup: Startup) -> None:
+        """Open the files the command line names. Raises UsageError (nothing half-open)."""
+        try:
+            if startup.log is not None:
+                self.start_log(startup.log)
+            if startup.capture is not None:
+                self.start_capture(startup.capture)
+        except UsageError:
+            self.close_files()
+            raise
+
+    # ---- keeping everything
+
+    def start_log(self, path: str) -> None:
+        log = TranscriptLog(path)
+        self.stop_log()
+        self.log = log
+
+    def stop_log(self) -> str | None:
+        log, self.log = self.log, None
+        if log is None:
+            return None
+        log.close()
+        return log.path
+
+    def start_capture(self, path: str) -> None:
+        capture = CaptureFile(path)
+        self.stop_capture()
+        self.capture = capture
+
+    def stop_capture(self) -> str | None:
+        capture, self.capture = self.capture, None
+        if capture is None:
+            return None
+        capture.close()
+        return capture.path
+
+    def close_files(self) -> None:
+        self.stop_log()
+        self.stop_capture()
 
     def note(self, text: str) -> None:
         """Command output for the user (help, current settings)."""

@@ -32,6 +32,7 @@ VERSION = 1
 
 Logged = Connected | Listening | TlsEstablished | Received | Sent | HalfClosed | Closed
 """The events a transcript keeps: everything that happened on the wire, nothing of the UI."""
+WIRE_EVENTS = (Connected, Listening, TlsEstablished, Received, Sent, HalfClosed, Closed)
 
 
 @dataclass(frozen=True, slots=True)

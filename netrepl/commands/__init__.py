@@ -2,7 +2,7 @@
 
 `/help`, tab completion, argument errors and docs/commands.md are all generated from it;
 adding a command is one `@command` entry in the module of its group (`view`, `send`,
-`connection`, `general`). Handlers act only through the Session, so every command works the
+`connection`, `log`, `general`). Handlers act only through the Session, so every command works the
 same typed at the prompt, piped into batch mode, or run from a script.
 Regenerate the reference with `python -m netrepl.commands > docs/commands.md`.
 """
@@ -19,7 +19,7 @@ from netrepl.errors import UsageError
 if TYPE_CHECKING:
     from netrepl.session import Session
 
-GROUPS = ("View", "Send", "Connection", "Session")
+GROUPS = ("View", "Send", "Connection", "Log", "Session")
 
 
 @dataclass(frozen=True)
@@ -230,7 +230,7 @@ def reference_markdown() -> str:
 
 
 # The groups' modules declare their commands on import; they need the names above.
-from netrepl.commands import connection, general, send, view  # noqa: E402
+from netrepl.commands import connection, general, log, send, view  # noqa: E402
 from netrepl.commands.connection import (  # noqa: E402
     describe_target,
     format_duration,
@@ -250,6 +250,7 @@ __all__ = [
     "format_duration",
     "general",
     "help_text",
+    "log",
     "parse_client_id",
     "parse_target",
     "reference_markdown",

@@ -1,10 +1,12 @@
-"""General commands: help and leaving."""
+"""General commands: help, statistics, clearing the screen, and leaving."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from netrepl.commands import REGISTRY, Arguments, Param, command, help_text
+from netrepl.events import ClearRequested, StatsRequested
 
 if TYPE_CHECKING:
     from netrepl.session import Session
@@ -23,3 +25,17 @@ def _help(session: Session, args: Arguments) -> None:
 @command("quit", "close the connection and leave (also Ctrl-D)", group="Session", aliases=["exit"])
 def _quit(session: Session, args: Arguments) -> None:
     session.quit_requested = True
+
+
+@command(
+    "stats",
+    "bytes, reads and frames each way, rates, and how long each connection is up",
+    group="Session",
+)
+def _stats(session: Session, args: Arguments) -> None:
+    session.post(StatsRequested(time.time()))
+
+
+@command("clear", "clear the screen", group="Session")
+def _clear(session: Session, args: Arguments) -> None:
+    session.post(ClearRequested())

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from netrepl.commands import Arguments, Param, command, show_or_set
+from netrepl.errors import UsageError
+from netrepl.framing import FRAME_MODES, parse_framing
 from netrepl.view import VIEW_NAMES
 
 if TYPE_CHECKING:
@@ -70,3 +72,56 @@ def _view(session: Session, args: Arguments) -> None:
 )
 def _encoding(session: Session, args: Arguments) -> None:
     show_or_set(session, args, "encoding", session.settings.view.encoding, session.set_encoding)
+
+
+@command(
+    "time",
+    "timestamps on each received and sent block: on (clock), delta (since the previous), off",
+    group="View",
+    params=[Param("MODE", choices=("on", "off", "delta"), optional=True)],
+    details="""
+With timestamps on, every received frame and every send is a block under a header line:
+`── 14:03:07.250 ← 12 bytes` (`→` for what you sent; `#N ADDRESS` in listen mode). `delta`
+shows the time since the previous block instead: latency at a glance.
+""",
+)
+def _time(session: Session, args: Arguments) -> None:
+    def apply(mode: str) -> None:
+        session.set_timestamps(mode)  # type: ignore[arg-type]
+
+    show_or_set(session, args, "time", session.settings.view.timestamps, apply)
+
+
+@command(
+    "frame",
+    "how received bytes are cut into frames: raw, idle MS, line, len N, delim HEX",
+    group="View",
+    params=[Param("MODE", suggestions=FRAME_MODES, optional=True, rest=True)],
+    details="""
+`raw` (the default): each read is shown as it comes. `idle 20`: a frame ends after 20 ms of
+silence, as GUI tools split packets. `line`: after each newline. `len 8`: every 8 bytes.
+`delim 0d 0a`: after each CR LF (any bytes, in hex). Other than raw, each frame is shown as a
+block under a header line, in every view.
+""",
+)
+def _frame(session: Session, args: Arguments) -> None:
+    if not args:
+        session.note(f"frame {session.settings.view.framing.label}")
+        return
+    try:
+        framing = parse_framing(args[0].split())
+    except ValueError as error:
+        raise UsageError(f"/frame: {error}") from None
+    session.set_framing(framing)
+
+
+@command(
+    "pause", "stop showing received data; it is still received, counted and logged", group="View"
+)
+def _pause(session: Session, args: Arguments) -> None:
+    session.pause(True)
+
+
+@command("resume", "show received data again, after a summary of what was not shown", group="View")
+def _resume(session: Session, args: Arguments) -> None:
+    session.pause(False)

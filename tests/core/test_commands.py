@@ -19,7 +19,8 @@ COMMANDS = sorted(REGISTRY.commands.values(), key=lambda c: c.name)
 EXPECTED_NAMES = {
     "hex", "utf8", "gbk", "auto", "view", "encoding", "x", "input", "eol", "escapes",
     "placeholders", "connect", "reconnect", "close", "eof", "to", "clients", "kick", "cert",
-    "help", "quit",
+    "help", "quit", "time", "frame", "pause", "resume", "stats", "clear", "log", "capture",
+    "save",
 }  # fmt: skip
 
 

@@ -1,0 +1,140 @@
+"""Files that keep every byte: the JSON Lines transcript (--log) and the raw capture (--capture).
+
+They are written on the thread that posts each event (the I/O thread for received data), in
+the order events happen, before the display sees them: the display may skip under a flood,
+a log never does. Nothing here renders; the format itself lives in `transcript.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from typing import BinaryIO, TextIO
+
+from netrepl.errors import UsageError
+from netrepl.events import Event, Received
+from netrepl.transcript import Entry, Logged, header, to_line
+
+# Written lines reach the disk at least this often, so `tail -f` keeps up without a flush
+# (a system call) per read during a flood.
+FLUSH_SECONDS = 0.2
+# /save without --log keeps this much received and sent data in memory, the newest.
+MEMORY_LIMIT = 64 * 1024 * 1024
+
+
+def open_for_writing(path: str, binary: bool = False) -> BinaryIO | TextIO:
+    """Open `path` to write, or raise UsageError saying why not (one line)."""
+    try:
+        expanded = os.path.expanduser(path)
+        if binary:
+            return open(expanded, "wb")
+        return open(expanded, "w", encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+class TranscriptLog:
+    """--log FILE: one JSON line per wire event, from the moment it is opened."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._file = open_for_writing(path)
+        self._lock = threading.Lock()
+        self._flushed = time.monotonic()
+        self.failed: str | None = None
+        self._write(header(time.time()))
+
+    def write(self, event: Event, at: float) -> None:
+        line = to_line(event, at)
+        if line is not None:
+            self._write(line)
+
+    def _write(self, line: str) -> None:
+        with self._lock:
+            if self.failed is not None or self._file.closed:
+                return
+            try:
+                self._file.write(line + "\n")  # type: ignore[arg-type]
+                now = time.monotonic()
+                if now - self._flushed >= FLUSH_SECONDS:
+                    self._file.flush()
+                    self._flushed = now
+            except (OSError, ValueError) as error:  # disk full, or closed meanwhile
+                self.failed = f"the log {self.path} stopped: {error}"
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.close()
+
+
+class CaptureFile:
+    """--capture FILE: the received bytes only, of every connection, as they came."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._file = open_for_writing(path, binary=True)
+        self._lock = threading.Lock()
+        self._flushed = time.monotonic()
+        self.failed: str | None = None
+
+    def write(self, event: Event) -> None:
+        if not isinstance(event, Received):
+            return
+        with self._lock:
+            if self.failed is not None or self._file.closed:
+                return
+            try:
+                self._file.write(event.data)  # type: ignore[arg-type]
+                now = time.monotonic()
+                if now - self._flushed >= FLUSH_SECONDS:
+                    self._file.flush()
+                    self._flushed = now
+            except (OSError, ValueError) as error:
+                self.failed = f"the capture {self.path} stopped: {error}"
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.close()
+
+
+class SessionMemory:
+    """What /save writes when there is no --log: the wire events so far, the newest
+    MEMORY_LIMIT bytes of data (older events are dropped whole, and counted)."""
+
+    def __init__(self, limit: int = MEMORY_LIMIT) -> None:
+        self._entries: deque[Entry] = deque()
+        self._size = 0
+        self._limit = limit
+        self._lock = threading.Lock()
+        self.dropped = 0
+        """Data bytes no longer in memory."""
+
+    def add(self, event: Logged, at: float) -> None:
+        size = len(getattr(event, "data", b""))
+        with self._lock:
+            self._entries.append(Entry(at, event))
+            self._size += size
+            while self._size > self._limit and self._entries:
+                old = self._entries.popleft()
+                old_size = len(getattr(old.event, "data", b""))
+                self._size -= old_size
+                self.dropped += old_size
+
+    def save(self, path: str) -> int:
+        """Write the transcript to `path`; return the number of events written."""
+        with self._lock:
+            entries = list(self._entries)
+        try:
+            with open_for_writing(path) as file:
+                file.write(header(time.time()) + "\n")  # type: ignore[arg-type]
+                for entry in entries:
+                    line = to_line(entry.event, entry.at)
+                    if line is not None:
+                        file.write(line + "\n")  # type: ignore[arg-type]
+        except OSError as error:
+            raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+        return len(entries)
