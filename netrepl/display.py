@@ -195,9 +195,13 @@ class Display:
 
     _STOP = object()
 
-    def __init__(self, renderer: Renderer, sink: Sink) -> None:
+    def __init__(
+        self, renderer: Renderer, sink: Sink, clock: Callable[[], float] = time.time
+    ) -> None:
         self.renderer = renderer
         self.sink = sink
+        self._clock = clock
+        """What ends an idle frame: the wall clock, or a replayed transcript's own time."""
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="netrepl-display", daemon=True)
         self.output_failed = False
@@ -219,9 +223,9 @@ class Display:
         while not stopping:
             try:
                 # Wake for an idle frame's end even when nothing else arrives.
-                batch = [self._queue.get(timeout=self.renderer.next_due(time.time()))]
+                batch = [self._queue.get(timeout=self.renderer.next_due(self._clock()))]
             except queue.Empty:
-                self._write(self._guarded(lambda: self.renderer.tick(time.time())))
+                self._write(self._guarded(lambda: self.renderer.tick(self._clock())))
                 continue
             while len(batch) < FRAME_EVENTS:
                 try:
@@ -234,7 +238,7 @@ class Display:
                     stopping = True
                     break
                 outputs += self._guarded(lambda e=event: self.renderer.render(e))  # type: ignore[misc]
-            outputs += self._guarded(lambda: self.renderer.tick(time.time()))
+            outputs += self._guarded(lambda: self.renderer.tick(self._clock()))
             self._write(outputs)
         self._write(None)
 

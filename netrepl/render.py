@@ -225,11 +225,15 @@ class Renderer:
         self._last_block_at: float | None = None
         self._paused_at: float | None = None
         self._skipped = _Skipped()
+        self.latest_at = 0.0
+        """The time of the newest data event rendered: a replay's clock."""
 
     def render(self, event: Event) -> list[Output]:
         match event:
             case Received() | Sent() | Connected() | Closed():
                 self.stats.observe(event)
+        if isinstance(event, (Received, Sent)):
+            self.latest_at = max(self.latest_at, event.at)
         match event:
             case Received(conn, data, datagram, at):
                 if self._paused_at is not None:

@@ -55,10 +55,12 @@ def to_line(event: Event, at: float) -> str | None:
             record = {"type": "received", "conn": conn, "data": _b64(data)}
             if datagram:
                 record["datagram"] = True
-        case Sent(conn, data, as_hex, _, _):
+        case Sent(conn, data, as_hex, echo, _):
             record = {"type": "sent", "conn": conn, "data": _b64(data)}
             if as_hex:
                 record["hex"] = True
+            if not echo:
+                record["echo"] = False  # a copy of one send to a further client
         case Connected(conn, peer, local, protocol, accepted):
             record = {"type": "connected", "conn": conn, "peer": peer, "local": local}
             record |= {"protocol": protocol, "accepted": accepted}
@@ -103,9 +105,11 @@ def _event(kind: str, r: dict[str, Any]) -> Logged | None:
         case "received":
             return Received(r["conn"], _bytes(r["data"]), bool(r.get("datagram", False)), r["t"])
         case "sent":
-            return Sent(r["conn"], _bytes(r["data"]), bool(r.get("hex", False)), at=r["t"])
+            echo = bool(r.get("echo", True))
+            return Sent(r["conn"], _bytes(r["data"]), bool(r.get("hex", False)), echo, r["t"])
         case "connected":
-            return Connected(r["conn"], r["peer"], r["local"], r["protocol"], r["accepted"])
+            protocol, accepted = r["protocol"], r["accepted"]
+            return Connected(r["conn"], r["peer"], r["local"], protocol, accepted, r["t"])
         case "listening":
             return Listening(r["address"], r["protocol"], r["tls"])
         case "tls":

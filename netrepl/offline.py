@@ -1,0 +1,314 @@
+"""`netrepl export` and `netrepl replay`: a saved transcript as a pcap file, or shown again.
+
+The I/O shell around the pure `transcript.py` and `pcap.py`: reads the transcript, writes the
+capture, or feeds a batch Display exactly as a live batch session does. It opens no socket
+and must not import prompt_toolkit; export does not import rich either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import BinaryIO
+
+from netrepl.errors import UsageError
+from netrepl.framing import parse_framing
+from netrepl.transcript import Entry, TranscriptError, parse_line
+from netrepl.view import VIEW_NAMES, View, apply_encoding, apply_view_name
+
+EXIT_OK, EXIT_IO, EXIT_USAGE = 0, 1, 2
+
+MAX_PAUSE = 5.0
+"""Seconds replay waits between two records at most, whatever the transcript's gap."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+class _InputError(Exception):
+    """The transcript could not be read (exit 1); bad content is a TranscriptError (exit 2)."""
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"the speed must be zero or more, got {text}")
+    return value
+
+
+def build_export_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="netrepl export",
+        description="Write a transcript's connections as a pcap file for Wireshark or tcpdump:"
+        " synthetic IPv4/IPv6 packets (link type RAW) with real TCP handshakes, sequence"
+        " numbers and checksums. Ends that are not IP addresses (unix sockets, host names)"
+        " get fake ones: 10.0.0.1 for this side, 10.0.0.2 for the peer.",
+    )
+    parser.add_argument("file", metavar="FILE", help="the transcript (- for stdin)")
+    parser.add_argument(
+        "--pcap", metavar="OUT", required=True, help="the pcap file to write (- for stdout)"
+    )
+    return parser
+
+
+def build_replay_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="netrepl replay",
+        description="Show a transcript's events as batch mode showed them live: received data"
+        " on stdout in the chosen view, status lines on stderr.",
+    )
+    parser.add_argument("file", metavar="FILE", help="the transcript (- for stdin)")
+    parser.add_argument(
+        "--view",
+        choices=VIEW_NAMES,
+        help="how received bytes are shown (default utf8; raw: bytes unchanged, not to a terminal)",
+    )
+    parser.add_argument(
+        "--encoding", metavar="NAME", help="text encoding: any Python codec (default utf-8)"
+    )
+    parser.add_argument(
+        "--time",
+        choices=("on", "delta"),
+        help="a timestamp on each block (as /time): the clock, or the time since the previous",
+    )
+    parser.add_argument(
+        "--frame",
+        metavar="MODE",
+        help="cut received data into frames as /frame does: 'idle 20', line, 'len 8', 'delim 0a'",
+    )
+    parser.add_argument(
+        "--speed",
+        type=_speed,
+        default=0.0,
+        metavar="X",
+        help="0 (default): as fast as possible; 1: with the original pauses between records,"
+        f" each cut to {MAX_PAUSE:g} s at most; 2: twice as fast, and so on",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no status lines on stderr, only errors"
+    )
+    return parser
+
+
+def run_offline(name: str, argv: list[str]) -> int:
+    """Run `netrepl NAME ARGV` for NAME in `export`, `replay`; return the exit status."""
+    commands: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[..., int]]] = {
+        "export": (build_export_parser, _export),
+        "replay": (build_replay_parser, _replay),
+    }
+    if name not in commands:
+        _error(f"unknown command {name!r} (choose from {', '.join(commands)})")
+        return EXIT_USAGE
+    build, run = commands[name]
+    try:
+        args = build().parse_args(argv)
+        return run(args)
+    except UsageError as error:
+        _error(f"{error} (see netrepl {name} --help)")
+        return EXIT_USAGE
+    except SystemExit as done:  # --help
+        return int(done.code or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+# ---- export --------------------------------------------------------------------------------
+
+
+def _export(args: argparse.Namespace) -> int:
+    from netrepl.pcap import MAX_SEGMENT, PcapExport, file_header
+
+    # Read it all first: a bad line then leaves OUT untouched rather than half written.
+    try:
+        entries = list(_entries(args.file))
+    except _InputError as error:
+        _error(str(error))
+        return EXIT_IO
+    except TranscriptError as error:
+        _error(f"{_name(args.file)}: {error}")
+        return EXIT_USAGE
+    export = PcapExport()
+    target = "standard output" if args.pcap == "-" else args.pcap
+    try:
+        with _output(args.pcap) as out:
+            out.write(file_header())
+            for entry in entries:
+                out.write(export.feed(entry))
+    except OSError as error:
+        _error(f"cannot write {target}: {_reason(error)}")
+        return EXIT_IO
+    packets = _count(export.packets, "packet")
+    print(
+        f"wrote {packets} of {_count(export.connections, 'connection')} to {target}",
+        file=sys.stderr,
+    )
+    if export.truncated:
+        _error(
+            f"note: {_count(export.truncated, 'datagram')} cut to fit one packet"
+            f" (a TCP segment holds {MAX_SEGMENT:,} bytes; a datagram cannot be split)"
+        )
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _output(path: str) -> Iterator[BinaryIO]:
+    if path == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    with open(path, "wb") as out:
+        yield out
+
+
+# ---- replay --------------------------------------------------------------------------------
+
+
+def _replay(args: argparse.Namespace) -> int:
+    view = _view(args)
+    if view.mode == "raw" and sys.stdout.isatty():
+        # Peer bytes written unchanged to a terminal could drive it (escape sequences).
+        raise UsageError("--view raw writes bytes unchanged: redirect stdout to a file or pipe")
+    try:
+        source = _open_input(args.file)
+    except _InputError as error:
+        _error(str(error))
+        return EXIT_IO
+
+    from netrepl.display import AnsiFormatter, Display, StreamSink, plain
+    from netrepl.render import Renderer
+
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(errors="backslashreplace")  # type: ignore[attr-defined]
+    sink = StreamSink(
+        sys.stdout,
+        sys.stderr,
+        data_format=AnsiFormatter() if sys.stdout.isatty() else plain,
+        message_format=AnsiFormatter() if sys.stderr.isatty() else plain,
+        quiet=args.quiet,
+    )
+    renderer = Renderer(view)
+    # Idle frames end by the transcript's own time, not by how fast the replay runs.
+    display = Display(renderer, sink, clock=lambda: renderer.latest_at)
+    display.start()
+    failure: tuple[str, int] | None = None
+    try:
+        previous: float | None = None
+        for entry in _entries_from(source, args.file):
+            if args.speed > 0 and previous is not None:
+                pause = min((entry.at - previous) / args.speed, MAX_PAUSE)
+                if pause > 0:
+                    time.sleep(pause)  # the pause is the feature: the session's own pace
+            previous = entry.at
+            display.post(entry.event)
+            if display.output_failed:
+                break  # stdout was closed (`| head`): nobody is reading any more
+    except _InputError as error:
+        failure = (str(error), EXIT_IO)
+    except TranscriptError as error:
+        failure = (f"{_name(args.file)}: {error}", EXIT_USAGE)
+    finally:
+        display.stop()
+        if source is not sys.stdin.buffer:
+            source.close()
+    if failure is not None:
+        # After the display has stopped, so the error follows what the good lines showed.
+        _error(failure[0])
+        return failure[1]
+    return EXIT_OK
+
+
+def _view(args: argparse.Namespace) -> View:
+    """--encoding, then --view, as the main command line combines them."""
+    view = View()
+    try:
+        if args.encoding is not None:
+            view = apply_encoding(view, args.encoding)
+        if args.view is not None:
+            named = apply_view_name(view, args.view)
+            if args.encoding is not None and named.encoding != view.encoding:
+                raise UsageError(f"--view {args.view} conflicts with --encoding {args.encoding}")
+            view = named
+        if args.time is not None:
+            view = replace(view, timestamps=args.time)
+        if args.frame is not None:
+            view = replace(view, framing=parse_framing(args.frame.split()))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return view
+
+
+# ---- reading transcripts -----------------------------------------------------------------------
+
+
+def _open_input(path: str) -> BinaryIO:
+    if path == "-":
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")  # closed by whoever reads it
+    except OSError as error:
+        raise _InputError(f"cannot read {path}: {_reason(error)}") from None
+
+
+def _entries(path: str) -> Iterator[Entry]:
+    source = _open_input(path)
+    try:
+        yield from _entries_from(source, path)
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+
+
+def _entries_from(source: BinaryIO, path: str) -> Iterator[Entry]:
+    """The entries of a transcript, lazily. Raises TranscriptError or _InputError."""
+    number = 0
+    while True:
+        try:
+            raw = source.readline()
+        except OSError as error:
+            raise _InputError(f"cannot read {_name(path)}: {_reason(error)}") from None
+        if not raw:
+            return
+        number += 1
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise TranscriptError(f"line {number}: not UTF-8 text") from None
+        entry = parse_line(line, number)
+        if entry is not None:
+            yield entry
+
+
+# ---- messages ------------------------------------------------------------------------------
+
+
+def _error(message: str) -> None:
+    print(f"netrepl: {message}", file=sys.stderr)
+
+
+def _name(path: str) -> str:
+    return "stdin" if path == "-" else path
+
+
+def _reason(error: OSError) -> str:
+    """`no such file or directory`: strerror in lower case, as the other errors read."""
+    text = os.strerror(error.errno) if error.errno else (error.strerror or str(error))
+    if not text and error.errno is not None:
+        text = errno.errorcode.get(error.errno, str(error.errno))
+    return text[:1].lower() + text[1:]
+
+
+def _count(number: int, noun: str) -> str:
+    """`1 packet`, `2,048 packets`: render.count, without importing rich for export."""
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
