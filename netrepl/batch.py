@@ -13,9 +13,10 @@ from typing import BinaryIO
 
 from netrepl.cli import Startup
 from netrepl.display import AnsiFormatter, Display, StreamSink, plain
-from netrepl.errors import NetreplError, UsageError
+from netrepl.errors import NetreplError
 from netrepl.events import Noticed
 from netrepl.render import Renderer
+from netrepl.script import run_script, status_of
 from netrepl.session import Session, Settings
 from netrepl.transport import Endpoint
 
@@ -32,7 +33,8 @@ def run_batch(
     startup: Startup,
     banner: str | None = None,
 ) -> int:
-    """Run stdin through a session. Raises ConnectError if the first connection fails."""
+    """Run --script, then stdin, through a session; return the exit status (3 for an expect
+    that timed out). Raises ConnectError if the first connection fails."""
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(errors="backslashreplace")  # type: ignore[attr-defined]
     sink = StreamSink(
@@ -51,7 +53,9 @@ def run_batch(
         session.begin(startup)
         session.open(endpoint)
         wait_until_ready(session)
-        status = feed_lines(session, sys.stdin.buffer, once=once)
+        status = run_startup_script(session, startup.script)
+        if status == EXIT_OK and not session.quit_requested:
+            status = feed_lines(session, sys.stdin.buffer, once=once)
         if status == EXIT_OK and not session.quit_requested:
             if once:
                 wait_first_client_gone(session)
@@ -61,10 +65,21 @@ def run_batch(
         if status == EXIT_OK and transport is not None and transport.failure:
             status = EXIT_CONNECTION
     finally:
-        session.close()
-        session.close_files()
+        session.close_all()
         display.stop()
     return status
+
+
+def run_startup_script(session: Session, script: str | None) -> int:
+    """--script FILE, before stdin: 0, or the exit status of the line that failed."""
+    if script is None:
+        return EXIT_OK
+    try:
+        run_script(session, script)
+    except NetreplError as error:
+        session.error(str(error))
+        return status_of(error)
+    return EXIT_OK
 
 
 def wait_until_ready(session: Session) -> None:
@@ -92,10 +107,10 @@ def feed_lines(session: Session, stdin: BinaryIO, *, once: bool = False) -> int:
             # someone to go to, as the first line did.
             wait_until_ready(session)
         try:
-            session.submit(line)
+            session.submit_typed(line)
         except NetreplError as error:
-            session.post(Noticed(f"stdin line {number}: {error}", "error"))
-            return EXIT_USAGE if isinstance(error, UsageError) else EXIT_CONNECTION
+            session.error(f"stdin line {number}: {error}")
+            return status_of(error)
         if session.quit_requested:
             break
     return EXIT_OK

@@ -54,6 +54,9 @@ class Startup:
 
     log: str | None = None
     capture: str | None = None
+    script: str | None = None
+    on_connect: str | None = None
+    presets: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -61,6 +64,8 @@ class Options:
     endpoint: Endpoint
     view: View
     eol: str
+    input_mode: str
+    escapes: bool
     linger: float
     demo: bool
     quiet: bool
@@ -107,7 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="text encoding for showing and sending text: any Python codec (default utf-8)",
     )
     shown.add_argument(
-        "--eol", choices=tuple(EOLS), default="lf", help="end of line added to typed text"
+        "--eol", choices=tuple(EOLS), help="end of line added to typed text (default lf)"
+    )
+    shown.add_argument(
+        "--config",
+        metavar="FILE",
+        help="read defaults and /p presets from FILE (default ~/.config/netrepl/config.toml)",
     )
 
     transport = parser.add_argument_group("transport")
@@ -178,6 +188,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--log", metavar="FILE", help="write every event to FILE (JSON Lines; netrepl replay)"
     )
     keep.add_argument("--capture", metavar="FILE", help="write the received bytes, raw, to FILE")
+
+    scripts = parser.add_argument_group("scripts")
+    scripts.add_argument(
+        "--script",
+        metavar="FILE",
+        help="run FILE (lines as typed, # comments) after connecting; in batch mode before"
+        " stdin, and a failing /expect exits 3",
+    )
+    scripts.add_argument(
+        "--on-connect",
+        metavar="FILE",
+        help="run FILE after every connect and reconnect (a login, an auth preamble)",
+    )
 
     batch = parser.add_argument_group("batch mode (stdin not a terminal)")
     batch.add_argument(
@@ -313,8 +336,19 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         endpoint = replace(_endpoint(args), port=0)
     else:
         endpoint = _endpoint(args)
+    from netrepl.config import load_config  # tomllib: only when about to run
+
+    config = load_config(args.config)
+    defaults = config.defaults
     view = View()
     try:
+        # The config file's defaults first, then the command line over them.
+        if "encoding" in defaults:
+            view = apply_encoding(view, str(defaults["encoding"]))
+        if "view" in defaults:
+            view = apply_view_name(view, str(defaults["view"]))
+        if "time" in defaults:
+            view = replace(view, timestamps=defaults["time"])  # type: ignore[arg-type]
         if args.encoding is not None:
             view = apply_encoding(view, args.encoding)
         if args.view is not None:
@@ -323,16 +357,24 @@ def parse_options(argv: Sequence[str] | None) -> Options:
                 raise UsageError(f"--view {args.view} conflicts with --encoding {args.encoding}")
             view = named
     except ValueError as error:
-        raise UsageError(str(error)) from None
+        raise UsageError(f"{error} (in {config.source})" if config.source else str(error)) from None
     return Options(
         endpoint=endpoint,
         view=view,
-        eol=args.eol,
+        eol=args.eol or str(defaults.get("eol", "lf")),
+        input_mode=str(defaults.get("input", "text")),
+        escapes=bool(defaults.get("escapes", True)),
         linger=args.linger,
         demo=args.demo,
         quiet=args.quiet,
         once=args.once,
-        startup=Startup(log=args.log, capture=args.capture),
+        startup=Startup(
+            log=args.log,
+            capture=args.capture,
+            script=args.script,
+            on_connect=args.on_connect,
+            presets=tuple(config.presets.items()),
+        ),
     )
 
 
@@ -360,7 +402,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from netrepl.session import Settings
 
-    settings = Settings(view=options.view, eol=options.eol, batch=not interactive)
+    settings = Settings(
+        view=options.view,
+        eol=options.eol,
+        input_mode=options.input_mode,  # type: ignore[arg-type]
+        escapes=options.escapes,
+        batch=not interactive,
+    )
     demo = None
     banner = None
     endpoint = options.endpoint

@@ -78,14 +78,20 @@ class TerminalSink:
         self._clear = clear
         self._open_line = Text(end="")
         self.open_line_ansi = ""
+        self.progress_ansi = ""
+        """A long send's progress bar, redrawn in place above the prompt."""
         # A message ended an unfinished received line early; the newline that would have
         # ended it is then not shown again as an empty line.
         self._line_ended_early = False
 
     def write(self, outputs: list[Output]) -> None:
         parts: list[str] = []
-        open_before = self.open_line_ansi
+        open_before = self.open_line_ansi, self.progress_ansi
         for output in outputs:
+            if output.channel == "progress":
+                assert output.text is not None
+                self.progress_ansi = self._format(output.text) if output.text else ""
+                continue
             if output.channel == "clear":
                 self._flush(parts)
                 self._open_line = Text(end="")
@@ -114,7 +120,7 @@ class TerminalSink:
                 parts.append(message if output.text.plain.endswith("\n") else message + "\n")
         self._flush(parts)
         self.open_line_ansi = self._format(self._open_line) if self._open_line else ""
-        if self.open_line_ansi != open_before:
+        if (self.open_line_ansi, self.progress_ansi) != open_before:
             self._repaint()
 
     def _flush(self, parts: list[str]) -> None:
@@ -166,7 +172,7 @@ class StreamSink:
                     self._write_data(data)
                     self._stdout.flush()
                     self._stdout.buffer.write(output.raw)
-            elif output.channel in ("echo", "clear") or (
+            elif output.channel in ("echo", "clear", "progress") or (
                 self._quiet and output.channel == "status"
             ):
                 continue

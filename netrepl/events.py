@@ -140,6 +140,19 @@ class StatsRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a long send (/sendfile) has come: shown in place, then as one status line."""
+
+    label: str
+    done: int
+    total: int
+    elapsed: float
+    finished: bool = False
+    outcome: str = ""
+    """When finished: how it ended (`sent`, `interrupted`, `failed: ...`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ClearRequested:
     """/clear: clear the screen (nothing happens in batch mode)."""
 
@@ -157,5 +170,6 @@ Event = (
     | ViewChanged
     | PauseChanged
     | StatsRequested
+    | Progress
     | ClearRequested
 )

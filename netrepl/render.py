@@ -24,6 +24,7 @@ from netrepl.events import (
     Listening,
     Noticed,
     PauseChanged,
+    Progress,
     Received,
     Sent,
     StatsRequested,
@@ -33,10 +34,10 @@ from netrepl.events import (
 )
 from netrepl.framing import Frame, Framer
 from netrepl.hexdump import format_hexdump
-from netrepl.traffic import TrafficStats
+from netrepl.traffic import TrafficStats, format_rate
 from netrepl.view import View
 
-Channel = Literal["data", "echo", "status", "info", "error", "clear"]
+Channel = Literal["data", "echo", "status", "info", "error", "clear", "progress"]
 """`data` is the received stream (stdout in batch mode); the rest are messages for the user,
 and `clear` asks the terminal to clear its screen."""
 
@@ -48,6 +49,8 @@ STYLES: dict[str, str] = {
     "netrepl.prompt": "bold",
     "netrepl.echo": "",
     "netrepl.label": "bold yellow",
+    "netrepl.bar": "magenta",
+    "netrepl.bar.back": "grey23",
     "netrepl.status": "dim",
     "netrepl.info": "",
     "netrepl.error": "bold red",
@@ -294,6 +297,8 @@ class Renderer:
                 return [self._notice(self.stats.report(at), "info")]
             case ClearRequested():
                 return [Output("clear")]
+            case Progress():
+                return self._progress(event)
         raise TypeError(f"not an event: {event!r}")
 
     def next_due(self, now: float) -> float | None:
@@ -429,6 +434,26 @@ class Renderer:
         for conn, stream in list(self._received.items()):
             outputs += self._from(conn, stream.switch(view))
         return outputs
+
+    # ---- long sends
+
+    @staticmethod
+    def _progress(event: Progress) -> list[Output]:
+        rate = format_rate(event.done / event.elapsed) if event.elapsed > 0 else "-"
+        amount = f"{count(event.done, 'byte')} of {event.total:,}"
+        if event.finished:
+            text = f"{event.label}: {event.outcome}, {amount} in {event.elapsed:.1f} s ({rate})"
+            level: Channel = "status" if event.outcome == "sent" else "error"
+            return [Output("progress", Text(end="")), Renderer._notice(text, level)]
+        width = 30
+        filled = width * event.done // event.total if event.total else width
+        bar = Text(end="")
+        bar.append_text(safe_text(f"{event.label} "))
+        bar.append("━" * filled, style="netrepl.bar")
+        bar.append("━" * (width - filled), style="netrepl.bar.back")
+        percent = 100 * event.done // event.total if event.total else 100
+        bar.append(f" {percent:3d}%  {amount}  {rate}  (Ctrl-C stops it)")
+        return [Output("progress", bar)]
 
     # ---- pausing
 

@@ -178,7 +178,7 @@ class LineRunner:
             self.busy = line
             self._session.cancel.clear()
             try:
-                self._session.submit(line)
+                self._session.submit_typed(line)
             except NetreplError as error:
                 self._post(Noticed(str(error), "error"))
             except Exception as error:  # a bug must not kill the session: show it, go on
@@ -234,6 +234,8 @@ def run_interactive(
 
     def message() -> StyleAndTextTuples:
         fragments: StyleAndTextTuples = []
+        if sink.progress_ansi:
+            fragments.extend(to_formatted_text(ANSI(sink.progress_ansi + "\n")))
         if sink.open_line_ansi:
             fragments.extend(to_formatted_text(ANSI(sink.open_line_ansi + "\n")))
         fragments.append(("bold", prompt_text(session)))
@@ -269,13 +271,14 @@ def run_interactive(
         )
         prompt_session.default_buffer.accept_handler = accept
         runner.start()
+        if startup.script is not None:
+            runner.submit(f"/run {startup.script}")
         try:
             prompt_session.prompt()
         except EOFError:
             pass  # Ctrl-D on an empty line
         finally:
             runner.stop()
-            session.close()
-            session.close_files()
+            session.close_all()
             display.stop()
     return 0

@@ -15,23 +15,28 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
+from netrepl.codec import encoding_for_sending
 from netrepl.commands import REGISTRY
-from netrepl.errors import SendError, UsageError
-from netrepl.events import Event, Noticed, PauseChanged, ViewChanged
+from netrepl.errors import NetreplError, SendError, UsageError
+from netrepl.events import Connected, Event, Noticed, PauseChanged, Progress, ViewChanged
 from netrepl.framing import Framing
-from netrepl.log import CaptureFile, SessionMemory, TranscriptLog
+from netrepl.log import CaptureFile, SessionMemory, TranscriptLog, open_for_writing
 from netrepl.payload import InputMode, SendContext, build_payload
 from netrepl.render import certificate_lines
+from netrepl.script import PeriodicJobs, read_script
 from netrepl.transcript import WIRE_EVENTS
 from netrepl.transport import Endpoint, PeerInfo, Target, open_transport, parse_port
 from netrepl.transport.base import Transport
 from netrepl.view import TimeMode, View, apply_encoding, apply_view_name
+from netrepl.watch import AutoReplies, ExpectBuffer, compile_hex_pattern, compile_text_pattern
 
 if TYPE_CHECKING:
     from netrepl.cli import Startup
 
+# A long send says how far it is this often.
+PROGRESS_SECONDS = 0.1
 # A {file:PATH} placeholder reads the whole file into one payload; /sendfile streams bigger.
 PAYLOAD_FILE_LIMIT = 16 * 1024 * 1024
 
@@ -67,8 +72,21 @@ class Session:
         self.log: TranscriptLog | None = None
         self.capture: CaptureFile | None = None
         self.memory = SessionMemory()
-        self.observers: list[Callable[[Event], None]] = []
-        """Called with every wire event before the display gets it (expect, auto-replies)."""
+        self.expect_buffer = ExpectBuffer()
+        self.replies = AutoReplies(self._answer, self.error)
+        self.jobs = PeriodicJobs(self.submit, self.error)
+        self.observers: list[Callable[[Event], None]] = [
+            self.expect_buffer.observe,
+            self.replies.observe,
+            self._after_connect,
+        ]
+        """Called with every wire event before the display gets it."""
+        self.presets: dict[str, str] = {}
+        """Named lines from the config file, sent with /p NAME."""
+        self.on_connect: str | None = None
+        """A script to run after every connect and reconnect (--on-connect)."""
+        self.script_depth = 0
+        self.recording: TextIO | None = None
         self._reported: set[str] = set()
         self.endpoint = endpoint
         """What /reconnect opens again: the last endpoint opened (or given)."""
@@ -260,9 +278,14 @@ class Session:
                 self.start_log(startup.log)
             if startup.capture is not None:
                 self.start_capture(startup.capture)
+            for script in (startup.script, startup.on_connect):
+                if script is not None:
+                    read_script(script)  # a missing script is a usage error before connecting
         except UsageError:
             self.close_files()
             raise
+        self.on_connect = startup.on_connect
+        self.presets = dict(startup.presets)
 
     # ---- keeping everything
 
@@ -293,6 +316,135 @@ class Session:
     def close_files(self) -> None:
         self.stop_log()
         self.stop_capture()
+
+    # ---- scripts, waiting, answering
+
+    def submit_typed(self, line: str) -> None:
+        """A line the user typed (or piped): recorded by /record, then handled."""
+        recording = self.recording
+        if recording is not None and not line.startswith("/record"):
+            recording.write(line + "\n")
+            recording.flush()
+        self.submit(line)
+
+    def start_recording(self, path: str) -> None:
+        recording = open_for_writing(path)
+        self.stop_recording()
+        recording.write(f"# recorded by netrepl, to replay with /run {path}\n")  # type: ignore[arg-type]
+        self.recording = recording  # type: ignore[assignment]
+
+    def stop_recording(self) -> str | None:
+        recording, self.recording = self.recording, None
+        if recording is None:
+            return None
+        recording.close()
+        return recording.name
+
+    def expect(self, pattern: str, timeout: float, *, hex: bool = False) -> None:
+        """Wait until what arrived since the last send matches. Raises ExpectTimeout."""
+        compiled = (
+            compile_hex_pattern(pattern)
+            if hex
+            else compile_text_pattern(pattern, encoding_for_sending(self.settings.view.encoding))
+        )
+        match = self.expect_buffer.wait(compiled, timeout, self.cancel, pattern)
+        shown = match.group().decode(self.settings.view.encoding, "backslashreplace")
+        self.post(Noticed(f"expect matched: {shown!r}", "status"))
+
+    def sleep(self, seconds: float) -> None:
+        if self.cancel.wait(seconds):
+            raise NetreplError(f"sleep {seconds:g}: interrupted")
+
+    def send_file(self, path: str, chunk: int, delay: float) -> None:
+        """Stream a file in pieces of `chunk` bytes, `delay` seconds apart, with progress.
+        Ctrl-C stops it between pieces; what was sent is said either way."""
+        try:
+            file = open(os.path.expanduser(path), "rb")  # noqa: SIM115 (closed below)
+            total = os.fstat(file.fileno()).st_size
+        except OSError as error:
+            raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+        label = f"sendfile {os.path.basename(path)}"
+        started = last_shown = time.monotonic()
+        done, outcome = 0, "sent"
+        try:
+            with file:
+                while piece := file.read(chunk):
+                    if self.cancel.is_set():
+                        outcome = "interrupted"
+                        break
+                    if self.transport is None:
+                        raise SendError("not connected")
+                    # Not counted by {counter}: that numbers lines, not the pieces of a file.
+                    self.transport.send(piece, self.current_target, as_hex=False)
+                    done += len(piece)
+                    now = time.monotonic()
+                    if now - last_shown >= PROGRESS_SECONDS:
+                        last_shown = now
+                        self.post(Progress(label, done, total, now - started))
+                    if delay and self.cancel.wait(delay):
+                        outcome = "interrupted"
+                        break
+        except NetreplError as error:
+            outcome = f"failed: {error}"
+        finally:
+            elapsed = time.monotonic() - started
+            self.post(Progress(label, done, total, elapsed, finished=True, outcome=outcome))
+
+    def repeat(self, count: int, interval: float, line: str) -> None:
+        """Handle `line` `count` times, `interval` seconds apart (Ctrl-C stops it)."""
+        for index in range(count):
+            if (index and interval and self.cancel.wait(interval)) or self.cancel.is_set():
+                raise NetreplError(f"/repeat interrupted after {index} of {count}")
+            self.submit(line)
+
+    def send_preset(self, name: str) -> None:
+        line = self.presets.get(name)
+        if line is None:
+            known = ", ".join(sorted(self.presets)) or "none: define them in the config file"
+            raise UsageError(f"/p: no preset {name!r} (known: {known})")
+        self.submit(line)
+
+    def _answer(self, conn: int, line: str, hex: bool) -> None:
+        """An automatic reply (/when) to connection `conn`."""
+        payload = build_payload(
+            line,
+            input_mode="hex" if hex else "text",
+            encoding=self.settings.view.encoding,
+            escapes=True,
+            eol=self.settings.eol,
+            context=self.send_context(),
+        )
+        if self.transport is None:
+            raise SendError("not connected")
+        self.transport.send(payload, conn, as_hex=hex)
+        self.sends += 1
+
+    def _after_connect(self, event: Event) -> None:
+        script = self.on_connect
+        if script is None or not isinstance(event, Connected) or event.accepted:
+            return
+        # Its own thread: the script may wait (/expect) while data keeps arriving here.
+        threading.Thread(
+            target=self._run_on_connect, args=(script,), name="netrepl-on-connect", daemon=True
+        ).start()
+
+    def _run_on_connect(self, script: str) -> None:
+        from netrepl.script import run_script
+
+        try:
+            run_script(self, script)
+        except NetreplError as error:
+            self.error(f"--on-connect {error}")
+
+    def error(self, text: str) -> None:
+        self.post(Noticed(text, "error"))
+
+    def close_all(self) -> None:
+        """At exit: stop periodic sends, close the connection and every file."""
+        self.jobs.close()
+        self.close()
+        self.close_files()
+        self.stop_recording()
 
     def note(self, text: str) -> None:
         """Command output for the user (help, current settings)."""

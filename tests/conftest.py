@@ -15,6 +15,8 @@ def private_state(tmp_path, monkeypatch):
     """Keep history and state of every netrepl started by a test out of the user's home."""
     state = tmp_path / "state"
     monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    # And no config file of the user's: defaults and presets come from the test alone.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     return state
 
 

@@ -2,8 +2,8 @@
 
 `/help`, tab completion, argument errors and docs/commands.md are all generated from it;
 adding a command is one `@command` entry in the module of its group (`view`, `send`,
-`connection`, `log`, `general`). Handlers act only through the Session, so every command works the
-same typed at the prompt, piped into batch mode, or run from a script.
+`connection`, `script`, `log`, `general`). Handlers act only through the Session, so every
+command works the same typed at the prompt, piped into batch mode, or run from a script.
 Regenerate the reference with `python -m netrepl.commands > docs/commands.md`.
 """
 
@@ -19,7 +19,7 @@ from netrepl.errors import UsageError
 if TYPE_CHECKING:
     from netrepl.session import Session
 
-GROUPS = ("View", "Send", "Connection", "Log", "Session")
+GROUPS = ("View", "Send", "Connection", "Script", "Log", "Session")
 
 
 @dataclass(frozen=True)
@@ -230,7 +230,7 @@ def reference_markdown() -> str:
 
 
 # The groups' modules declare their commands on import; they need the names above.
-from netrepl.commands import connection, general, log, send, view  # noqa: E402
+from netrepl.commands import connection, general, log, script, send, view  # noqa: E402
 from netrepl.commands.connection import (  # noqa: E402
     describe_target,
     format_duration,
@@ -254,6 +254,7 @@ __all__ = [
     "parse_client_id",
     "parse_target",
     "reference_markdown",
+    "script",
     "send",
     "show_or_set",
     "view",

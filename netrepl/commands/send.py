@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING
 
 from netrepl.commands import Arguments, Param, command, show_or_set
+from netrepl.errors import UsageError
 from netrepl.payload import EOLS, PLACEHOLDERS, parse_hex_line
 
 if TYPE_CHECKING:
@@ -86,3 +88,120 @@ def _placeholders(session: Session, args: Arguments) -> None:
     session.note(
         "\n".join(f"  {{{name}}}".ljust(width) + text for name, text in PLACEHOLDERS.items())
     )
+
+
+@command(
+    "sendfile",
+    "send a file in pieces, with a progress bar: /sendfile PATH [--chunk N] [--delay MS]",
+    group="Send",
+    params=[Param("ARGS", rest=True)],
+    details="""
+Pieces of 64 KiB by default (`--chunk N` bytes), back to back or `--delay MS` apart, for a
+device with a small buffer. Ctrl-C stops it between pieces; a status line says how much was
+sent. Put quotes around a path with spaces.
+""",
+)
+def _sendfile(session: Session, args: Arguments) -> None:
+    try:
+        words = shlex.split(args[0])
+    except ValueError as error:
+        raise UsageError(f"/sendfile: {error}") from None
+    path, chunk, delay = None, 64 * 1024, 0.0
+    while words:
+        word = words.pop(0)
+        if word in ("--chunk", "--delay"):
+            if not words or not (words[0].isascii() and words[0].isdigit()):
+                raise UsageError(f"/sendfile: {word} takes a whole number")
+            value = int(words.pop(0))
+            if word == "--chunk":
+                if value < 1:
+                    raise UsageError("/sendfile: --chunk must be 1 or more")
+                chunk = value
+            else:
+                delay = value / 1000
+        elif path is None:
+            path = word
+        else:
+            raise UsageError(
+                f"/sendfile: unexpected {word!r} (usage: PATH [--chunk N] [--delay MS])"
+            )
+    if path is None:
+        raise UsageError("/sendfile: give the PATH of the file")
+    session.send_file(path, chunk, delay)
+
+
+@command(
+    "every",
+    "send LINE every MS milliseconds until /stop; alone it lists what runs",
+    group="Send",
+    params=[Param("MS", optional=True), Param("LINE", optional=True, rest=True)],
+    details="""
+Like a GUI tool's "auto-send". LINE is handled as if typed each time, so `{counter}` and
+`{time}` change and commands work: `/every 1000 /x 01 03 00 00 00 01 {crc16-modbus}`.
+Several can run at once; `/stop N` or `/stop all` ends them.
+""",
+)
+def _every(session: Session, args: Arguments) -> None:
+    if not args:
+        jobs = session.jobs.jobs()
+        session.note("\n".join(job.describe() for job in jobs) if jobs else "nothing runs")
+        return
+    if len(args) < 2:
+        raise UsageError("/every: give MS and the LINE to send")
+    interval = _milliseconds(args[0], "/every", minimum=10)
+    job = session.jobs.start(interval, args[1])
+    session.note(f"job {job.number}: every {args[0]} ms: {args[1]} (/stop {job.number})")
+
+
+@command(
+    "stop",
+    "stop the /every job N, or all",
+    group="Send",
+    params=[Param("N", suggestions=lambda s: ["all", *(str(j.number) for j in s.jobs.jobs())])],
+)
+def _stop(session: Session, args: Arguments) -> None:
+    stopped = session.jobs.stop(args[0])
+    session.note(f"stopped {', '.join(f'job {j.number}' for j in stopped) or 'nothing'}")
+
+
+@command(
+    "repeat",
+    "send LINE COUNT times, MS milliseconds apart: /repeat COUNT [MS] LINE",
+    group="Send",
+    params=[Param("COUNT"), Param("LINE", rest=True)],
+    details="A second number before LINE is the interval: `/repeat 5 200 PING`; Ctrl-C stops.",
+)
+def _repeat(session: Session, args: Arguments) -> None:
+    if not (args[0].isascii() and args[0].isdigit()) or int(args[0]) < 1:
+        raise UsageError(f"/repeat: COUNT must be a whole number, 1 or more, not {args[0]!r}")
+    interval, line = 0.0, args[1]
+    first, _, rest = line.partition(" ")
+    if rest and first.isascii() and first.isdigit():
+        interval, line = _milliseconds(first, "/repeat"), rest
+    session.repeat(int(args[0]), interval, line)
+
+
+@command(
+    "p",
+    "send the preset NAME from the config file; alone it lists them",
+    group="Send",
+    params=[Param("NAME", optional=True, suggestions=lambda s: sorted(s.presets))],
+    details="""
+Presets are lines (data or commands) named in the `[presets]` table of the config file
+(`~/.config/netrepl/config.toml`, or `--config FILE`).
+""",
+)
+def _p(session: Session, args: Arguments) -> None:
+    if not args:
+        presets = session.presets
+        width = max(map(len, presets), default=0) + 2
+        lines = [f"  {name:<{width}}{line}" for name, line in sorted(presets.items())]
+        session.note("\n".join(lines) if lines else "no presets (see /help p)")
+        return
+    session.send_preset(args[0])
+
+
+def _milliseconds(text: str, name: str, minimum: int = 0) -> float:
+    if not (text.isascii() and text.isdigit()) or int(text) < minimum:
+        raise UsageError(f"{name}: MS must be a whole number of milliseconds, {minimum} or more")
+    return int(text) / 1000

@@ -20,7 +20,8 @@ EXPECTED_NAMES = {
     "hex", "utf8", "gbk", "auto", "view", "encoding", "x", "input", "eol", "escapes",
     "placeholders", "connect", "reconnect", "close", "eof", "to", "clients", "kick", "cert",
     "help", "quit", "time", "frame", "pause", "resume", "stats", "clear", "log", "capture",
-    "save",
+    "save", "sleep", "expect", "expect-hex", "run", "when", "when-hex", "unwhen", "record",
+    "sendfile", "every", "stop", "repeat", "p",
 }  # fmt: skip
 
 

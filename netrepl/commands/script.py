@@ -1,0 +1,170 @@
+"""Script commands: wait (/sleep, /expect), run files (/run), answer automatically (/when),
+and record what you type (/record)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from netrepl.codec import encoding_for_sending
+from netrepl.commands import Arguments, Param, command
+from netrepl.errors import UsageError
+from netrepl.script import run_script
+from netrepl.watch import compile_hex_pattern, compile_text_pattern
+
+if TYPE_CHECKING:
+    from netrepl.session import Session
+
+EXPECT_TIMEOUT = 5.0
+
+
+def parse_seconds(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{name}: not a number of seconds: {text!r}") from None
+    if not value >= 0:
+        raise UsageError(f"{name}: seconds must be zero or more, not {text}")
+    return value
+
+
+def split_timeout(text: str) -> tuple[str, float]:
+    """`PATTERN [TIMEOUT]`: a last word that is a number is the timeout."""
+    words = text.rsplit(None, 1)
+    if len(words) == 2:
+        try:
+            return words[0], parse_seconds(words[1], "timeout")
+        except UsageError:
+            pass
+    return text, EXPECT_TIMEOUT
+
+
+@command(
+    "sleep",
+    "wait S seconds (in scripts; Ctrl-C stops it)",
+    group="Script",
+    params=[Param("S")],
+)
+def _sleep(session: Session, args: Arguments) -> None:
+    session.sleep(parse_seconds(args[0], "/sleep"))
+
+
+@command(
+    "expect",
+    "wait until what arrived since the last send matches REGEX (default timeout 5 s)",
+    group="Script",
+    params=[Param("REGEX", rest=True)],
+    details="""
+`/expect +PONG` or `/expect ^OK\\r\\n 2.5`: a last word that is a number is the timeout in
+seconds. The pattern is a Python regular expression matched against the received bytes (text
+in the current encoding; `\\xNN` matches a byte). What it matches is used up, so two
+`/expect`s in a row wait for two answers. On a timeout a script stops there, and batch mode
+exits with status 3, naming the pattern.
+""",
+)
+def _expect(session: Session, args: Arguments) -> None:
+    pattern, timeout = split_timeout(args[0])
+    session.expect(pattern, timeout)
+
+
+@command(
+    "expect-hex",
+    "like /expect, for bytes given in hex (?? matches any byte)",
+    group="Script",
+    params=[Param("HEX", rest=True)],
+    details="`/expect-hex 01 03 04 ?? ?? ?? ?? 2` waits 2 s for a Modbus reply of 4 data bytes.",
+)
+def _expect_hex(session: Session, args: Arguments) -> None:
+    pattern, timeout = split_timeout(args[0])
+    session.expect(pattern, timeout, hex=True)
+
+
+@command(
+    "run",
+    "run a script: a file of lines exactly as typed, # for comments",
+    group="Script",
+    params=[Param("FILE", rest=True)],
+    details="""
+Each line is handled as if typed: data is sent, commands run, `/expect` waits. The first line
+that fails stops the script with its file name and line number. Blank lines send the end of
+line, as a blank typed line does. Also `--script FILE` on the command line.
+""",
+)
+def _run(session: Session, args: Arguments) -> None:
+    run_script(session, args[0])
+
+
+@command(
+    "when",
+    "answer automatically: /when REGEX -> REPLY; alone it lists the rules",
+    group="Script",
+    params=[Param("RULE", optional=True, rest=True)],
+    details="""
+Each time a connection's data matches REGEX, REPLY is sent to that connection, as a typed
+line (end of line, escapes, `{placeholders}`). `\\1` .. `\\9` put in what the pattern's groups
+matched: `/when ^PING (\\d+) -> PONG \\1`. A rule that fires more than 20 times in a second is
+stopped, so two machines cannot answer each other forever. `/unwhen N` removes one.
+""",
+)
+def _when(session: Session, args: Arguments) -> None:
+    if not args:
+        rules = session.replies.rules()
+        session.note("\n".join(r.describe() for r in rules) if rules else "no /when rules")
+        return
+    pattern, reply = split_rule(args[0], "/when")
+    encoding = encoding_for_sending(session.settings.view.encoding)
+    rule = session.replies.add(
+        compile_text_pattern(pattern, encoding), reply, hex=False, shown=pattern
+    )
+    session.note(f"rule {rule.number}: when {pattern} -> {reply}")
+
+
+@command(
+    "when-hex",
+    "answer automatically in hex: /when-hex HEX -> HEX (?? matches any byte)",
+    group="Script",
+    params=[Param("RULE", rest=True)],
+    details="""
+`/when-hex 01 03 ?? ?? ?? ?? ?? ?? -> 01 03 02 00 2a {crc16-modbus}` answers any Modbus read
+from unit 1. The reply is hex, as /x takes it; no end of line is added.
+""",
+)
+def _when_hex(session: Session, args: Arguments) -> None:
+    pattern, reply = split_rule(args[0], "/when-hex")
+    rule = session.replies.add(compile_hex_pattern(pattern), reply, hex=True, shown=pattern)
+    session.note(f"rule {rule.number}: when-hex {pattern} -> {reply}")
+
+
+def split_rule(text: str, name: str) -> tuple[str, str]:
+    pattern, arrow, reply = text.partition(" -> ")
+    if not arrow or not pattern.strip():
+        raise UsageError(f"{name}: write PATTERN -> REPLY")
+    return pattern.strip(), reply.strip()
+
+
+@command(
+    "unwhen",
+    "remove the /when rule N, or all",
+    group="Script",
+    params=[Param("N", suggestions=lambda s: ["all", *(str(r.number) for r in s.replies.rules())])],
+)
+def _unwhen(session: Session, args: Arguments) -> None:
+    removed = session.replies.remove(args[0])
+    session.note(f"removed {', '.join(f'rule {r.number}' for r in removed) or 'no rules'}")
+
+
+@command(
+    "record",
+    "write what you type from now on to FILE, a script for /run; /record off stops",
+    group="Script",
+    params=[Param("FILE", optional=True, rest=True)],
+)
+def _record(session: Session, args: Arguments) -> None:
+    if not args:
+        recording = session.recording
+        session.note(f"recording to {recording.name}" if recording else "not recording")
+    elif args[0] == "off":
+        stopped = session.stop_recording()
+        session.note(f"stopped recording to {stopped}" if stopped else "was not recording")
+    else:
+        session.start_recording(args[0])
+        session.note(f"recording what you type to {args[0]} (/record off stops)")

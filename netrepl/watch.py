@@ -1,0 +1,208 @@
+"""Watching what arrives: /expect waits for a pattern, /when answers one automatically.
+
+Patterns are regular expressions over bytes (a text pattern is encoded in the session's
+encoding first, so `中文` and `\\xff` both match what the wire carries), or hex with `??` for
+any byte. The watchers see every received byte through the session's tap, on the thread
+that received it; they never print and never touch a socket themselves.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from netrepl.errors import NetreplError, UsageError
+from netrepl.events import Event, Received, Sent
+from netrepl.payload import parse_hex
+
+# What a watcher keeps of a stream it has not matched yet; older bytes are dropped.
+WINDOW = 1024 * 1024
+# A rule that fires more often than this per second is stopped: two netrepls answering each
+# other's answers would otherwise loop as fast as the network allows.
+WHEN_LIMIT_PER_SECOND = 20
+
+
+class ExpectTimeout(NetreplError):
+    """An /expect that did not match in time (exit status 3 in batch mode and scripts)."""
+
+
+def compile_text_pattern(text: str, encoding: str) -> re.Pattern[bytes]:
+    """A regular expression typed as text, matched against received bytes."""
+    try:
+        return re.compile(text.encode(encoding, "surrogateescape"))
+    except (re.error, UnicodeEncodeError, LookupError) as error:
+        raise UsageError(f"bad pattern {text!r}: {error}") from None
+
+
+def compile_hex_pattern(text: str) -> re.Pattern[bytes]:
+    """`01 03 ?? 0a`: bytes in hex, `??` for any one byte."""
+    pieces: list[bytes] = []
+    for word in text.replace(",", " ").split():
+        if word == "??":
+            pieces.append(b".")
+        else:
+            pieces.append(re.escape(parse_hex(word)))
+    if not pieces:
+        raise UsageError("no hex bytes given")
+    return re.compile(b"".join(pieces), re.DOTALL)
+
+
+class ExpectBuffer:
+    """What arrived since the last send (all connections), for /expect to wait on."""
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._changed = threading.Condition()
+
+    def observe(self, event: Event) -> None:
+        if isinstance(event, Received):
+            with self._changed:
+                self._data += event.data
+                if len(self._data) > WINDOW:
+                    del self._data[: len(self._data) - WINDOW]
+                self._changed.notify_all()
+        elif isinstance(event, Sent) and event.echo:
+            with self._changed:
+                self._data.clear()
+
+    def wait(
+        self, pattern: re.Pattern[bytes], timeout: float, cancel: threading.Event, shown: str
+    ) -> re.Match[bytes]:
+        """Wait until `pattern` matches; what it matched (and before) is used up."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                match = pattern.search(self._data)
+                if match is not None:
+                    del self._data[: match.end()]
+                    return match
+                if cancel.is_set():
+                    raise NetreplError(f"expect {shown}: interrupted")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ExpectTimeout(f"expect timed out after {timeout:g} s: {shown}")
+                # Short slices, so Ctrl-C (the cancel flag) is noticed at once.
+                self._changed.wait(min(left, 0.05))
+
+
+@dataclass
+class Rule:
+    """One /when: a pattern, and the line that answers it."""
+
+    number: int
+    pattern: re.Pattern[bytes]
+    reply: str
+    hex: bool
+    shown: str
+    fired: int = 0
+    stopped: str | None = None
+    _recent: deque[float] = field(default_factory=deque)
+    _buffers: dict[int, bytearray] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        kind = "/when-hex" if self.hex else "/when"
+        state = f" (stopped: {self.stopped})" if self.stopped else f" (fired {self.fired}x)"
+        return f"{self.number}: {kind} {self.shown} -> {self.reply}{state}"
+
+
+Answer = Callable[[int, str, bool], None]
+"""answer(conn, line, hex): send `line` (text, or hex) to connection `conn`."""
+
+
+class AutoReplies:
+    """The /when rules, each matched against each connection's stream as it arrives."""
+
+    def __init__(self, answer: Answer, report: Callable[[str], None]) -> None:
+        self._answer = answer
+        self._report = report
+        self._rules: list[Rule] = []
+        self._numbers = 0
+        self._lock = threading.Lock()
+
+    def add(self, pattern: re.Pattern[bytes], reply: str, *, hex: bool, shown: str) -> Rule:
+        with self._lock:
+            self._numbers += 1
+            rule = Rule(self._numbers, pattern, reply, hex, shown)
+            self._rules.append(rule)
+            return rule
+
+    def remove(self, which: str) -> list[Rule]:
+        """`N` or `all`; the rules removed."""
+        with self._lock:
+            if which == "all":
+                removed, self._rules = self._rules, []
+                return removed
+            kept = [rule for rule in self._rules if str(rule.number) != which.lstrip("#")]
+            removed = [rule for rule in self._rules if rule not in kept]
+            self._rules = kept
+        if not removed:
+            raise UsageError(f"/unwhen: no rule {which} (/when lists them)")
+        return removed
+
+    def rules(self) -> list[Rule]:
+        with self._lock:
+            return list(self._rules)
+
+    def observe(self, event: Event) -> None:
+        if not isinstance(event, Received) or not self._rules:
+            return
+        for rule in self.rules():
+            if rule.stopped is None:
+                self._feed(rule, event.conn, event.data)
+
+    def _feed(self, rule: Rule, conn: int, data: bytes) -> None:
+        buffer = rule._buffers.setdefault(conn, bytearray())
+        buffer += data
+        if len(buffer) > WINDOW:
+            del buffer[: len(buffer) - WINDOW]
+        while (match := rule.pattern.search(buffer)) is not None:
+            del buffer[: max(match.end(), 1)]  # an empty match must still move on
+            if not self._allowed(rule):
+                return
+            try:
+                self._answer(conn, expand_reply(rule.reply, match, hex=rule.hex), rule.hex)
+            except NetreplError as error:
+                self._report(f"/when {rule.number}: {error}")
+
+    def _allowed(self, rule: Rule) -> bool:
+        now = time.monotonic()
+        recent = rule._recent
+        recent.append(now)
+        while recent and now - recent[0] > 1.0:
+            recent.popleft()
+        if len(recent) > WHEN_LIMIT_PER_SECOND:
+            rule.stopped = f"fired more than {WHEN_LIMIT_PER_SECOND} times in a second"
+            self._report(
+                f"/when {rule.number} stopped: {rule.stopped} (a loop?); /unwhen removes it"
+            )
+            return False
+        rule.fired += 1
+        return True
+
+
+_GROUP = re.compile(r"\\([1-9])")
+
+
+def expand_reply(reply: str, match: re.Match[bytes], *, hex: bool) -> str:
+    """The reply line with `\\1`..`\\9` replaced by what those groups matched: as hex digits
+    in a hex reply, as text (escaped, so it is sent as it came) in a text reply."""
+
+    def group(found: re.Match[str]) -> str:
+        index = int(found.group(1))
+        if index > (match.re.groups or 0):
+            raise UsageError(
+                f"\\{index} in the reply, but the pattern has {match.re.groups} groups"
+            )
+        value = match.group(index) or b""
+        if hex:
+            return value.hex(" ")
+        return "".join(
+            chr(byte) if 0x20 <= byte < 0x7F and chr(byte) not in "\\{}" else f"\\x{byte:02x}"
+            for byte in value
+        )
+
+    return _GROUP.sub(group, reply)
