@@ -1,7 +1,7 @@
 """The command line: one declarative argparse parser, mapped to options, and exit codes.
 
 Exit codes: 0 ok (the peer closing included), 1 connection error, 2 usage error, 3 expect
-timeout (reserved). Errors are one line on stderr. `--version` and `--help` import neither
+timeout. Errors are one line on stderr. `--version` and `--help` import neither
 prompt_toolkit nor rich; those are imported only by the front end that is about to run.
 """
 

@@ -88,15 +88,14 @@ def _direction_line(name: str, direction: Direction, now: float, chunks: str) ->
 
 def format_rate(bytes_per_second: float) -> str:
     """`812 B/s`, `3.4 KiB/s`, `1.20 GiB/s`."""
-    for unit in ("B/s", "KiB/s", "MiB/s"):
-        if bytes_per_second < 1024:
-            return (
-                f"{bytes_per_second:.0f} {unit}"
-                if unit == "B/s"
-                else f"{bytes_per_second:.1f} {unit}"
-            )
+    # Decided on the rounded number, so 1023.6 B/s reads 1.0 KiB/s, never 1024 B/s.
+    if round(bytes_per_second) < 1024:
+        return f"{bytes_per_second:.0f} B/s"
+    for unit in ("KiB/s", "MiB/s"):
         bytes_per_second /= 1024
-    return f"{bytes_per_second:.2f} GiB/s"
+        if round(bytes_per_second, 1) < 1024:
+            return f"{bytes_per_second:.1f} {unit}"
+    return f"{bytes_per_second / 1024:.2f} GiB/s"
 
 
 def format_age(seconds: float) -> str:
