@@ -10,24 +10,36 @@ repaint callback from the REPL.
 from __future__ import annotations
 
 import io
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol, TextIO
 
 from rich.console import Console
 from rich.text import Text
 from rich.theme import Theme
 
-from netrepl.events import Event
+from netrepl.events import Event, Received, Skipped
 from netrepl.render import STYLES, Output, Renderer
 
 # A received line longer than this with no newline is shown anyway, so one endless line can
 # neither grow the prompt area without bound nor hide data.
 OPEN_LINE_LIMIT = 4096
-# Events rendered per frame at most: the rest wait for the next frame, keeping frames short.
-FRAME_EVENTS = 4096
+# Interactive: a frame renders at most this much received data (rich turns ~12k hexdump
+# lines a second into terminal text; 4 KiB is 256 lines) and for this long at most, so keys
+# still echo in a flood; what is left waits for the next frame, FRAME_INTERVAL later.
+FRAME_BYTES_HEX = 4 * 1024
+FRAME_BYTES_TEXT = 16 * 1024
+FRAME_SECONDS = 0.03
+FRAME_INTERVAL = 0.04
+# Interactive: received data waiting to be shown beyond this is skipped, oldest first: the
+# screen is never more than a few seconds behind.
+BACKLOG_LIMIT = 64 * 1024
+# Data queued for the display thread beyond this: skipped at once (interactive), or the poster
+# waits (batch). Bounds memory however fast the peer sends.
+QUEUE_LIMIT = 8 * 1024 * 1024
 
 
 class Sink(Protocol):
@@ -197,56 +209,146 @@ class StreamSink:
 
 
 class Display:
-    """Owns the event queue and the thread that turns events into frames on a sink."""
+    """Owns the event queue and the thread that turns events into frames on a sink.
+
+    Interactive (`keep_up=True`), the terminal must stay usable whatever arrives: each frame
+    renders for a bounded time, and when received data piles up beyond what a person can
+    follow, the oldest of it is skipped (counted, and said in one line) so the screen shows
+    the newest. In batch mode every byte is shown, in order; a poster then waits while too
+    much is queued, which slows the socket instead of growing memory.
+    """
 
     _STOP = object()
 
     def __init__(
-        self, renderer: Renderer, sink: Sink, clock: Callable[[], float] = time.time
+        self,
+        renderer: Renderer,
+        sink: Sink,
+        clock: Callable[[], float] = time.time,
+        *,
+        keep_up: bool = False,
     ) -> None:
         self.renderer = renderer
         self.sink = sink
         self._clock = clock
         """What ends an idle frame: the wall clock, or a replayed transcript's own time."""
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._keep_up = keep_up
+        self._queue: deque[object] = deque()
+        self._queued_bytes = 0
+        self._changed = threading.Condition()
+        self._backlog: deque[object] = deque()  # the display thread's own: drained, not shown
+        self._backlog_bytes = 0
         self._thread = threading.Thread(target=self._run, name="netrepl-display", daemon=True)
         self.output_failed = False
 
     def post(self, event: Event) -> None:
-        """Thread-safe; never blocks."""
-        self._queue.put(event)
+        """Thread-safe. Interactive, it never blocks; in batch mode it waits while more than
+        QUEUE_LIMIT bytes of data are waiting to be shown."""
+        size = len(event.data) if isinstance(event, Received) else 0
+        with self._changed:
+            if size and self._queued_bytes >= QUEUE_LIMIT:
+                if self._keep_up:
+                    # The display is far behind: this data will never be shown anyway.
+                    self._queue_skipped(event)  # type: ignore[arg-type]
+                    self._changed.notify()
+                    return
+                if threading.current_thread() is not self._thread:
+                    self._changed.wait_for(lambda: self._queued_bytes < QUEUE_LIMIT)
+            self._queue.append(event)
+            self._queued_bytes += size
+            self._changed.notify()
+
+    def _queue_skipped(self, event: Received) -> None:
+        last = self._queue[-1] if self._queue else None
+        if isinstance(last, Skipped) and last.conn == event.conn:
+            self._queue[-1] = last.plus(len(event.data), event.at)
+        else:
+            self._queue.append(Skipped(event.conn, len(event.data), 1, event.at))
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Show everything posted so far, then stop the thread."""
-        self._queue.put(self._STOP)
+        with self._changed:
+            self._queue.append(self._STOP)
+            self._changed.notify()
         self._thread.join(timeout)
+
+    def _take(self) -> bool:
+        """Move what is queued into the backlog, waiting for something if there is nothing
+        to do; False when the wait ended for an idle frame instead."""
+        with self._changed:
+            if not self._backlog:
+                timeout = self.renderer.next_due(self._clock())
+                if not self._changed.wait_for(lambda: bool(self._queue), timeout):
+                    return False
+            self._backlog.extend(self._queue)
+            self._backlog_bytes += self._queued_bytes
+            self._queue.clear()
+            self._queued_bytes = 0
+            self._changed.notify_all()  # batch posters waiting for room
+        return True
 
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            try:
-                # Wake for an idle frame's end even when nothing else arrives.
-                batch = [self._queue.get(timeout=self.renderer.next_due(self._clock()))]
-            except queue.Empty:
+            if not self._take():
                 self._write(self._guarded(lambda: self.renderer.tick(self._clock())))
                 continue
-            while len(batch) < FRAME_EVENTS:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            if self._keep_up:
+                self._skip_oldest(BACKLOG_LIMIT)
             outputs: list[Output] = []
-            for event in batch:
+            started = time.monotonic()
+            shown = 0
+            budget = FRAME_BYTES_HEX if self.renderer.view.mode == "hex" else FRAME_BYTES_TEXT
+            while self._backlog:
+                if self._keep_up and (
+                    shown >= budget or time.monotonic() - started > FRAME_SECONDS
+                ):
+                    break  # the rest waits for the next frame (or is skipped by then)
+                event = self._backlog.popleft()
                 if event is self._STOP:
                     stopping = True
                     break
+                if isinstance(event, Received):
+                    if self._keep_up and not event.datagram and len(event.data) > budget - shown:
+                        # Show what fits in this frame; the rest of the read waits its turn.
+                        fits = max(budget - shown, 1)
+                        self._backlog.appendleft(replace(event, data=event.data[fits:]))
+                        event = replace(event, data=event.data[:fits])
+                    self._backlog_bytes -= len(event.data)
+                    shown += len(event.data)
                 outputs += self._guarded(lambda e=event: self.renderer.render(e))  # type: ignore[misc]
             outputs += self._guarded(lambda: self.renderer.tick(self._clock()))
             self._write(outputs)
+            if self._keep_up and self._backlog and not stopping:
+                # Frames at a human pace leave the prompt and the sockets their share of the
+                # interpreter: keys echo while a flood is shown.
+                time.sleep(max(0.0, FRAME_INTERVAL - (time.monotonic() - started)))
         self._write(None)
+
+    def _skip_oldest(self, limit: int) -> None:
+        """Turn the oldest received data of the backlog into counts until `limit` is left."""
+        if self._backlog_bytes <= limit:
+            return
+        kept: deque[object] = deque()
+        excess = self._backlog_bytes - limit
+        for event in self._backlog:
+            if excess > 0 and isinstance(event, Received):
+                cut = len(event.data) if event.datagram else min(excess, len(event.data))
+                excess -= cut
+                self._backlog_bytes -= cut
+                last = kept[-1] if kept else None
+                if isinstance(last, Skipped) and last.conn == event.conn:
+                    kept[-1] = last.plus(cut, event.at)
+                else:
+                    kept.append(Skipped(event.conn, cut, 1, event.at))
+                if cut < len(event.data):  # the newest bytes of a long read are still shown
+                    kept.append(replace(event, data=event.data[cut:]))
+            else:
+                kept.append(event)
+        self._backlog = kept
 
     @staticmethod
     def _guarded(render: Callable[[], list[Output]]) -> list[Output]:

@@ -153,6 +153,20 @@ class Progress:
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    """Received data the interactive display had no time to show: only its size travels on,
+    so offsets, counters and /stats stay exact."""
+
+    conn: int
+    size: int
+    reads: int
+    at: float = field(default=0.0, compare=False)
+
+    def plus(self, size: int, at: float) -> Skipped:
+        return Skipped(self.conn, self.size + size, self.reads + 1, at)
+
+
+@dataclass(frozen=True, slots=True)
 class ClearRequested:
     """/clear: clear the screen (nothing happens in batch mode)."""
 
@@ -171,5 +185,6 @@ Event = (
     | PauseChanged
     | StatsRequested
     | Progress
+    | Skipped
     | ClearRequested
 )

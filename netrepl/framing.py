@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from netrepl.errors import UsageError
 from netrepl.payload import parse_hex
 
 FrameMode = Literal["raw", "idle", "line", "len", "delim"]
@@ -105,7 +106,7 @@ class Framer:
             found = None if end < 0 else end + len(framing.delimiter)
         else:
             found = None
-        if found is None and len(pending) >= MAX_FRAME:
+        if (found is None and len(pending) >= MAX_FRAME) or (found or 0) > MAX_FRAME:
             return MAX_FRAME
         return found
 
@@ -133,5 +134,8 @@ def parse_framing(words: list[str]) -> Framing:
     if mode == "delim":
         if not rest:
             raise ValueError("delim takes the delimiter in hex, like 0d 0a")
-        return Framing("delim", delimiter=parse_hex(" ".join(rest)))
+        try:
+            return Framing("delim", delimiter=parse_hex(" ".join(rest)))
+        except UsageError as error:
+            raise ValueError(f"delim takes the delimiter in hex: {error}") from None
     raise ValueError(f"unknown frame mode {mode!r} (choose from {', '.join(FRAME_MODES)})")

@@ -17,8 +17,8 @@ from netrepl.errors import UsageError
 from netrepl.events import Event, Received
 from netrepl.transcript import Entry, Logged, header, to_line
 
-# Written lines reach the disk at least this often, so `tail -f` keeps up without a flush
-# (a system call) per read during a flood.
+# Written lines reach the disk within this time, so `tail -f` keeps up, without a flush (a
+# system call) per read during a flood.
 FLUSH_SECONDS = 0.2
 # /save without --log keeps this much received and sent data in memory, the newest.
 MEMORY_LIMIT = 64 * 1024 * 1024
@@ -35,70 +35,68 @@ def open_for_writing(path: str, binary: bool = False) -> BinaryIO | TextIO:
         raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-class TranscriptLog:
+class _File:
+    """A file written from any thread, flushed by a thread of its own every FLUSH_SECONDS
+    while there is something unflushed, so a quiet session's last lines reach the disk too."""
+
+    def __init__(self, path: str, binary: bool) -> None:
+        self.path = path
+        self._file = open_for_writing(path, binary)
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._closed = threading.Event()
+        self.failed: str | None = None
+        threading.Thread(target=self._flush_loop, name="netrepl-flush", daemon=True).start()
+
+    def _write(self, data: str | bytes, what: str) -> None:
+        with self._lock:
+            if self.failed is not None or self._closed.is_set():
+                return
+            try:
+                self._file.write(data)  # type: ignore[arg-type]
+                self._dirty = True
+            except (OSError, ValueError) as error:  # disk full, say
+                self.failed = f"the {what} {self.path} stopped: {error}"
+
+    def _flush_loop(self) -> None:
+        while not self._closed.wait(FLUSH_SECONDS):
+            with self._lock:
+                if self._dirty and not self._closed.is_set():
+                    try:
+                        self._file.flush()
+                    except (OSError, ValueError) as error:
+                        self.failed = f"{self.path} stopped: {error}"
+                    self._dirty = False
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed.set()
+            if not self._file.closed:
+                self._file.close()
+
+
+class TranscriptLog(_File):
     """--log FILE: one JSON line per wire event, from the moment it is opened."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        self._file = open_for_writing(path)
-        self._lock = threading.Lock()
-        self._flushed = time.monotonic()
-        self.failed: str | None = None
-        self._write(header(time.time()))
+        super().__init__(path, binary=False)
+        self._write(header(time.time()) + "\n", "log")
 
     def write(self, event: Event, at: float) -> None:
         line = to_line(event, at)
         if line is not None:
-            self._write(line)
-
-    def _write(self, line: str) -> None:
-        with self._lock:
-            if self.failed is not None or self._file.closed:
-                return
-            try:
-                self._file.write(line + "\n")  # type: ignore[arg-type]
-                now = time.monotonic()
-                if now - self._flushed >= FLUSH_SECONDS:
-                    self._file.flush()
-                    self._flushed = now
-            except (OSError, ValueError) as error:  # disk full, or closed meanwhile
-                self.failed = f"the log {self.path} stopped: {error}"
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._file.closed:
-                self._file.close()
+            self._write(line + "\n", "log")
 
 
-class CaptureFile:
+class CaptureFile(_File):
     """--capture FILE: the received bytes only, of every connection, as they came."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        self._file = open_for_writing(path, binary=True)
-        self._lock = threading.Lock()
-        self._flushed = time.monotonic()
-        self.failed: str | None = None
+        super().__init__(path, binary=True)
 
     def write(self, event: Event) -> None:
-        if not isinstance(event, Received):
-            return
-        with self._lock:
-            if self.failed is not None or self._file.closed:
-                return
-            try:
-                self._file.write(event.data)  # type: ignore[arg-type]
-                now = time.monotonic()
-                if now - self._flushed >= FLUSH_SECONDS:
-                    self._file.flush()
-                    self._flushed = now
-            except (OSError, ValueError) as error:
-                self.failed = f"the capture {self.path} stopped: {error}"
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._file.closed:
-                self._file.close()
+        if isinstance(event, Received):
+            self._write(event.data, "capture")
 
 
 class SessionMemory:

@@ -27,6 +27,7 @@ from netrepl.events import (
     Progress,
     Received,
     Sent,
+    Skipped,
     StatsRequested,
     Submitted,
     TlsEstablished,
@@ -34,7 +35,7 @@ from netrepl.events import (
 )
 from netrepl.framing import Frame, Framer
 from netrepl.hexdump import format_hexdump
-from netrepl.traffic import TrafficStats, format_rate
+from netrepl.traffic import TrafficStats, count, format_rate
 from netrepl.view import View
 
 Channel = Literal["data", "echo", "status", "info", "error", "clear", "progress"]
@@ -88,11 +89,6 @@ def hexdump_text(data: bytes, offset: int, style: str = "") -> Text:
     return Text("\n".join(lines) + "\n", style=style, spans=spans, end="")
 
 
-def count(number: int, noun: str) -> str:
-    """`1 byte`, `2,048 bytes`."""
-    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
-
-
 def certificate_lines(chain: tuple[CertificateInfo, ...]) -> list[str]:
     """What /cert prints: each certificate of a chain, leaf first."""
     lines: list[str] = []
@@ -135,6 +131,10 @@ class _Skipped:
         self.conns.add(conn)
 
 
+# While the display skips to keep up, it says so this often (and once more when it is over).
+FLOOD_REPORT_SECONDS = 2.0
+
+
 def clock(at: float) -> str:
     """`14:03:07.250`: local time with milliseconds."""
     return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
@@ -160,9 +160,9 @@ class _ReceivedStream:
             return self._text(self.decoder.decode(data, final))
         return self._bytes(data, start)
 
-    def skip(self, data: bytes) -> None:
-        """Count `data` without showing it (paused): offsets stay true to the stream."""
-        self.offset += len(data)
+    def skip(self, size: int) -> None:
+        """Count `size` bytes without showing them: offsets stay true to the stream."""
+        self.offset += size
 
     def restart(self) -> None:
         """After a pause: a character or frame cut by the pause is not pieced together."""
@@ -228,6 +228,10 @@ class Renderer:
         self._last_block_at: float | None = None
         self._paused_at: float | None = None
         self._skipped = _Skipped()
+        self._flood = _Skipped()
+        """What the display skipped to keep up, not yet said."""
+        self._flood_since = 0.0
+        self._flood_grew = False
         self.latest_at = 0.0
         """The time of the newest data event rendered: a replay's clock."""
 
@@ -237,6 +241,11 @@ class Renderer:
                 self.stats.observe(event)
         if isinstance(event, (Received, Sent)):
             self.latest_at = max(self.latest_at, event.at)
+        if isinstance(event, Skipped):
+            return self._skipped_by_display(event)
+        return self._render(event)
+
+    def _render(self, event: Event) -> list[Output]:
         match event:
             case Received(conn, data, datagram, at):
                 if self._paused_at is not None:
@@ -302,13 +311,17 @@ class Renderer:
         raise TypeError(f"not an event: {event!r}")
 
     def next_due(self, now: float) -> float | None:
-        """Seconds until an idle frame ends by itself (for the display's wait), or None."""
+        """Seconds until `tick` has something to show by itself (an idle frame's end, a
+        line about skipped data), for the display's wait; None when nothing is due."""
         waits = [w for s in self._received.values() if (w := s.framer.due(now)) is not None]
+        if self._flood.reads:
+            waits.append(0.0 if not self._flood_grew else FLOOD_REPORT_SECONDS / 4)
         return min(waits) if waits else None
 
     def tick(self, now: float) -> list[Output]:
-        """Show the frames that ended by silence (idle framing) by `now`."""
-        outputs: list[Output] = []
+        """Show the frames that ended by silence (idle framing) by `now`, and say what the
+        display skipped to keep up, if it did."""
+        outputs: list[Output] = self._said_skipped(now)
         for conn, stream in list(self._received.items()):
             if stream.framer.due(now) == 0:
                 outputs += self._frames(conn, stream, stream.framer.flush())
@@ -334,7 +347,10 @@ class Renderer:
             outputs += self._end_open_lines()
             outputs.append(Output("data", self._header(frame.at, "←", conn, len(frame.data))))
             outputs += stream.show(frame.data)
-            outputs += stream.end_line()
+            if not (stream.decoder and stream.decoder.pending()):
+                # A character still incomplete keeps the block open: its last bytes, when
+                # they come or when the stream ends, are shown on the same line.
+                outputs += stream.end_line()
         return outputs
 
     def _finish(self, conn: int, stream: _ReceivedStream) -> list[Output]:
@@ -378,14 +394,15 @@ class Renderer:
         outputs = self._end_open_lines()
         outputs.append(Output("data", self._header(at, "→", conn, len(data))))
         if echo:
-            body = self._block_body(data, offset)
+            body = self._block_body(data, offset, hexdump=as_hex)
             body.stylize("netrepl.sent")
             outputs.append(Output("data", body))
         return outputs
 
-    def _block_body(self, data: bytes, offset: int) -> Text:
-        """Bytes shown whole on their own: a datagram, or a sent payload."""
-        if self.view.mode == "hex":
+    def _block_body(self, data: bytes, offset: int, *, hexdump: bool = False) -> Text:
+        """Bytes shown whole on their own: a datagram, or a sent payload (hex sends always
+        as a hexdump)."""
+        if self.view.mode == "hex" or hexdump:
             return hexdump_text(data, offset) if data else Text("", end="")
         body = styled(TextDecoder(self.view.encoding).decode(data, final=True))
         if body.plain and not body.plain.endswith("\n"):
@@ -455,20 +472,61 @@ class Renderer:
         bar.append(f" {percent:3d}%  {amount}  {rate}  (Ctrl-C stops it)")
         return [Output("progress", bar)]
 
+    # ---- keeping up with a flood
+
+    def _skipped_by_display(self, event: Skipped) -> list[Output]:
+        self.stats.received.add(event.size, event.at, chunks=event.reads)
+        stream = self._received.get(event.conn)
+        if self._paused_at is not None:
+            self._skipped.received += event.size
+            self._skipped.reads += event.reads
+            self._skipped.conns.add(event.conn)
+        else:
+            if not self._flood.reads:
+                self._flood_since = event.at
+            self._flood.received += event.size
+            self._flood.reads += event.reads
+            self._flood.conns.add(event.conn)
+            self._flood_grew = True
+        if stream is not None:
+            stream.skip(event.size)
+            stream.restart()  # what follows is not the continuation of what was shown
+        return []
+
+    def _said_skipped(self, now: float) -> list[Output]:
+        """One line for what was skipped: when the flood eases, and every few seconds while it
+        lasts, rather than once per frame."""
+        flood, grew = self._flood, self._flood_grew
+        self._flood_grew = False
+        if not flood.reads or (grew and now - self._flood_since < FLOOD_REPORT_SECONDS):
+            return []
+        self._flood = _Skipped()
+        text = (
+            f"skipped {count(flood.received, 'byte')} in {count(flood.reads, 'read')}"
+            " to keep up (counted in /stats; --log keeps every byte)"
+        )
+        return [*self._end_open_lines(), self._notice(text, "status")]
+
     # ---- pausing
 
     def _skip(self, conn: int, data: bytes) -> list[Output]:
         self._skipped.add(conn, data)
         stream = self._received.get(conn)
         if stream is not None:
-            stream.skip(data)
+            stream.skip(len(data))
         return []
 
     def _pause(self, paused: bool, at: float, kept_in: str | None) -> list[Output]:
         if paused:
             if self._paused_at is not None:
                 return [self._notice("already paused (/resume shows again)", "error")]
-            outputs = self._end_open_lines()
+            # What is held back (a frame not yet ended, a character not yet whole) is shown
+            # now: after the pause it would no longer be the continuation of anything.
+            outputs: list[Output] = []
+            for conn, stream in list(self._received.items()):
+                outputs += self._frames(conn, stream, stream.framer.flush())
+                outputs += self._from(conn, stream.show(b"", final=True))
+            outputs += self._end_open_lines()
             self._paused_at, self._skipped = at, _Skipped()
             text = "paused: received data is counted, not shown (/resume)"
             return [*outputs, self._notice(text, "status")]

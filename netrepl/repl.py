@@ -222,7 +222,7 @@ def run_interactive(
             prompt_session.app.invalidate()
 
     sink = TerminalSink(proxy, AnsiFormatter(), repaint)
-    display = Display(Renderer(settings.view), sink)
+    display = Display(Renderer(settings.view), sink, keep_up=True)
     session = Session(settings, display.post)
 
     def leave() -> None:

@@ -27,9 +27,9 @@ class Direction:
     _second_bytes: int = 0
     peak_per_second: int = 0
 
-    def add(self, size: int, at: float) -> None:
+    def add(self, size: int, at: float, chunks: int = 1) -> None:
         self.bytes += size
-        self.chunks += 1
+        self.chunks += chunks
         if self.first_at is None:
             self.first_at = at
         self.last_at = at
@@ -63,8 +63,8 @@ class TrafficStats:
     def report(self, now: float) -> str:
         """What /stats prints."""
         lines = [
-            _direction_line("received", self.received, now, "reads"),
-            _direction_line("sent", self.sent, now, "sends"),
+            _direction_line("received", self.received, now, "read"),
+            _direction_line("sent", self.sent, now, "send"),
         ]
         if not self.open_since:
             lines.append(f"no open connection ({self.connections} so far)")
@@ -73,12 +73,19 @@ class TrafficStats:
         return "\n".join(lines)
 
 
-def _direction_line(name: str, direction: Direction, now: float, chunks: str) -> str:
-    text = f"{name:<9}{direction.bytes:,} bytes in {direction.chunks:,} {chunks}"
+def count(number: int, noun: str) -> str:
+    """`1 byte`, `2,048 bytes`."""
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
+
+
+def _direction_line(name: str, direction: Direction, now: float, chunk: str) -> str:
+    text = f"{name:<9}{count(direction.bytes, 'byte')} in {count(direction.chunks, chunk)}"
     if direction.frames:
-        text += f", {direction.frames:,} frames"
+        text += f", {count(direction.frames, 'frame')}"
     if direction.first_at is not None:
-        span = max(now - direction.first_at, 0.001)
+        # At least a second: the peak is counted per second, and the average must not
+        # exceed it in the first moments.
+        span = max(now - direction.first_at, 1.0)
         text += (
             f"; {format_rate(direction.bytes / span)} on average,"
             f" peak {format_rate(direction.peak_per_second)}"

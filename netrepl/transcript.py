@@ -76,7 +76,8 @@ def to_line(event: Event, at: float) -> str | None:
             record |= {"received": received, "sent": sent, "failed": failed}
         case _:
             return None
-    return json.dumps({"t": round(at, 6), **record}, ensure_ascii=False)
+    # The time as the float it is: a rounded one could show another millisecond on replay.
+    return json.dumps({"t": at, **record}, ensure_ascii=False)
 
 
 class TranscriptError(ValueError):

@@ -31,9 +31,10 @@ class ExpectTimeout(NetreplError):
 
 
 def compile_text_pattern(text: str, encoding: str) -> re.Pattern[bytes]:
-    """A regular expression typed as text, matched against received bytes."""
+    """A regular expression typed as text, matched against received bytes. `^` and `$`
+    match at line starts and ends, as people read a device's output."""
     try:
-        return re.compile(text.encode(encoding, "surrogateescape"))
+        return re.compile(text.encode(encoding, "surrogateescape"), re.MULTILINE)
     except (re.error, UnicodeEncodeError, LookupError) as error:
         raise UsageError(f"bad pattern {text!r}: {error}") from None
 
@@ -51,23 +52,52 @@ def compile_hex_pattern(text: str) -> re.Pattern[bytes]:
     return re.compile(b"".join(pieces), re.DOTALL)
 
 
+class Unmatched:
+    """Bytes not yet matched, with the one byte before them kept as context, so `^` after a
+    match that ended a line still means a line start (and nowhere else)."""
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._start = 0  # 1 when the byte before the unmatched ones is kept
+
+    def add(self, data: bytes) -> None:
+        self._data += data
+        if len(self._data) - self._start > WINDOW:
+            del self._data[: len(self._data) - WINDOW]
+            self._start = 0
+
+    def clear(self) -> None:
+        self._data.clear()
+        self._start = 0
+
+    def search(self, pattern: re.Pattern[bytes]) -> re.Match[bytes] | None:
+        """The first match in the unmatched bytes; they are used up to its end."""
+        # A copy: a match refers to the buffer it searched, and this one changes next.
+        snapshot = bytes(self._data)
+        match = pattern.search(snapshot, self._start)
+        if match is not None:
+            end = min(max(match.end(), self._start + 1), len(snapshot))
+            if end > 0:
+                del self._data[: end - 1]
+                self._start = 1
+        return match
+
+
 class ExpectBuffer:
     """What arrived since the last send (all connections), for /expect to wait on."""
 
     def __init__(self) -> None:
-        self._data = bytearray()
+        self._unmatched = Unmatched()
         self._changed = threading.Condition()
 
     def observe(self, event: Event) -> None:
         if isinstance(event, Received):
             with self._changed:
-                self._data += event.data
-                if len(self._data) > WINDOW:
-                    del self._data[: len(self._data) - WINDOW]
+                self._unmatched.add(event.data)
                 self._changed.notify_all()
         elif isinstance(event, Sent) and event.echo:
             with self._changed:
-                self._data.clear()
+                self._unmatched.clear()
 
     def wait(
         self, pattern: re.Pattern[bytes], timeout: float, cancel: threading.Event, shown: str
@@ -76,9 +106,8 @@ class ExpectBuffer:
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                match = pattern.search(self._data)
+                match = self._unmatched.search(pattern)
                 if match is not None:
-                    del self._data[: match.end()]
                     return match
                 if cancel.is_set():
                     raise NetreplError(f"expect {shown}: interrupted")
@@ -101,7 +130,7 @@ class Rule:
     fired: int = 0
     stopped: str | None = None
     _recent: deque[float] = field(default_factory=deque)
-    _buffers: dict[int, bytearray] = field(default_factory=dict)
+    _buffers: dict[int, Unmatched] = field(default_factory=dict)
 
     def describe(self) -> str:
         kind = "/when-hex" if self.hex else "/when"
@@ -124,6 +153,9 @@ class AutoReplies:
         self._lock = threading.Lock()
 
     def add(self, pattern: re.Pattern[bytes], reply: str, *, hex: bool, shown: str) -> Rule:
+        if pattern.fullmatch(b"") is not None:
+            # It would match between any two bytes: an answer to everything, endlessly.
+            raise UsageError(f"pattern {shown!r} matches the empty string: make it match bytes")
         with self._lock:
             self._numbers += 1
             rule = Rule(self._numbers, pattern, reply, hex, shown)
@@ -155,12 +187,9 @@ class AutoReplies:
                 self._feed(rule, event.conn, event.data)
 
     def _feed(self, rule: Rule, conn: int, data: bytes) -> None:
-        buffer = rule._buffers.setdefault(conn, bytearray())
-        buffer += data
-        if len(buffer) > WINDOW:
-            del buffer[: len(buffer) - WINDOW]
-        while (match := rule.pattern.search(buffer)) is not None:
-            del buffer[: max(match.end(), 1)]  # an empty match must still move on
+        unmatched = rule._buffers.setdefault(conn, Unmatched())
+        unmatched.add(data)
+        while (match := unmatched.search(rule.pattern)) is not None:
             if not self._allowed(rule):
                 return
             try:

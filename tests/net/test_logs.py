@@ -1,0 +1,442 @@
+"""--log, --capture, /log, /capture and /save on real sessions against loopback peers.
+
+A transcript holds every wire event in the order the session posted it, whatever the display
+does: while it is paused, and while it is too slow to keep up. The raw capture holds exactly
+the received bytes. /save writes what `netrepl replay` shows as the live session showed it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import socket
+import threading
+
+import pytest
+
+from netrepl.cli import Startup
+from netrepl.demo import BINARY_FRAME, BINARY_INTRO, GBK_LINE, GREETING, flood_bytes
+from netrepl.display import Display
+from netrepl.errors import UsageError
+from netrepl.events import Closed, PauseChanged, Received, Sent
+from netrepl.framing import Framing
+from netrepl.log import SessionMemory
+from netrepl.render import Output, Renderer, clock
+from netrepl.session import Session, Settings
+from netrepl.transcript import parse_line, to_line
+from netrepl.transport import Endpoint
+from netrepl.view import View
+from tests.net.conftest import WAIT, EventTap, Harness, run_netrepl
+from tests.net.test_batch import parse_hexdump
+from tests.net.test_session import connect, push
+
+DEMO_START = GREETING + GBK_LINE + BINARY_INTRO + BINARY_FRAME + b"\r\n"
+"""What the demo peer sends on its own as soon as a client connects."""
+
+
+def records(path) -> list[dict]:
+    """The records of a transcript after its header, which is checked."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = json.loads(lines[0])
+    assert (header["type"], header["version"]) == ("netrepl-transcript", 1), lines[0]
+    return [json.loads(line) for line in lines[1:]]
+
+
+def data_of(recs: list[dict], kind: str) -> list[bytes]:
+    return [base64.b64decode(r["data"]) for r in recs if r["type"] == kind]
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def finish(harness: Harness) -> None:
+    """Stop the session and close its files, as the front ends do when they leave."""
+    harness.stop()
+    harness.session.close_files()
+
+
+# ---- --log and --capture in batch mode -------------------------------------------------------
+
+
+def test_log_of_a_2mb_flood_in_hex_view_is_complete_and_in_order(tmp_path):
+    size = 2_000_000
+    log = tmp_path / "flood.jsonl"
+    result = run_netrepl(
+        "--demo",
+        "--view",
+        "hex",
+        "--log",
+        str(log),
+        "-q",
+        "--linger",
+        "30",
+        stdin=f"flood {size}\nclose\n".encode(),
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-500:]
+
+    recs = records(log)
+    assert recs[0]["type"] == "connected" and recs[-1]["type"] == "closed"
+    received = b"".join(data_of(recs, "received"))
+    # Whatever the demo sent before the flood, then the flood, then its goodbye.
+    start = received.index(b"netrepl demo flood")
+    assert received[:start] == DEMO_START
+    assert sha(received) == sha(received[:start] + flood_bytes(size) + b"bye\r\n")
+    assert len(received) == start + size + len(b"bye\r\n")
+    assert data_of(recs, "sent") == [b"flood 2000000\n", b"close\n"]
+    assert (recs[-1]["received"], recs[-1]["sent"]) == (len(received), 20)
+
+    # In order: no flood byte before the line that asked for it; reads in time order.
+    first_sent = next(i for i, r in enumerate(recs) if r["type"] == "sent")
+    before = b"".join(data_of(recs[:first_sent], "received"))
+    assert len(before) <= start
+    times = [r["t"] for r in recs if r["type"] == "received"]
+    assert times == sorted(times)
+    # The display showed every byte too (batch mode never skips), as hexdump lines.
+    assert sha(parse_hexdump(result.stdout.decode("ascii"))) == sha(received)
+
+
+def test_capture_holds_exactly_the_received_bytes(tmp_path):
+    log, capture = tmp_path / "s.jsonl", tmp_path / "s.bin"
+    result = run_netrepl(
+        "--demo",
+        "--log",
+        str(log),
+        "--capture",
+        str(capture),
+        "-q",
+        "--linger",
+        "30",
+        stdin=b"binary\nhello\nclose\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert capture.read_bytes() == DEMO_START + BINARY_FRAME + b"hello\n" + b"bye\r\n"
+    assert capture.read_bytes() == b"".join(data_of(records(log), "received"))
+
+
+def read_line(sock: socket.socket) -> bytes:
+    line = b""
+    while not line.endswith(b"\n") and len(line) < 1000:  # each recv times out (WAIT)
+        data = sock.recv(100)
+        assert data, f"closed after {line!r}"
+        line += data
+    return line
+
+
+def test_capture_holds_every_client_of_a_listener_and_nothing_sent(make_session, tmp_path):
+    capture = tmp_path / "all.bin"
+    harness = make_session()
+    harness.session.begin(Startup(capture=str(capture)))
+    harness.session.open(Endpoint(host="127.0.0.1", port=0, listen=True))
+    stderr = harness.output.wait_stderr(" (TCP)\n")
+    port = int(re.search(r"listening on 127\.0\.0\.1:(\d+) \(TCP\)", stderr)[1])
+
+    received = b""
+    for index, data in enumerate([b"first client\n", b"\x00\xffsecond\n"]):
+        with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+            sock.sendall(data)
+            received += data
+            harness.tap.wait_received(len(received))
+            harness.session.submit(f"reply {index}")
+            assert read_line(sock) == f"reply {index}\n".encode()
+        harness.tap.wait_until(
+            lambda n=index + 1: sum(isinstance(e, Closed) for e in harness.tap.events) == n,
+            f"client {index + 1} leaving",
+        )
+    harness.session.submit("/capture off")
+    harness.output.wait_stderr(f"stopped capturing to {capture}")
+    harness.stop()
+    assert capture.read_bytes() == received
+
+
+# ---- /log and /log off -----------------------------------------------------------------------
+
+
+def test_log_on_and_off_covers_exactly_the_events_in_between(make_session, make_peer, tmp_path):
+    path = tmp_path / "middle.jsonl"
+    peer = make_peer()
+    harness = make_session()
+    client = connect(harness, peer)
+    push(harness, client, b"before\n")
+
+    harness.session.submit(f"/log {path}")
+    first = len(harness.tap.snapshot())
+    push(harness, client, b"during\xe4\n")
+    harness.session.submit("typed")
+    harness.session.submit("/x 01 02")
+    client.wait_for(b"typed\n\x01\x02")
+    harness.session.submit("/log")
+    harness.session.submit("/log off")
+    last = len(harness.tap.snapshot())
+    push(harness, client, b"after\n")
+    harness.session.submit("not logged")
+    client.wait_for(b"not logged\n")
+    harness.stop()
+
+    conn = harness.conn
+    wire = [e for e in harness.tap.snapshot()[first:last] if isinstance(e, Received | Sent)]
+    expected = [
+        {"t": e.at, "type": "received" if isinstance(e, Received) else "sent"}
+        | {"conn": conn, "data": base64.b64encode(e.data).decode()}
+        | ({"hex": True} if isinstance(e, Sent) and e.as_hex else {})
+        for e in wire
+    ]
+    assert records(path) == expected
+    assert b"".join(data_of(expected, "received")) == b"during\xe4\n"
+    assert data_of(expected, "sent") == [b"typed\n", b"\x01\x02"]
+    stderr = harness.output.stderr_text().splitlines()
+    assert stderr[1:4] == [f"logging to {path}", f"logging to {path}", f"stopped logging to {path}"]
+
+
+def test_a_new_log_closes_the_old_one_complete(make_session, make_peer, tmp_path):
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    peer = make_peer()
+    harness = make_session()
+    client = connect(harness, peer)
+    harness.session.submit(f"/log {one}")
+    push(harness, client, b"one\n")
+    harness.session.submit(f"/log {two}")
+    push(harness, client, b"two\n")
+    finish(harness)
+    assert data_of(records(one), "received") == [b"one\n"]
+    recs = records(two)
+    assert data_of(recs, "received") == [b"two\n"]
+    assert recs[-1]["type"] == "closed", "the log stays open until the session closes it"
+
+
+def test_log_off_when_not_logging_says_so(make_session):
+    harness = make_session()
+    harness.session.submit("/log off")
+    harness.session.submit("/log")
+    harness.session.submit("/capture")
+    harness.output.wait_stderr("not capturing")
+    assert harness.output.stderr_text().splitlines() == [
+        "was not logging",
+        "not logging",
+        "not capturing",
+    ]
+
+
+# ---- /save and replay ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("view", "replay_args"),
+    [
+        (View("hex"), ["--view", "hex"]),
+        (View("text", framing=Framing("line")), ["--frame", "line"]),
+        (View("hex", framing=Framing("len", length=5)), ["--view", "hex", "--frame", "len 5"]),
+        (
+            View("text", "gbk", framing=Framing("delim", delimiter=b"\r\n")),
+            ["--view", "gbk", "--frame", "delim 0d 0a"],
+        ),
+    ],
+)
+def test_save_writes_what_replay_shows_as_the_live_session_did(
+    make_session, make_peer, tmp_path, view, replay_args
+):
+    text = "你好，设备\r\n第二行\r\nno end".encode("gbk")
+    peer = make_peer()
+    harness = make_session(view=view, batch=True)
+    client = connect(harness, peer)
+    for piece in (text[:3], text[3:11], text[11:]):
+        push(harness, client, piece)
+    harness.session.submit("hello device")
+    harness.session.submit("/x 01 02 ff")
+    client.wait_for(b"hello device\n\x01\x02\xff")
+    push(harness, client, bytes(range(20)))
+    harness.stop()
+    live = harness.output.stdout_text()
+    assert live, "the live session showed something"
+
+    path = tmp_path / "saved.jsonl"
+    harness.session.submit(f"/save {path}")  # after the close: the transcript ends with it
+    recs = records(path)
+    assert (recs[0]["type"], recs[-1]["type"]) == ("connected", "closed")
+
+    replayed = run_netrepl("replay", str(path), *replay_args)
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout.decode("utf-8") == live
+    assert replayed.stderr.decode("utf-8") == harness.output.stderr_text()
+
+
+def test_save_says_how_many_events_and_what_memory_dropped(make_session, make_peer, tmp_path):
+    peer = make_peer()
+    harness = make_session()
+    harness.session.memory = SessionMemory(limit=10)
+    client = connect(harness, peer)
+    for piece in (b"0123456", b"789", b"ab"):
+        push(harness, client, piece)
+    path = tmp_path / "s.jsonl"
+    harness.session.submit(f"/save {path}")
+    # The first read no longer fits in 10 bytes: dropped whole, the Connected before it too.
+    harness.output.wait_stderr(
+        f"saved 2 events to {path} (the oldest 7 bytes were no longer in memory)\n"
+    )
+    assert data_of(records(path), "received") == [b"789", b"ab"]
+
+
+def test_a_replayed_clock_matches_the_live_one():
+    at = 1_700_000_000.2499996
+    replayed = parse_line(to_line(Received(1, b"x", at=at), at))
+    assert replayed is not None
+    assert clock(replayed.event.at) == clock(at)
+
+
+# ---- unwritable paths ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--log", "--capture"])
+def test_an_unwritable_path_on_the_command_line_is_one_line_and_exit_2(make_peer, tmp_path, option):
+    peer = make_peer(greeting=b"hello\n")
+    path = tmp_path / "no" / "such" / "dir" / "file"
+    result = run_netrepl(*peer.args, option, str(path), stdin=b"line\n")
+    assert result.returncode == 2
+    assert result.stderr.decode() == f"netrepl: cannot write {path}: No such file or directory\n"
+    assert result.stdout == b""
+    assert peer.clients == [], "nothing is opened when a file cannot be"
+
+
+def test_a_directory_as_the_capture_is_one_line_and_exit_2(make_peer, tmp_path):
+    peer = make_peer()
+    log = tmp_path / "ok.jsonl"
+    result = run_netrepl(*peer.args, "--log", str(log), "--capture", str(tmp_path), stdin=b"")
+    assert result.returncode == 2
+    assert result.stderr.decode() == f"netrepl: cannot write {tmp_path}: Is a directory\n"
+
+
+@pytest.mark.parametrize("command", ["/log", "/capture", "/save"])
+def test_an_unwritable_path_in_a_batch_script_stops_it_with_exit_2(make_peer, tmp_path, command):
+    peer = make_peer()
+    path = tmp_path / "missing" / "f"
+    result = run_netrepl(*peer.args, "-q", stdin=f"{command} {path}\nsent?\n".encode())
+    assert result.returncode == 2
+    assert result.stderr.decode() == (
+        f"netrepl: stdin line 1: cannot write {path}: No such file or directory\n"
+    )
+    client = peer.wait_for_client()
+    assert client.wait_closed() == b"", "the line after the error was not sent"
+
+
+@pytest.mark.parametrize("command", ["/log", "/capture", "/save"])
+def test_an_unwritable_path_in_a_session_is_an_error_and_keeps_the_current_log(
+    make_session, make_peer, tmp_path, command
+):
+    good = tmp_path / "good.jsonl"
+    bad = tmp_path / "missing" / "f"
+    peer = make_peer()
+    harness = make_session()
+    client = connect(harness, peer)
+    harness.session.submit(f"/log {good}")
+    with pytest.raises(UsageError) as caught:
+        harness.session.submit(f"{command} {bad}")
+    assert str(caught.value) == f"cannot write {bad}: No such file or directory"
+    push(harness, client, b"still logged\n")
+    finish(harness)
+    assert data_of(records(good), "received") == [b"still logged\n"]
+    assert not bad.parent.exists()
+
+
+# ---- the log while the display is paused or slow ---------------------------------------------
+
+
+def test_log_keeps_every_byte_while_paused(make_session, make_peer, tmp_path):
+    path = tmp_path / "paused.jsonl"
+    peer = make_peer()
+    harness = make_session()
+    harness.session.begin(Startup(log=str(path)))
+    client = connect(harness, peer)
+    push(harness, client, b"shown before\n")
+
+    harness.session.submit("/pause")
+    hidden = [b"hidden one\n", b"\x1b[2J hidden two", b" and three\n"]
+    for piece in hidden:
+        push(harness, client, piece)
+    harness.session.submit("/resume")
+    push(harness, client, b"shown after\n")
+    finish(harness)
+
+    events = harness.tap.snapshot()
+    paused = next(i for i, e in enumerate(events) if isinstance(e, PauseChanged) and e.paused)
+    resumed = next(i for i, e in enumerate(events) if isinstance(e, PauseChanged) and not e.paused)
+    reads = sum(isinstance(e, Received) for e in events[paused:resumed])
+    size = len(b"".join(hidden))
+    summary = (
+        f"not shown meanwhile: {size} bytes received in {reads} read{'s' * (reads != 1)},"
+        f" 0 bytes sent (all of it is in {path})\n"
+    )
+    assert summary in harness.output.stderr_text()
+    assert harness.output.stdout_text() == "shown before\nshown after\n"
+    assert b"".join(data_of(records(path), "received")) == (
+        b"shown before\n" + b"".join(hidden) + b"shown after\n"
+    )
+
+
+class BlockedSink:
+    """A sink whose first write waits until released: a terminal that stopped reading."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.writes = 0
+
+    def write(self, outputs: list[Output]) -> None:
+        self.writes += 1
+        self.entered.set()
+        if not self.release.wait(WAIT * 3):
+            raise AssertionError("the sink was never released")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_display_that_does_not_keep_up_never_costs_the_log_a_byte(demo_peer, tmp_path):
+    size = 2_000_000
+    log, capture = tmp_path / "slow.jsonl", tmp_path / "slow.bin"
+    sink = BlockedSink()
+    display = Display(Renderer(View("hex")), sink)
+    tap = EventTap(display.post)
+    session = Session(Settings(view=View("hex"), batch=True), tap)
+    display.start()
+    try:
+        session.begin(Startup(log=str(log), capture=str(capture)))
+        session.connect(demo_peer.host, demo_peer.port)
+        assert sink.entered.wait(WAIT), "the display never tried to write"
+        session.submit(f"flood {size}")
+        tap.wait_received(len(DEMO_START) + size, timeout=30)
+        # All of it logged while the display is still stuck in its first write.
+        assert sink.writes == 1 and not sink.release.is_set()
+        session.close_files()
+    finally:
+        sink.release.set()
+        session.close()
+        display.stop()
+    expected = DEMO_START + flood_bytes(size)
+    assert sha(capture.read_bytes()) == sha(expected)
+    recs = records(log)
+    assert sha(b"".join(data_of(recs, "received"))) == sha(expected)
+    assert data_of(recs, "sent") == [f"flood {size}\n".encode()]
+    assert recs[0]["type"] == "connected"
+
+
+def test_memory_keeps_every_event_for_save_while_the_display_is_stuck(demo_peer, tmp_path):
+    sink = BlockedSink()
+    display = Display(Renderer(View()), sink)
+    session = Session(Settings(view=View()), tap := EventTap(display.post))
+    display.start()
+    path = tmp_path / "saved.jsonl"
+    try:
+        session.connect(demo_peer.host, demo_peer.port)
+        session.submit("binary")
+        tap.wait_received(len(DEMO_START + BINARY_FRAME))
+        session.submit(f"/save {path}")
+    finally:
+        sink.release.set()
+        session.close()
+        display.stop()
+    recs = records(path)
+    assert recs[0]["type"] == "connected"
+    assert b"".join(data_of(recs, "received")) == DEMO_START + BINARY_FRAME
