@@ -64,6 +64,9 @@ def run_batch(
         transport = session.transport
         if status == EXIT_OK and transport is not None and transport.failure:
             status = EXIT_CONNECTION
+        session.wait_on_connect()
+        if status == EXIT_OK and session.on_connect_failure is not None:
+            status = status_of(session.on_connect_failure)
     finally:
         session.close_all()
         display.stop()
@@ -84,10 +87,12 @@ def run_startup_script(session: Session, script: str | None) -> int:
 
 def wait_until_ready(session: Session) -> None:
     """A listener waits for its first client (or datagram), a reconnecting client for its
-    connection, before the first stdin line: a script's first line has someone to go to."""
+    connection, and both for an --on-connect script to finish, before a line is sent: a
+    script's lines have someone to go to, after the login."""
     transport = session.transport
     if transport is not None:
         transport.wait_for(lambda: transport.can_send or not transport.is_open, None)
+    session.wait_on_connect()
 
 
 def _first_client_gone(session: Session) -> bool:

@@ -87,6 +87,11 @@ class Session:
         """A script to run after every connect and reconnect (--on-connect)."""
         self.script_depth = 0
         self.recording: TextIO | None = None
+        self._send_lock = threading.RLock()
+        self._opened = threading.Condition()
+        self._on_connect_running = 0
+        self.on_connect_failure: NetreplError | None = None
+        """The last --on-connect script that failed (batch mode exits with its status)."""
         self._reported: set[str] = set()
         self.endpoint = endpoint
         """What /reconnect opens again: the last endpoint opened (or given)."""
@@ -159,38 +164,57 @@ class Session:
             return
         if line.startswith("//"):
             line = line[1:]
-        self.send(self.payload(line), as_hex=self.settings.input_mode == "hex")
+        self.send_built(
+            lambda context: self.payload(line, context),
+            as_hex=self.settings.input_mode == "hex",
+        )
 
-    def payload(self, line: str) -> bytes:
-        """The bytes a data line stands for now, in the current input mode. Raises UsageError."""
+    def payload(self, line: str, context: SendContext) -> bytes:
+        """The bytes a data line stands for, in the current input mode. Raises UsageError."""
         payload = build_payload(
             line,
             input_mode=self.settings.input_mode,
             encoding=self.settings.view.encoding,
             escapes=self.settings.escapes,
             eol=self.settings.eol,
-            context=self.send_context(),
+            context=context,
         )
         if not payload:
             raise UsageError("nothing to send: empty line and /eol none")
         return payload
 
+    def send_built(
+        self,
+        build: Callable[[SendContext], bytes],
+        *,
+        as_hex: bool,
+        target: Target | None = None,
+    ) -> None:
+        """Build a payload (its placeholders see this send's number) and send it, as one step:
+        two lines sent at once (/every beside typing, a /when reply) never share a number."""
+        with self._send_lock:
+            self.send(build(self.send_context()), as_hex=as_hex, target=target)
+
     def send_context(self) -> SendContext:
         """What placeholders see: this send's number (from 1), and files read from disk."""
         return SendContext(counter=self.sends + 1, read_file=read_payload_file)
 
-    def send(self, data: bytes, *, as_hex: bool) -> None:
+    def send(self, data: bytes, *, as_hex: bool, target: Target | None = None) -> None:
         if self.transport is None:
             raise SendError("not connected (/reconnect or /connect HOST PORT)")
-        self.transport.send(data, self.current_target, as_hex=as_hex)
-        self.sends += 1
+        with self._send_lock:
+            self.transport.send(data, target or self.current_target, as_hex=as_hex)
+            self.sends += 1
 
     def open(self, endpoint: Endpoint) -> None:
         """Close what is open and open `endpoint`. Raises ConnectError or UsageError."""
         self.close()
         self.endpoint = endpoint
         self.target = None
-        self.transport = open_transport(endpoint, self.post, self._ids, self.cancel)
+        transport = open_transport(endpoint, self.post, self._ids, self.cancel)
+        with self._opened:
+            self.transport = transport
+            self._opened.notify_all()
 
     def connect(self, host: str, port: int | str) -> None:
         """Connect to HOST PORT with the current transport options (as a client)."""
@@ -404,25 +428,29 @@ class Session:
             raise UsageError(f"/p: no preset {name!r} (known: {known})")
         self.submit(line)
 
-    def _answer(self, conn: int, line: str, hex: bool) -> None:
-        """An automatic reply (/when) to connection `conn`."""
-        payload = build_payload(
+    def reply_payload(self, line: str, hex: bool, context: SendContext) -> bytes:
+        """The bytes of a /when reply: text with escapes and the end of line, or hex."""
+        return build_payload(
             line,
             input_mode="hex" if hex else "text",
             encoding=self.settings.view.encoding,
             escapes=True,
             eol=self.settings.eol,
-            context=self.send_context(),
+            context=context,
         )
-        if self.transport is None:
-            raise SendError("not connected")
-        self.transport.send(payload, conn, as_hex=hex)
-        self.sends += 1
+
+    def _answer(self, conn: int, line: str, hex: bool) -> None:
+        """An automatic reply (/when) to connection `conn`."""
+        self.send_built(
+            lambda context: self.reply_payload(line, hex, context), as_hex=hex, target=conn
+        )
 
     def _after_connect(self, event: Event) -> None:
         script = self.on_connect
         if script is None or not isinstance(event, Connected) or event.accepted:
             return
+        with self._opened:
+            self._on_connect_running += 1
         # Its own thread: the script may wait (/expect) while data keeps arriving here.
         threading.Thread(
             target=self._run_on_connect, args=(script,), name="netrepl-on-connect", daemon=True
@@ -432,9 +460,25 @@ class Session:
         from netrepl.script import run_script
 
         try:
+            # Connected is announced from inside open(), before the session holds the
+            # transport: the script's first line must not find it missing.
+            with self._opened:
+                self._opened.wait_for(
+                    lambda: self.transport is not None and self.transport.can_send, 10.0
+                )
             run_script(self, script)
         except NetreplError as error:
+            self.on_connect_failure = error
             self.error(f"--on-connect {error}")
+        finally:
+            with self._opened:
+                self._on_connect_running -= 1
+                self._opened.notify_all()
+
+    def wait_on_connect(self) -> None:
+        """Batch mode: let a running --on-connect script finish before the next line."""
+        with self._opened:
+            self._opened.wait_for(lambda: self._on_connect_running == 0)
 
     def error(self, text: str) -> None:
         self.post(Noticed(text, "error"))

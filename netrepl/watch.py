@@ -34,9 +34,38 @@ def compile_text_pattern(text: str, encoding: str) -> re.Pattern[bytes]:
     """A regular expression typed as text, matched against received bytes. `^` and `$`
     match at line starts and ends, as people read a device's output."""
     try:
-        return re.compile(text.encode(encoding, "surrogateescape"), re.MULTILINE)
+        source = _dollar_before_line_end(text).encode(encoding, "surrogateescape")
+        return re.compile(source, re.MULTILINE)
     except (re.error, UnicodeEncodeError, LookupError) as error:
         raise UsageError(f"bad pattern {text!r}: {error}") from None
+
+
+def _dollar_before_line_end(pattern: str) -> str:
+    """`$` also before a CR LF (Python's `$` is only before an LF). Together with
+    `Unmatched.search`, which does not take a `$` at the end of what has arrived so far
+    unless a line end is there, `^PING (\\d+)$` waits for the whole number."""
+    out: list[str] = []
+    escaped = in_class = False
+    for index, char in enumerate(pattern):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            # `]` first in a class (`[]x]`, `[^]x]`) is a literal, not the class's end.
+            opened = pattern.rfind("[", 0, index)
+            first = opened + (2 if pattern[opened + 1 : opened + 2] == "^" else 1)
+            in_class = not (char == "]" and index > first)
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            out.append(LINE_END)
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+LINE_END = "\\r?$"
 
 
 def compile_hex_pattern(text: str) -> re.Pattern[bytes]:
@@ -75,6 +104,13 @@ class Unmatched:
         # A copy: a match refers to the buffer it searched, and this one changes next.
         snapshot = bytes(self._data)
         match = pattern.search(snapshot, self._start)
+        if (
+            match is not None
+            and match.end() == len(snapshot)
+            and not snapshot.endswith(b"\n")
+            and LINE_END.encode() in pattern.pattern
+        ):
+            return None  # its `$` met the end of what has arrived, not the end of a line
         if match is not None:
             end = min(max(match.end(), self._start + 1), len(snapshot))
             if end > 0:

@@ -3,11 +3,13 @@ and record what you type (/record)."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from netrepl.codec import encoding_for_sending
 from netrepl.commands import Arguments, Param, command
 from netrepl.errors import UsageError
+from netrepl.payload import SendContext
 from netrepl.script import run_script
 from netrepl.watch import compile_hex_pattern, compile_text_pattern
 
@@ -56,8 +58,9 @@ def _sleep(session: Session, args: Arguments) -> None:
     details="""
 `/expect +PONG` or `/expect ^OK\\r\\n 2.5`: a last word that is a number is the timeout in
 seconds. The pattern is a Python regular expression matched against the received bytes (text
-in the current encoding; `\\xNN` matches a byte). What it matches is used up, so two
-`/expect`s in a row wait for two answers. On a timeout a script stops there, and batch mode
+in the current encoding; `\\xNN` matches a byte); `^` and `$` match at line starts and ends
+(before LF or CR LF), and a `$` waits for the line end to arrive. What it matches is used up,
+so two `/expect`s in a row wait for two answers. On a timeout a script stops there, and batch mode
 exits with status 3, naming the pattern.
 """,
 )
@@ -112,9 +115,9 @@ def _when(session: Session, args: Arguments) -> None:
         return
     pattern, reply = split_rule(args[0], "/when")
     encoding = encoding_for_sending(session.settings.view.encoding)
-    rule = session.replies.add(
-        compile_text_pattern(pattern, encoding), reply, hex=False, shown=pattern
-    )
+    compiled = compile_text_pattern(pattern, encoding)
+    check_reply(session, compiled, reply, hex=False)
+    rule = session.replies.add(compiled, reply, hex=False, shown=pattern)
     session.note(f"rule {rule.number}: when {pattern} -> {reply}")
 
 
@@ -130,8 +133,21 @@ from unit 1. The reply is hex, as /x takes it; no end of line is added.
 )
 def _when_hex(session: Session, args: Arguments) -> None:
     pattern, reply = split_rule(args[0], "/when-hex")
-    rule = session.replies.add(compile_hex_pattern(pattern), reply, hex=True, shown=pattern)
+    compiled = compile_hex_pattern(pattern)
+    check_reply(session, compiled, reply, hex=True)
+    rule = session.replies.add(compiled, reply, hex=True, shown=pattern)
     session.note(f"rule {rule.number}: when-hex {pattern} -> {reply}")
+
+
+def check_reply(session: Session, pattern: re.Pattern[bytes], reply: str, *, hex: bool) -> None:
+    """A mistake in a reply is told now, not each time the rule fires: build it once with
+    stand-in groups (and files read as empty)."""
+    groups = pattern.groups
+    for found in re.finditer(r"\\([1-9])", reply):
+        if int(found.group(1)) > groups:
+            raise UsageError(f"reply uses \\{found.group(1)}, but the pattern has {groups} groups")
+    example = re.sub(r"\\[1-9]", "00" if hex else "x", reply)
+    session.reply_payload(example, hex, SendContext(read_file=lambda path: b""))
 
 
 def split_rule(text: str, name: str) -> tuple[str, str]:

@@ -26,8 +26,9 @@ Modbus RTU request with its CRC (`/placeholders` lists them).
 """,
 )
 def _x(session: Session, args: Arguments) -> None:
-    data = parse_hex_line(args[0], session.send_context(), column=args.column(0))
-    session.send(data, as_hex=True)
+    session.send_built(
+        lambda context: parse_hex_line(args[0], context, column=args.column(0)), as_hex=True
+    )
 
 
 @command(
