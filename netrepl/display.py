@@ -37,6 +37,8 @@ FRAME_INTERVAL = 0.04
 # Interactive: received data waiting to be shown beyond this is skipped, oldest first: the
 # screen is never more than a few seconds behind.
 BACKLOG_LIMIT = 64 * 1024
+# When leaving, at most this much is still drawn; the rest is said in one line.
+STOP_BACKLOG_LIMIT = 16 * 1024
 # Data queued for the display thread beyond this: skipped at once (interactive), or the poster
 # waits (batch). Bounds memory however fast the peer sends.
 QUEUE_LIMIT = 8 * 1024 * 1024
@@ -238,6 +240,7 @@ class Display:
         self._changed = threading.Condition()
         self._backlog: deque[object] = deque()  # the display thread's own: drained, not shown
         self._backlog_bytes = 0
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="netrepl-display", daemon=True)
         self.output_failed = False
 
@@ -269,8 +272,10 @@ class Display:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Show everything posted so far, then stop the thread."""
+        """Show everything posted so far (interactive: what there is time for, and a line
+        for the rest), then stop the thread."""
         with self._changed:
+            self._stopping = True
             self._queue.append(self._STOP)
             self._changed.notify()
         self._thread.join(timeout)
@@ -297,7 +302,8 @@ class Display:
                 self._write(self._guarded(lambda: self.renderer.tick(self._clock())))
                 continue
             if self._keep_up:
-                self._skip_oldest(BACKLOG_LIMIT)
+                # Leaving (/quit in a flood) must not wait for a backlog to be drawn.
+                self._skip_oldest(STOP_BACKLOG_LIMIT if self._stopping else BACKLOG_LIMIT)
             outputs: list[Output] = []
             started = time.monotonic()
             shown = 0
@@ -322,7 +328,7 @@ class Display:
                 outputs += self._guarded(lambda e=event: self.renderer.render(e))  # type: ignore[misc]
             outputs += self._guarded(lambda: self.renderer.tick(self._clock()))
             self._write(outputs)
-            if self._keep_up and self._backlog and not stopping:
+            if self._keep_up and self._backlog and not self._stopping:
                 # Frames at a human pace leave the prompt and the sockets their share of the
                 # interpreter: keys echo while a flood is shown.
                 time.sleep(max(0.0, FRAME_INTERVAL - (time.monotonic() - started)))
