@@ -44,7 +44,7 @@ def run_batch(
         message_format=AnsiFormatter() if sys.stderr.isatty() else plain,
         quiet=quiet,
     )
-    display = Display(Renderer(settings.view), sink)
+    display = Display(Renderer(settings.view, styles=sys.stdout.isatty()), sink)
     session = Session(settings, display.post)
     display.start()
     try:

@@ -78,9 +78,11 @@ def safe_text(text: str, style: str = "") -> Text:
     return styled(escape_text(text), style)
 
 
-def hexdump_text(data: bytes, offset: int, style: str = "") -> Text:
+def hexdump_text(data: bytes, offset: int, style: str = "", *, styles: bool = True) -> Text:
     """A block of `hexdump -C` lines, each ending in a newline, with the offsets dimmed."""
     lines = format_hexdump(data, offset)
+    if not styles:
+        return Text("\n".join(lines) + "\n", style=style, end="")
     spans = []
     position = 0
     for line in lines:
@@ -143,14 +145,18 @@ def clock(at: float) -> str:
 class _ReceivedStream:
     """What one connection's received bytes look like so far, in the current view."""
 
-    def __init__(self, view: View) -> None:
+    def __init__(self, view: View, styles: bool = True) -> None:
         self.view = view
+        self.styles = styles
         self.offset = 0  # bytes of this stream shown (or skipped) so far
-        self.decoder = TextDecoder(view.encoding) if view.mode == "text" else None
+        self.decoder = self._decoder(view) if view.mode == "text" else None
         self.framer = Framer(view.framing)
         self.mid_line = False  # the last text shown did not end with a newline
         # A CR shown last, kept across a detour through hex so a following LF adds no line.
         self.after_cr = False
+
+    def _decoder(self, view: View, after_cr: bool = False) -> TextDecoder:
+        return TextDecoder(view.encoding, after_cr)
 
     def show(self, data: bytes, final: bool = False) -> list[Output]:
         """`data` in the view: decoded text (held-back bytes wait), or hexdump lines."""
@@ -166,12 +172,12 @@ class _ReceivedStream:
 
     def restart(self) -> None:
         """After a pause: a character or frame cut by the pause is not pieced together."""
-        self.decoder = TextDecoder(self.view.encoding) if self.view.mode == "text" else None
+        self.decoder = self._decoder(self.view) if self.view.mode == "text" else None
         self.framer = Framer(self.view.framing)
         self.mid_line = False
 
     def _text(self, decoded: SafeText) -> list[Output]:
-        text = styled(decoded)
+        text = styled(decoded) if self.styles else Text(decoded.text, end="")
         if not text.plain:
             return []
         self.mid_line = not text.plain.endswith("\n")
@@ -183,7 +189,7 @@ class _ReceivedStream:
         self.after_cr = False
         if self.view.mode == "raw":
             return [Output("data", raw=data)]
-        block = hexdump_text(data, start)
+        block = hexdump_text(data, start, styles=self.styles)
         if self.mid_line:
             # The hexdump must start at column 0 even after a text line left open.
             block = Text("\n", end="") + block
@@ -200,7 +206,7 @@ class _ReceivedStream:
         if view.framing != self.framer.framing:
             self.framer = Framer(view.framing)
         if view.mode == "text":
-            self.decoder = TextDecoder(view.encoding, after_cr=self.after_cr)
+            self.decoder = self._decoder(view, self.after_cr)
             return self._text(self.decoder.decode(pending))
         self.decoder = None
         return self._bytes(pending, self.offset - len(pending))
@@ -216,8 +222,11 @@ class _ReceivedStream:
 class Renderer:
     """Turns events into outputs. One instance per session, used by the display thread only."""
 
-    def __init__(self, view: View) -> None:
+    def __init__(self, view: View, *, styles: bool = True) -> None:
         self.view = view
+        self.styles = styles
+        """False when the output is plain text (batch mode to a file or pipe): the colours of
+        escapes and offsets are not worked out at all."""
         self.stats = TrafficStats()
         self._received: dict[int, _ReceivedStream] = {}
         self._sent_offsets: dict[int, int] = {}
@@ -263,7 +272,7 @@ class Renderer:
                 return self._sent(conn, data, as_hex, echo, at, offset)
             case Connected(conn, peer, local, protocol, accepted):
                 self._peers[conn] = _Peer(peer, accepted, protocol)
-                self._received[conn] = _ReceivedStream(self.view)
+                self._received[conn] = _ReceivedStream(self.view, self.styles)
                 self._sent_offsets[conn] = 0
                 if accepted and protocol != "udp":
                     self._accepted_streams += 1
@@ -332,7 +341,7 @@ class Renderer:
     def _stream(self, conn: int) -> _ReceivedStream:
         stream = self._received.get(conn)
         if stream is None:  # data for a connection announced before this renderer existed
-            stream = self._received[conn] = _ReceivedStream(self.view)
+            stream = self._received[conn] = _ReceivedStream(self.view, self.styles)
         return stream
 
     def _frames(self, conn: int, stream: _ReceivedStream, frames: list[Frame]) -> list[Output]:
@@ -404,7 +413,8 @@ class Renderer:
         as a hexdump)."""
         if self.view.mode == "hex" or hexdump:
             return hexdump_text(data, offset) if data else Text("", end="")
-        body = styled(TextDecoder(self.view.encoding).decode(data, final=True))
+        decoded = TextDecoder(self.view.encoding).decode(data, final=True)
+        body = styled(decoded) if self.styles else Text(decoded.text, end="")
         if body.plain and not body.plain.endswith("\n"):
             body.append("\n")
         return body
