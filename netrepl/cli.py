@@ -12,12 +12,14 @@ import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from netrepl import __version__
 from netrepl.errors import ConnectError, UsageError
-from netrepl.payload import EOLS
-from netrepl.transport import Endpoint, TlsOptions, parse_host_port, parse_port
-from netrepl.view import VIEW_NAMES, View, apply_encoding, apply_view_name
+
+if TYPE_CHECKING:
+    from netrepl.transport import Endpoint
+    from netrepl.view import View
 
 EXIT_OK, EXIT_CONNECTION, EXIT_USAGE = 0, 1, 2
 
@@ -90,6 +92,9 @@ def _count(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from netrepl.payload import EOLS
+    from netrepl.view import VIEW_NAMES
+
     parser = _Parser(
         prog="netrepl",
         usage=USAGE,
@@ -224,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _endpoint(args: argparse.Namespace) -> Endpoint:
     """The transport options, checked against each other."""
+    from netrepl.transport import Endpoint, TlsOptions, parse_host_port, parse_port
+
     needs_tls = [
         name
         for name, value in (
@@ -337,6 +344,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     else:
         endpoint = _endpoint(args)
     from netrepl.config import load_config  # tomllib: only when about to run
+    from netrepl.view import View, apply_encoding, apply_view_name
 
     config = load_config(args.config)
     defaults = config.defaults
@@ -384,6 +392,11 @@ SUBCOMMANDS = ("export", "replay")
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
+    if "--version" in words[: words.index("--")] if "--" in words else "--version" in words:
+        # Answered before the parser is built: a version check costs an interpreter start,
+        # not the import of everything the parser knows about.
+        print(f"netrepl {__version__}")
+        return EXIT_OK
     if words and words[0] in SUBCOMMANDS:
         from netrepl.offline import run_offline
 

@@ -193,8 +193,11 @@ def _escape_char(ch: str) -> tuple[str, EscapeKind]:
 
 
 def _escape_table() -> dict[int, str]:
-    codes = [code for code in range(0x10000) if _UNSAFE_RUN.fullmatch(chr(code))]
-    return {code: _escape_char(chr(code))[0] for code in codes}
+    ranges = [(0x00, 0x08), (0x0B, 0x1F), (0x7F, 0x9F), (0x061C, 0x061C), (0x200E, 0x200F)]
+    ranges += [(0x2028, 0x202E), (0x2066, 0x2069), (0xD800, 0xDFFF)]
+    return {
+        code: _escape_char(chr(code))[0] for low, high in ranges for code in range(low, high + 1)
+    }
 
 
 # One str.translate per run: escaping is done in C, at the speed of plain decoding.

@@ -20,8 +20,9 @@ from netrepl.transcript import Entry, Logged, header, to_line
 # Written lines reach the disk within this time, so `tail -f` keeps up, without a flush (a
 # system call) per read during a flood.
 FLUSH_SECONDS = 0.2
-# /save without --log keeps this much received and sent data in memory, the newest.
-MEMORY_LIMIT = 64 * 1024 * 1024
+# /save without --log keeps this much received and sent data in memory, the newest: small,
+# because a flood must not grow memory (--log keeps everything, on disk).
+MEMORY_LIMIT = 4 * 1024 * 1024
 
 
 def open_for_writing(path: str, binary: bool = False) -> BinaryIO | TextIO:

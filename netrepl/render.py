@@ -498,10 +498,13 @@ class Renderer:
             self._flood.reads += event.reads
             self._flood.conns.add(event.conn)
             self._flood_grew = True
-        if stream is not None:
-            stream.skip(event.size)
-            stream.restart()  # what follows is not the continuation of what was shown
-        return []
+        if stream is None:
+            return []
+        stream.skip(event.size)
+        # What follows is not the continuation of what was shown: never on the same line.
+        outputs = stream.end_line() if self._paused_at is None else []
+        stream.restart()
+        return outputs
 
     def _said_skipped(self, now: float) -> list[Output]:
         """One line for what was skipped: when the flood eases, and every few seconds while it

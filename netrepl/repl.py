@@ -7,6 +7,7 @@ touches a socket and never writes to the terminal except through the display's s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import queue
@@ -15,8 +16,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TextIO
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.application import Application
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
@@ -190,6 +193,65 @@ class LineRunner:
                 self._on_quit()
 
 
+class AboveThePrompt:
+    """Where the display's frames go: written above the running prompt, on the prompt's own
+    thread, and `write` returns once the frame is out.
+
+    Not prompt_toolkit's StdoutProxy, for two measured reasons: its queue grows without
+    bound on a slow terminal (a flood then kept drawing for 40 s after it ended), and its
+    run_in_terminal switches the tty to cooked mode for every write, so keys typed during a
+    flood were echoed by the tty and Backspaces lost. Waiting here slows the display thread
+    to the terminal's pace, and its own skipping then drops what cannot be shown.
+    """
+
+    def __init__(self, fallback: TextIO) -> None:
+        self.app: Application[str] | None = None
+        self._fallback = fallback
+
+    def write(self, text: str) -> None:
+        app = self.app
+        loop = app.loop if app is not None else None
+        if app is None or loop is None or not app.is_running:
+            self._fallback.write(text)
+            self._fallback.flush()
+            return
+        written = threading.Event()
+
+        async def frame() -> None:
+            try:
+                if app.is_running:
+                    await _write_above(app, text)
+                else:
+                    self._fallback.write(text)
+                    self._fallback.flush()
+            finally:
+                written.set()
+
+        asyncio.run_coroutine_threadsafe(frame(), loop)
+        # In slices: if the prompt ends meanwhile, the frame never runs, and we go on.
+        while not written.wait(0.1) and app.is_running:
+            pass
+
+    def flush(self) -> None:
+        pass  # every write is complete when it returns
+
+
+async def _write_above(app: Application[str], text: str) -> None:
+    """On the prompt's event loop: erase the prompt, write, draw it again below. What
+    prompt_toolkit's in_terminal does, but without leaving raw mode (see AboveThePrompt)."""
+    renderer = app.renderer
+    if app.output.responds_to_cpr:
+        # The layout waits on the terminal's answer about the cursor; erasing before it came
+        # would erase from a row the renderer no longer knows.
+        await renderer.wait_for_cpr_responses()
+    renderer.erase()
+    app.output.write_raw(text)
+    app.output.flush()
+    renderer.reset()
+    renderer.request_absolute_cursor_position()
+    app._redraw()
+
+
 def key_bindings(runner: LineRunner, post: Callable[[Event], None]) -> KeyBindings:
     bindings = KeyBindings()
 
@@ -221,7 +283,8 @@ def run_interactive(
         if prompt_session is not None:
             prompt_session.app.invalidate()
 
-    sink = TerminalSink(proxy, AnsiFormatter(), repaint)
+    above = AboveThePrompt(sys.__stdout__)
+    sink = TerminalSink(above, AnsiFormatter(), repaint)
     display = Display(Renderer(settings.view), sink, keep_up=True)
     session = Session(settings, display.post)
 
@@ -270,6 +333,7 @@ def run_interactive(
             refresh_interval=0.5,
         )
         prompt_session.default_buffer.accept_handler = accept
+        above.app = prompt_session.app
         runner.start()
         if startup.script is not None:
             runner.submit(f"/run {startup.script}")

@@ -83,27 +83,35 @@ def compile_hex_pattern(text: str) -> re.Pattern[bytes]:
 
 class Unmatched:
     """Bytes not yet matched, with the one byte before them kept as context, so `^` after a
-    match that ended a line still means a line start (and nowhere else)."""
+    match that ended a line still means a line start (and nowhere else).
+
+    Reads are kept as they came and joined only to search: while nothing waits for a match,
+    a flood costs no copying here.
+    """
 
     def __init__(self) -> None:
-        self._data = bytearray()
-        self._start = 0  # 1 when the byte before the unmatched ones is kept
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._context = b""
 
     def add(self, data: bytes) -> None:
-        self._data += data
-        if len(self._data) - self._start > WINDOW:
-            del self._data[: len(self._data) - WINDOW]
-            self._start = 0
+        self._chunks.append(data)
+        self._size += len(data)
+        while len(self._chunks) > 1 and self._size - len(self._chunks[0]) >= WINDOW:
+            dropped = self._chunks.popleft()
+            self._size -= len(dropped)
+            self._context = dropped[-1:]
 
     def clear(self) -> None:
-        self._data.clear()
-        self._start = 0
+        self._chunks.clear()
+        self._size = 0
+        self._context = b""
 
     def search(self, pattern: re.Pattern[bytes]) -> re.Match[bytes] | None:
         """The first match in the unmatched bytes; they are used up to its end."""
-        # A copy: a match refers to the buffer it searched, and this one changes next.
-        snapshot = bytes(self._data)
-        match = pattern.search(snapshot, self._start)
+        start = len(self._context)
+        snapshot = self._context + b"".join(self._chunks)
+        match = pattern.search(snapshot, start)
         if (
             match is not None
             and match.end() == len(snapshot)
@@ -112,10 +120,11 @@ class Unmatched:
         ):
             return None  # its `$` met the end of what has arrived, not the end of a line
         if match is not None:
-            end = min(max(match.end(), self._start + 1), len(snapshot))
-            if end > 0:
-                del self._data[: end - 1]
-                self._start = 1
+            end = min(max(match.end(), start + 1), len(snapshot))  # an empty match moves on
+            rest = snapshot[end:]
+            self._context = snapshot[end - 1 : end] if end else b""
+            self._chunks = deque([rest]) if rest else deque()
+            self._size = len(rest)
         return match
 
 

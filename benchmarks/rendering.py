@@ -1,0 +1,163 @@
+"""Rendering without a terminal: received bytes to hexdump text through netrepl's renderer
+(the path batch hex takes), and decode + escape of mixed UTF-8/GBK text in 4 KiB reads.
+
+Both run in this process on data built in memory, each against its reference on the same
+bytes: `hexdump -C` on the same file, and a bare `codecs` incremental decoder on the same
+chunks. The hexdump text is also checked line for line against `hexdump -C`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import subprocess
+import time
+from collections.abc import Callable
+
+from benchmarks.bench import MB, Bench, size_text
+from benchmarks.peers import pattern_bytes
+from benchmarks.processes import Processes
+from benchmarks.receiving import hexdump_available
+from benchmarks.results import Quantity, Row, median
+from netrepl.codec import TextDecoder
+from netrepl.display import AnsiFormatter, plain
+from netrepl.events import Connected, Received
+from netrepl.hexdump import format_hexdump
+from netrepl.render import Renderer
+from netrepl.transport.stream import READ_SIZE
+from netrepl.view import View
+
+TEXT_CHUNK = 4096
+
+
+def plain_renderer(view: View) -> Renderer:
+    """The renderer batch mode uses when stdout is a file or a pipe: no styles worked out
+    (a netrepl from before that option renders styled text, and the sink drops the styles)."""
+    try:
+        return Renderer(view, styles=False)  # type: ignore[call-arg]
+    except TypeError:
+        return Renderer(view)
+
+
+def render_hex(data: bytes, renderer: Renderer | None = None) -> str:
+    """`data` as batch hex shows it: Renderer events -> Text -> plain, in reads of READ_SIZE."""
+    renderer = plain_renderer(View(mode="hex")) if renderer is None else renderer
+    renderer.render(Connected(1, "127.0.0.1:2", "127.0.0.1:1"))
+    parts: list[str] = []
+    for start in range(0, len(data), READ_SIZE):
+        for output in renderer.render(Received(1, data[start : start + READ_SIZE])):
+            if output.channel == "data" and output.text is not None:
+                parts.append(plain(output.text))
+    return "".join(parts)
+
+
+def _timed(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def hex_render(bench: Bench) -> list[Row]:
+    size = bench.size(10 * MB)
+    row = Row(
+        f"hex render: renderer to plain hexdump text, no terminal ({size_text(size)})",
+        "ratio_min",
+        2.0,
+        reference_name="hexdump -C",
+    )
+    hexdump = hexdump_available()
+    if hexdump is None:
+        row.note = "not measured: no hexdump on this machine (util-linux / bsdmainutils)"
+        return [row]
+    data = pattern_bytes("binary", size)
+    path = bench.workdir / "render.bin"
+    path.write_bytes(data)
+    ours: list[float] = []
+    theirs: list[float] = []
+    try:
+        with Processes(bench.state_dir) as procs:
+            for _ in range(bench.reps):
+                theirs.append(
+                    size
+                    / MB
+                    / procs.run([hexdump, "-C", str(path)], 120, stdout=subprocess.DEVNULL)
+                )
+                ours.append(size / MB / _timed(lambda: render_hex(data)))
+        expected = subprocess.run(
+            [hexdump, "-C", str(path)], capture_output=True, timeout=120, check=True
+        ).stdout.decode("ascii")
+    finally:
+        path.unlink()
+    expected = expected[: expected.rstrip("\n").rfind("\n") + 1]  # hexdump's closing offset
+    if render_hex(data) != expected:
+        row.check_failed = True
+        row.note = "the rendered text differs from hexdump -C"
+    sample = data[: min(size, 1 << 20)]
+    formatter = AnsiFormatter()
+    styled_renderer = Renderer(View(mode="hex"))
+    styled_renderer.render(Connected(1, "127.0.0.1:2", "127.0.0.1:1"))
+    details = {
+        "renderer_MBps": ours,
+        "hexdump_MBps": theirs,
+        "format_hexdump_MBps": len(data) / MB / _timed(lambda: format_hexdump(data)),
+        # The interactive path: styled Text (dim offsets), then rich turning it into ANSI.
+        "styled_renderer_MBps": len(data)
+        / MB
+        / _timed(lambda: render_hex(data, Renderer(View(mode="hex")))),
+        "styled_terminal_path_MBps": len(sample)
+        / MB
+        / _timed(
+            lambda: [
+                formatter(output.text)
+                for output in styled_renderer.render(Received(1, sample))
+                if output.text is not None
+            ]
+        ),
+    }
+    row.netrepl = Quantity(median(ours), "MB/s")
+    row.reference = Quantity(median(theirs), "MB/s")
+    row.details = details
+    return [row]
+
+
+def mixed_text(size: int) -> bytes:
+    """Device-like text: UTF-8 and GBK lines mixed, CR LF ends, now and then an escape."""
+    utf8 = "温度 23.5°C, 湿度 61% — sensor ok\r\n".encode()
+    gbk = "设备状态：正常，电压 220V\r\n".encode("gbk")
+    ascii_line = b"OK seq=000123 val=0x1f2e\r\n"
+    control = b"\x1b[31mALARM\x1b[0m \x07\r\n"
+    block = (utf8 + gbk + ascii_line) * 6 + control
+    return (block * (size // len(block) + 1))[:size]
+
+
+def _decode_all(decoder: Callable[[bytes], object], chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        decoder(chunk)
+
+
+def text_render(bench: Bench) -> list[Row]:
+    size = bench.size(10 * MB)
+    data = mixed_text(size)
+    chunks = [data[i : i + TEXT_CHUNK] for i in range(0, len(data), TEXT_CHUNK)]
+    rows = []
+    # (view name, netrepl's encoding, the codec a bare decoder of the same bytes would use)
+    views = (("auto", "auto", "utf-8"), ("utf-8", "utf-8", "utf-8"), ("gbk", "gbk", "gbk"))
+    for view, encoding, codec in views:
+        row = Row(
+            f"text render: decode+escape, {view} view, mixed UTF-8/GBK, 4 KiB reads"
+            f" ({size_text(size)})",
+            "ratio_min",
+            0.5,
+            reference_name=f"bare {codec} incremental decode",
+        )
+        ours: list[float] = []
+        theirs: list[float] = []
+        for _ in range(bench.reps):
+            bare = codecs.getincrementaldecoder(codec)(errors="surrogateescape")
+            theirs.append(size / MB / _timed(lambda b=bare: _decode_all(b.decode, chunks)))
+            netrepl = TextDecoder(encoding)
+            ours.append(size / MB / _timed(lambda d=netrepl: _decode_all(d.decode, chunks)))
+        row.netrepl = Quantity(median(ours), "MB/s")
+        row.reference = Quantity(median(theirs), "MB/s")
+        row.details = {"netrepl_MBps": ours, "bare_MBps": theirs, "chunk": TEXT_CHUNK}
+        rows.append(row)
+    return rows
