@@ -19,7 +19,7 @@ import time
 
 CHUNK_SIZE = 1 << 20
 # What the sink reads per call: the same as netrepl's reader (transport/stream.py READ_SIZE).
-SINK_READ_SIZE = 256 * 1024
+SINK_READ_SIZE = 1024 * 1024
 WAIT_SECONDS = 120.0
 PATTERNS = ("binary", "high", "noline")
 

@@ -29,6 +29,7 @@ from benchmarks.processes import (
     quit_netrepl,
 )
 from benchmarks.results import Quantity, Row, median
+from netrepl.transcript import BASE64_ENCODER
 
 FLOOD_TIMEOUT = 90.0
 
@@ -121,7 +122,13 @@ def receive_log(bench: Bench) -> list[Row]:
             problems.append(problem)
     row.netrepl = Quantity(median(ours), "MB/s")
     row.reference = Quantity(median(theirs), "MB/s")
-    row.details = {"netrepl_MBps": ours, "sink_MBps": theirs, "bytes": size}
+    row.details = {
+        "netrepl_MBps": ours,
+        "sink_MBps": theirs,
+        "bytes": size,
+        # The same venv as the netrepl measured: `pip install -e '.[fast]'` adds pybase64.
+        "base64": BASE64_ENCODER,
+    }
     if problems:
         row.check_failed = True
         row.note = "; ".join(sorted(set(problems)))

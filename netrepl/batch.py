@@ -11,10 +11,10 @@ import sys
 import time
 from typing import BinaryIO
 
-from netrepl.cli import Startup
 from netrepl.display import AnsiFormatter, Display, StreamSink, plain
 from netrepl.errors import NetreplError
 from netrepl.events import Noticed
+from netrepl.options import Startup
 from netrepl.render import Renderer
 from netrepl.script import run_script, status_of
 from netrepl.session import Session, Settings

@@ -19,7 +19,6 @@ wins over it. Parsing is pure (`parse_config`); only `load_config` touches the d
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +50,8 @@ def config_path() -> Path:
 
 def parse_config(text: str, source: str) -> Config:
     """Check and read a config file's text; UsageError names the file and the problem."""
+    import tomllib  # only when there is a file: most runs have none (start-up time)
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

@@ -15,9 +15,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
+from itertools import pairwise
+from operator import itemgetter
 from typing import Protocol, TextIO
 
+from rich.color import ColorSystem
 from rich.console import Console
+from rich.style import Style
 from rich.text import Text
 from rich.theme import Theme
 
@@ -39,9 +43,12 @@ FRAME_INTERVAL = 0.04
 BACKLOG_LIMIT = 64 * 1024
 # When leaving, at most this much is still drawn; the rest is said in one line.
 STOP_BACKLOG_LIMIT = 16 * 1024
-# Data queued for the display thread beyond this: skipped at once (interactive), or the poster
-# waits (batch). Bounds memory however fast the peer sends.
+# Data queued for the display thread beyond this: the poster waits (batch), which bounds
+# memory however fast the peer sends.
 QUEUE_LIMIT = 8 * 1024 * 1024
+# Interactive, beyond this it is skipped at once: a frame shows 4-16 KiB and the backlog
+# keeps 64 KiB, so more only held memory (with 8 MiB, a flood peaked at 1.8x idle RSS).
+KEEP_UP_QUEUE_LIMIT = 1024 * 1024
 
 
 class Sink(Protocol):
@@ -51,7 +58,14 @@ class Sink(Protocol):
 
 
 class AnsiFormatter:
-    """Styled `Text` -> a string with SGR codes for a terminal (or none when colour is off)."""
+    """Styled `Text` -> a string with SGR codes for a terminal (or none when colour is off).
+
+    What rich's `Console.print` shows for the text (each styled run opens its SGR codes and
+    resets after itself, newlines unstyled, tabs expanded), but worked out here from the
+    spans: rich's console path took ~5 ms per 256 hexdump lines, holding the GIL the socket
+    thread needs in a flood; this takes ~0.3 ms. Rich stays the authority on what a style
+    means: it resolves and combines styles and renders their codes.
+    """
 
     def __init__(self, color_system: str | None = "auto") -> None:
         self._console = Console(
@@ -64,11 +78,94 @@ class AnsiFormatter:
             markup=False,
             emoji=False,
         )
+        system = self._console.color_system
+        # No colours (TERM=dumb, NO_COLOR) is rare: rich's own path handles its subtleties.
+        self._color_system = None if self._console.no_color else _COLOR_SYSTEMS.get(system or "")
+        self._styles: dict[tuple[str | Style, ...], tuple[str, str]] = {}
 
     def __call__(self, text: Text) -> str:
+        if self._color_system is None:
+            return self.rich_format(text)
+        if "\t" in text.plain:
+            text = text.copy()
+            text.expand_tabs(self._console.tab_size)
+        runs = self._runs_in_order(text)
+        return "".join(runs if runs is not None else self._runs_by_edges(text))
+
+    def _runs_in_order(self, text: Text) -> list[str] | None:
+        """The usual text: spans one after another (escapes, hexdump offsets); None when
+        spans overlap."""
+        plain, base = text.plain, text.style
+        outside = self._sgr((base,))
+        runs = []
+        position = 0
+        for start, end, style in text.spans:
+            if end <= start:
+                continue  # styles nothing
+            if start < position:
+                return None
+            runs.append(self._styled(plain[position:start], outside))
+            runs.append(self._styled(plain[start:end], self._sgr((base, style))))
+            position = end
+        runs.append(self._styled(plain[position:], outside))
+        return runs
+
+    def _runs_by_edges(self, text: Text) -> list[str]:
+        """Any spans, combined where they overlap as rich combines them: the text's own style
+        first, then the spans in the order they were added."""
+        plain, spans = text.plain, text.spans
+        edges = [(0, False, 0), (len(plain), True, 0)]
+        edges += [(span.start, False, index) for index, span in enumerate(spans, 1)]
+        edges += [(span.end, True, index) for index, span in enumerate(spans, 1)]
+        edges.sort(key=_EDGE_ORDER)
+        names: list[str | Style] = [text.style, *(span.style for span in spans)]
+        active: list[int] = []
+        runs = []
+        for (offset, leaving, index), (next_offset, _, _) in pairwise(edges):
+            if leaving:
+                active.remove(index)
+            else:
+                active.append(index)
+            if next_offset > offset:
+                sgr = self._sgr(tuple(names[i] for i in sorted(active)))
+                runs.append(self._styled(plain[offset:next_offset], sgr))
+        return runs
+
+    def rich_format(self, text: Text) -> str:
+        """The same through rich's console: the reference the fast path is tested against."""
         with self._console.capture() as capture:
             self._console.print(text, end="")
         return capture.get()
+
+    def _sgr(self, styles: tuple[str | Style, ...]) -> tuple[str, str]:
+        """The codes that open and close a run in these styles combined ("" when plain)."""
+        codes = self._styles.get(styles)
+        if codes is None:
+            get = self._console.get_style
+            style = Style.combine(get(name, default=Style.null()) for name in styles)
+            opened, marker, closed = style.render("\0", color_system=self._color_system).partition(
+                "\0"
+            )
+            codes = self._styles[styles] = (opened, closed) if marker else ("", "")
+        return codes
+
+    @staticmethod
+    def _styled(run: str, sgr: tuple[str, str]) -> str:
+        opened, closed = sgr
+        if not opened or not run:
+            return run
+        if "\n" not in run:
+            return opened + run + closed
+        return "\n".join(opened + line + closed if line else "" for line in run.split("\n"))
+
+
+_COLOR_SYSTEMS = {
+    "standard": ColorSystem.STANDARD,
+    "256": ColorSystem.EIGHT_BIT,
+    "truecolor": ColorSystem.TRUECOLOR,
+    "windows": ColorSystem.WINDOWS,
+}
+_EDGE_ORDER = itemgetter(0, 1)
 
 
 def plain(text: Text) -> str:
@@ -77,7 +174,12 @@ def plain(text: Text) -> str:
 
 class TerminalSink:
     """Interactive output: complete lines go above the prompt; an unfinished received line
-    (a device's `login: `) is kept in `open_line_ansi` for the prompt to show until it ends."""
+    (a device's `login: `) is kept in `open_line_ansi` for the prompt to show until it ends.
+
+    Lines are cut in the formatted string, never by slicing `Text` (rich re-scans every
+    slice for control codes, which cost more than the rest of a text frame). A cut at a
+    newline is safe there: formatting keeps newlines outside the styled runs.
+    """
 
     def __init__(
         self,
@@ -90,8 +192,8 @@ class TerminalSink:
         self._format = formatter
         self._repaint = repaint
         self._clear = clear
-        self._open_line = Text(end="")
         self.open_line_ansi = ""
+        self._open_length = 0  # characters of the open line, without its styles
         self.progress_ansi = ""
         """A long send's progress bar, redrawn in place above the prompt."""
         # A message ended an unfinished received line early; the newline that would have
@@ -108,34 +210,39 @@ class TerminalSink:
                 continue
             if output.channel == "clear":
                 self._flush(parts)
-                self._open_line = Text(end="")
+                self.open_line_ansi, self._open_length = "", 0
                 if self._clear is not None:
                     self._clear()
                 continue
             assert output.text is not None, "the raw view exists in batch mode only"
             if output.channel == "data":
-                text = output.text
-                if self._line_ended_early and text.plain:
-                    self._line_ended_early = False
-                    if text.plain.startswith("\n"):
-                        text = text[1:]
-                line = self._open_line + text
-                cut = line.plain.rfind("\n") + 1
-                if cut:
-                    parts.append(self._format(line[:cut]))
-                    line = line[cut:]
-                if len(line) > OPEN_LINE_LIMIT:
-                    parts.append(self._format(line) + "\n")
-                    line = Text(end="")
-                self._open_line = line
+                self._add_data(output.text, parts)
             else:
                 parts.extend(self._commit_open_line())
                 message = self._format(output.text)
                 parts.append(message if output.text.plain.endswith("\n") else message + "\n")
         self._flush(parts)
-        self.open_line_ansi = self._format(self._open_line) if self._open_line else ""
         if (self.open_line_ansi, self.progress_ansi) != open_before:
             self._repaint()
+
+    def _add_data(self, text: Text, parts: list[str]) -> None:
+        plain, ansi = text.plain, self._format(text)
+        if self._line_ended_early and plain:
+            self._line_ended_early = False
+            if plain.startswith("\n"):
+                plain, ansi = plain[1:], ansi[1:]
+        line = self.open_line_ansi + ansi
+        cut = line.rfind("\n") + 1
+        if cut:
+            parts.append(line[:cut])
+            line = line[cut:]
+            self._open_length = len(plain) - plain.rfind("\n") - 1
+        else:
+            self._open_length += len(plain)
+        if self._open_length > OPEN_LINE_LIMIT:
+            parts.append(line + "\n")
+            line, self._open_length = "", 0
+        self.open_line_ansi = line
 
     def _flush(self, parts: list[str]) -> None:
         if parts:
@@ -144,15 +251,14 @@ class TerminalSink:
             parts.clear()
 
     def _commit_open_line(self) -> list[str]:
-        if not self._open_line:
+        if not self.open_line_ansi:
             return []
-        line, self._open_line = self._open_line, Text(end="")
+        line, self.open_line_ansi, self._open_length = self.open_line_ansi, "", 0
         self._line_ended_early = True
-        return [self._format(line) + "\n"]
+        return [line + "\n"]
 
     def close(self) -> None:
         parts = self._commit_open_line()
-        self.open_line_ansi = ""
         if parts:
             self._out.write("".join(parts))
             self._out.flush()
@@ -235,6 +341,7 @@ class Display:
         self._clock = clock
         """What ends an idle frame: the wall clock, or a replayed transcript's own time."""
         self._keep_up = keep_up
+        self._queue_limit = KEEP_UP_QUEUE_LIMIT if keep_up else QUEUE_LIMIT
         self._queue: deque[object] = deque()
         self._queued_bytes = 0
         self._changed = threading.Condition()
@@ -245,11 +352,12 @@ class Display:
         self.output_failed = False
 
     def post(self, event: Event) -> None:
-        """Thread-safe. Interactive, it never blocks; in batch mode it waits while more than
-        QUEUE_LIMIT bytes of data are waiting to be shown."""
+        """Thread-safe. Interactive, it never blocks (data beyond KEEP_UP_QUEUE_LIMIT is
+        skipped); in batch mode it waits while more than QUEUE_LIMIT bytes of data are
+        waiting to be shown."""
         size = len(event.data) if isinstance(event, Received) else 0
         with self._changed:
-            if size and self._queued_bytes >= QUEUE_LIMIT:
+            if size and self._queued_bytes >= self._queue_limit:
                 if self._keep_up:
                     # The display is far behind: this data will never be shown anyway.
                     self._queue_skipped(event)  # type: ignore[arg-type]

@@ -34,7 +34,7 @@ from netrepl.events import (
     ViewChanged,
 )
 from netrepl.framing import Frame, Framer
-from netrepl.hexdump import format_hexdump
+from netrepl.hexdump import format_hexdump, offset_spans
 from netrepl.traffic import TrafficStats, count, format_rate
 from netrepl.view import View
 
@@ -80,15 +80,11 @@ def safe_text(text: str, style: str = "") -> Text:
 
 def hexdump_text(data: bytes, offset: int, style: str = "", *, styles: bool = True) -> Text:
     """A block of `hexdump -C` lines, each ending in a newline, with the offsets dimmed."""
-    lines = format_hexdump(data, offset)
+    text = format_hexdump(data, offset)
     if not styles:
-        return Text("\n".join(lines) + "\n", style=style, end="")
-    spans = []
-    position = 0
-    for line in lines:
-        spans.append(Span(position, position + line.index(" "), "netrepl.offset"))
-        position += len(line) + 1
-    return Text("\n".join(lines) + "\n", style=style, spans=spans, end="")
+        return Text(text, style=style, end="")
+    spans = [Span(start, end, "netrepl.offset") for start, end in offset_spans(len(data), offset)]
+    return Text(text, style=style, spans=spans, end="")
 
 
 def certificate_lines(chain: tuple[CertificateInfo, ...]) -> list[str]:

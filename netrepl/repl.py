@@ -29,11 +29,11 @@ from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.patch_stdout import StdoutProxy
 
-from netrepl.cli import Startup
 from netrepl.commands import REGISTRY, describe_target
 from netrepl.display import AnsiFormatter, Display, TerminalSink
 from netrepl.errors import NetreplError
 from netrepl.events import Event, Noticed, Submitted
+from netrepl.options import Startup
 from netrepl.render import Renderer
 from netrepl.session import Session, Settings
 from netrepl.transport import Endpoint

@@ -33,7 +33,7 @@ from netrepl.view import TimeMode, View, apply_encoding, apply_view_name
 from netrepl.watch import AutoReplies, ExpectBuffer, compile_hex_pattern, compile_text_pattern
 
 if TYPE_CHECKING:
-    from netrepl.cli import Startup
+    from netrepl.options import Startup
 
 # A long send says how far it is this often.
 PROGRESS_SECONDS = 0.1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,21 @@ VERSION = 1
 Logged = Connected | Listening | TlsEstablished | Received | Sent | HalfClosed | Closed
 """The events a transcript keeps: everything that happened on the wire, nothing of the UI."""
 WIRE_EVENTS = (Connected, Listening, TlsEstablished, Received, Sent, HalfClosed, Closed)
+
+
+def _base64_encoder() -> tuple[Callable[[bytes], bytes], str]:
+    # CPython's base64 encodes at ~0.46 GB/s, slower than a loopback socket fills a file,
+    # so in a flood it was most of a log's cost; pybase64 (SIMD, optional: the `fast`
+    # extra) encodes at ~15 GB/s, byte for byte the same text (benchmarks/, docs/performance.md).
+    try:
+        import pybase64  # type: ignore[import-not-found]
+    except ImportError:
+        return base64.b64encode, "binascii"
+    return pybase64.b64encode, f"pybase64 {pybase64.get_version()}"
+
+
+encode_base64, BASE64_ENCODER = _base64_encoder()
+"""Bytes -> base64 bytes (no newline), and which library does it (benchmarks report it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +96,33 @@ def to_line(event: Event, at: float) -> str | None:
     return json.dumps({"t": at, **record}, ensure_ascii=False)
 
 
+# Base64 is written in pieces of this much data (a multiple of 3, so the pieces join into
+# one valid base64 string). Each piece's text stays under glibc's mmap threshold (128 KiB):
+# encoding a 1 MiB read at once allocated fresh pages for every record, and faulting them
+# in cost more than the encoding and the write together (log throughput x2-3, benchmarks/).
+BASE64_PIECE = 48 * 1024
+
+
+def to_pieces(event: Event, at: float) -> Iterator[bytes]:
+    """`to_line(event, at)` and its newline as UTF-8, in pieces to be written in order; none
+    for an event a transcript does not keep. Data records are built by hand: base64 needs no
+    JSON escaping, and json.dumps scanning a megabyte of it cost more than the encoding."""
+    if isinstance(event, Received) and not event.datagram:
+        head = f'{{"t": {at!r}, "type": "received", "conn": {event.conn}, "data": "'
+    elif isinstance(event, Sent) and not event.as_hex and event.echo:
+        head = f'{{"t": {at!r}, "type": "sent", "conn": {event.conn}, "data": "'
+    else:
+        line = to_line(event, at)
+        if line is not None:
+            yield (line + "\n").encode()
+        return
+    yield head.encode()
+    data = memoryview(event.data)
+    for start in range(0, len(data), BASE64_PIECE):
+        yield encode_base64(data[start : start + BASE64_PIECE])
+    yield b'"}\n'
+
+
 class TranscriptError(ValueError):
     """A line that is not a transcript record: says which line and why."""
 
@@ -125,7 +168,7 @@ def _event(kind: str, r: dict[str, Any]) -> Logged | None:
 
 
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return encode_base64(data).decode("ascii")
 
 
 def _bytes(text: str) -> bytes:

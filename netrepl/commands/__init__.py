@@ -9,7 +9,6 @@ Regenerate the reference with `python -m netrepl.commands > docs/commands.md`.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -126,6 +125,8 @@ class Registry:
         try:
             return self._by_alias[name]
         except KeyError:
+            import difflib  # only for a mistyped command: not worth importing at start
+
             close = difflib.get_close_matches(name, self._by_alias, n=1)
             hint = f"; did you mean /{close[0]}?" if close else " (/help lists the commands)"
             raise UsageError(f"unknown command /{name}{hint}") from None

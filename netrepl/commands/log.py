@@ -58,7 +58,7 @@ def _capture(session: Session, args: Arguments) -> None:
     group="Log",
     params=[Param("FILE", rest=True)],
     details="""
-From memory, which keeps the newest 4 MiB of data; use --log to keep everything from the
+From memory, which keeps the newest 1 MiB of data; use --log to keep everything from the
 start.
 """,
 )

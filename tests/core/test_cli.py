@@ -10,9 +10,10 @@ import socket
 import pytest
 
 from netrepl import __version__
-from netrepl.cli import main, parse_options
+from netrepl.cli import main
 from netrepl.commands import describe_target, format_duration, parse_client_id, parse_target
 from netrepl.errors import UsageError
+from netrepl.options import parse_options
 from netrepl.transport import Endpoint, TlsOptions, format_sockaddr, parse_host_port
 from netrepl.view import View
 

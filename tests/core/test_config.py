@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from netrepl.cli import parse_options
 from netrepl.config import Config, config_path, load_config, parse_config
 from netrepl.errors import UsageError
+from netrepl.options import parse_options
 from netrepl.view import View
 
 SOURCE = "/home/me/.config/netrepl/config.toml"

@@ -16,13 +16,13 @@ import threading
 
 import pytest
 
-from netrepl.cli import Startup
 from netrepl.demo import BINARY_FRAME, BINARY_INTRO, GBK_LINE, GREETING, flood_bytes
 from netrepl.display import Display
 from netrepl.errors import UsageError
 from netrepl.events import Closed, PauseChanged, Received, Sent
 from netrepl.framing import Framing
 from netrepl.log import SessionMemory
+from netrepl.options import Startup
 from netrepl.render import Output, Renderer, clock
 from netrepl.session import Session, Settings
 from netrepl.transcript import parse_line, to_line

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from netrepl.cli import build_parser
 from netrepl.events import Closed, Connected, Event, Received, Sent
+from netrepl.options import build_parser
 from netrepl.transcript import header, to_line
 from netrepl.view import View, apply_encoding, apply_view_name
 from tests.core.test_pcap import check_conversation, read_pcap

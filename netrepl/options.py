@@ -1,0 +1,384 @@
+"""The command line, declared once: one argparse parser, mapped to an `Options` dataclass.
+
+`cli.main` imports this only once it knows the command line is not `--version`: building the
+parser needs argparse, dataclasses and the transport's address parsing, which together cost
+more than the interpreter's own start. Nothing here imports rich or prompt_toolkit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from netrepl import __version__
+from netrepl.errors import UsageError
+
+if TYPE_CHECKING:
+    from netrepl.transport import Endpoint
+    from netrepl.view import View
+
+USAGE = """\
+netrepl [options] HOST PORT              connect (TCP; -u UDP; --tls TLS)
+       netrepl [options] -l [HOST] PORT         listen for clients (all interfaces by default)
+       netrepl [options] --unix PATH [-l]       a unix stream socket
+       netrepl --demo                           try it against the built-in demo peer"""
+
+EXAMPLES = """\
+examples:
+  netrepl --demo                       try every view against the built-in demo peer
+  netrepl 127.0.0.1 6379               talk to Redis (type PING)
+  netrepl example.com 80 --eol crlf    type an HTTP request by hand
+  netrepl example.com 443 --tls --eol crlf    the same over TLS (certificate checked)
+  netrepl 192.168.1.7 502 --view hex   a Modbus/TCP device, shown as a hexdump
+  netrepl 10.0.0.5 9000 --view gbk     a device that talks GBK
+  netrepl -l 9000                      wait for devices to connect to port 9000
+  netrepl -u -l 5000 --view hex        receive UDP datagrams on port 5000
+  printf 'PING\\r\\n' | netrepl 127.0.0.1 6379     batch: prints +PONG and exits
+
+Inside, type /help for the commands.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+@dataclass(frozen=True)
+class Startup:
+    """What the command line asks the session for once, before the first connection."""
+
+    log: str | None = None
+    capture: str | None = None
+    script: str | None = None
+    on_connect: str | None = None
+    presets: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class Options:
+    endpoint: Endpoint
+    view: View
+    eol: str
+    input_mode: str
+    escapes: bool
+    linger: float
+    demo: bool
+    quiet: bool
+    once: bool
+    startup: Startup
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value < 0 or value != value:
+        raise argparse.ArgumentTypeError(f"seconds must be zero or more, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from netrepl.payload import EOLS
+    from netrepl.view import VIEW_NAMES
+
+    parser = _Parser(
+        prog="netrepl",
+        usage=USAGE,
+        description="Talk to a socket by hand: type to send, watch replies in hex, UTF-8 or GBK.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("host", nargs="?", metavar="HOST", help="name, IPv4 or IPv6 address")
+    parser.add_argument("port", nargs="?", metavar="PORT", help="port number or service name")
+
+    shown = parser.add_argument_group("showing and sending")
+    shown.add_argument(
+        "--view",
+        choices=VIEW_NAMES,
+        help="how received bytes are shown (default utf8; raw: bytes unchanged, batch only)",
+    )
+    shown.add_argument(
+        "--encoding",
+        metavar="NAME",
+        help="text encoding for showing and sending text: any Python codec (default utf-8)",
+    )
+    shown.add_argument(
+        "--eol", choices=tuple(EOLS), help="end of line added to typed text (default lf)"
+    )
+    shown.add_argument(
+        "--config",
+        metavar="FILE",
+        help="read defaults and /p presets from FILE (default ~/.config/netrepl/config.toml)",
+    )
+
+    transport = parser.add_argument_group("transport")
+    transport.add_argument(
+        "-l", "--listen", action="store_true", help="listen: [HOST] PORT, or --unix PATH"
+    )
+    transport.add_argument("-u", "--udp", action="store_true", help="UDP datagrams, not TCP")
+    transport.add_argument("--unix", metavar="PATH", help="a unix stream socket instead of TCP")
+    family = transport.add_mutually_exclusive_group()
+    family.add_argument(
+        "-4", dest="family", action="store_const", const=socket.AF_INET, help="IPv4 only"
+    )
+    family.add_argument(
+        "-6", dest="family", action="store_const", const=socket.AF_INET6, help="IPv6 only"
+    )
+    transport.add_argument(
+        "--source", metavar="ADDR[:PORT]", help="bind the local end to ADDR (and PORT)"
+    )
+    transport.add_argument(
+        "--connect-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="S",
+        help="give up connecting after S seconds (default 10)",
+    )
+    transport.add_argument(
+        "--reconnect",
+        type=_seconds,
+        nargs="?",
+        const=1.0,
+        metavar="S",
+        help="reconnect automatically when the connection ends or fails, first after S"
+        " seconds (default 1), then backing off to 30",
+    )
+    transport.add_argument(
+        "--max-clients", type=_count, metavar="N", help="listen: refuse clients beyond N"
+    )
+    transport.add_argument(
+        "--once", action="store_true", help="listen, batch: exit when the first client leaves"
+    )
+    transport.add_argument(
+        "--broadcast", action="store_true", help="UDP: allow sending to a broadcast address"
+    )
+    transport.add_argument(
+        "--keepalive", action="store_true", help="TCP keepalive probes (60 s idle, every 10 s)"
+    )
+    transport.add_argument(
+        "--nodelay",
+        action="store_true",
+        help="TCP_NODELAY: no Nagle delay between small back-to-back sends",
+    )
+
+    tls = parser.add_argument_group("TLS")
+    tls.add_argument("--tls", action="store_true", help="TLS over the TCP or unix connection")
+    tls.add_argument("--cafile", metavar="FILE", help="trust these CA certificates (PEM)")
+    tls.add_argument(
+        "--insecure", action="store_true", help="do not verify the certificate (warned on connect)"
+    )
+    tls.add_argument("--sni", metavar="NAME", help="server name to send and check (default HOST)")
+    tls.add_argument(
+        "--cert", metavar="FILE", help="certificate chain (PEM): the server's, or a client's"
+    )
+    tls.add_argument("--key", metavar="FILE", help="private key for --cert, if not in it")
+    tls.add_argument("--alpn", metavar="P1,P2", help="offer these ALPN protocols (h2,http/1.1)")
+
+    keep = parser.add_argument_group("keeping what happens")
+    keep.add_argument(
+        "--log", metavar="FILE", help="write every event to FILE (JSON Lines; netrepl replay)"
+    )
+    keep.add_argument("--capture", metavar="FILE", help="write the received bytes, raw, to FILE")
+
+    scripts = parser.add_argument_group("scripts")
+    scripts.add_argument(
+        "--script",
+        metavar="FILE",
+        help="run FILE (lines as typed, # comments) after connecting; in batch mode before"
+        " stdin, and a failing /expect exits 3",
+    )
+    scripts.add_argument(
+        "--on-connect",
+        metavar="FILE",
+        help="run FILE after every connect and reconnect (a login, an auth preamble)",
+    )
+
+    batch = parser.add_argument_group("batch mode (stdin not a terminal)")
+    batch.add_argument(
+        "--linger",
+        type=_seconds,
+        default=1.0,
+        metavar="S",
+        help="after stdin ends, wait until S seconds pass with nothing received "
+        "or the peer closes (default 1.0)",
+    )
+    batch.add_argument(
+        "-q", "--quiet", action="store_true", help="no status lines on stderr, only errors"
+    )
+
+    parser.add_argument(
+        "--demo", action="store_true", help="start the built-in demo peer and connect to it"
+    )
+    parser.add_argument("--version", action="version", version=f"netrepl {__version__}")
+    return parser
+
+
+def _endpoint(args: argparse.Namespace) -> Endpoint:
+    """The transport options, checked against each other."""
+    from netrepl.transport import Endpoint, TlsOptions, parse_host_port, parse_port
+
+    needs_tls = [
+        name
+        for name, value in (
+            ("--cafile", args.cafile),
+            ("--insecure", args.insecure),
+            ("--sni", args.sni),
+            ("--cert", args.cert),
+            ("--key", args.key),
+            ("--alpn", args.alpn),
+        )
+        if value
+    ]
+    if needs_tls and not args.tls:
+        raise UsageError(f"{needs_tls[0]} needs --tls")
+    if args.udp and (args.tls or args.unix):
+        raise UsageError("-u (UDP) goes with neither --tls nor --unix")
+    if args.broadcast and not args.udp:
+        raise UsageError("--broadcast is for UDP (-u)")
+    if not args.listen:
+        for name, value in (("--max-clients", args.max_clients), ("--once", args.once)):
+            if value:
+                raise UsageError(f"{name} is for listen mode (-l)")
+    elif args.reconnect is not None:
+        raise UsageError("--reconnect is for clients, not listen mode (-l)")
+    if args.listen and args.source:
+        raise UsageError("--source is for clients: a listener binds the HOST it is given")
+    if args.udp or args.unix:
+        for name, value in (("--keepalive", args.keepalive), ("--nodelay", args.nodelay)):
+            if value:
+                raise UsageError(f"{name} is for TCP connections")
+    if args.listen and args.udp:
+        for name, value in (("--max-clients", args.max_clients), ("--once", args.once)):
+            if value:
+                # UDP senders never connect or leave: there is nothing to count or wait for.
+                raise UsageError(f"{name} is for TCP and unix listeners, not UDP")
+    if args.listen and args.tls and not args.cert:
+        raise UsageError("a TLS listener needs --cert FILE (and --key FILE)")
+    tls = None
+    if args.tls:
+        alpn = tuple(p.strip() for p in args.alpn.split(",") if p.strip()) if args.alpn else ()
+        tls = TlsOptions(
+            cafile=args.cafile,
+            insecure=args.insecure,
+            sni=args.sni,
+            cert=args.cert,
+            key=args.key,
+            alpn=alpn,
+        )
+    common = {
+        "family": args.family or socket.AF_UNSPEC,
+        "tls": tls,
+        "broadcast": args.broadcast,
+        "keepalive": args.keepalive,
+        "nodelay": args.nodelay,
+        "max_clients": args.max_clients,
+        "reconnect": args.reconnect,
+        "connect_timeout": args.connect_timeout,
+        "listen": args.listen,
+    }
+    if args.unix is not None:
+        if args.host is not None:
+            raise UsageError("--unix PATH takes no HOST or PORT")
+        if args.source or args.family:
+            raise UsageError("--source, -4 and -6 are for TCP and UDP, not --unix")
+        return Endpoint(protocol="unix", path=args.unix, **common)  # type: ignore[arg-type]
+    protocol = "udp" if args.udp else "tcp"
+    if args.listen and args.port is None:
+        # `-l PORT`: the one positional is the port, like nc.
+        if args.host is None:
+            raise UsageError("give the PORT to listen on (-l [HOST] PORT)")
+        host, port_text = None, args.host
+    elif args.host is None or args.port is None:
+        raise UsageError("give HOST and PORT (or --demo; -l PORT to listen)")
+    else:
+        host, port_text = args.host, args.port
+    if host is not None:
+        host = host.removeprefix("[").removesuffix("]")
+    # Listening on port 0 takes a free port, printed when listening starts.
+    port = 0 if args.listen and port_text == "0" else parse_port(port_text, protocol)
+    source = parse_host_port(args.source, port_optional=True) if args.source else None
+    return Endpoint(protocol=protocol, host=host, port=port, source=source, **common)  # type: ignore[arg-type]
+
+
+def _with_optional_values(argv: Sequence[str] | None) -> list[str]:
+    """`--reconnect HOST PORT` means the default delay, not a delay named HOST: argparse
+    would take any next word as the optional value, so give it its default explicitly."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    for index, word in enumerate(words):
+        if word == "--":
+            break
+        if word == "--reconnect":
+            following = words[index + 1] if index + 1 < len(words) else ""
+            try:
+                float(following)
+            except ValueError:
+                words[index] = "--reconnect=1.0"
+    return words
+
+
+def parse_options(argv: Sequence[str] | None) -> Options:
+    """Parse and check the command line; raise UsageError with a one-line reason."""
+    args = build_parser().parse_args(_with_optional_values(argv))
+    if args.demo:
+        if args.host is not None or args.listen or args.udp or args.unix:
+            raise UsageError("--demo starts its own peer: give no HOST, PORT, -l, -u or --unix")
+        if args.tls:
+            raise UsageError("--demo speaks plain TCP: drop --tls")
+        # The demo's address is known only once it runs: check the rest as for any client.
+        args.host, args.port = "127.0.0.1", "1"
+        endpoint = replace(_endpoint(args), port=0)
+    else:
+        endpoint = _endpoint(args)
+    from netrepl.config import load_config  # tomllib: only when about to run
+    from netrepl.view import View, apply_encoding, apply_view_name
+
+    config = load_config(args.config)
+    defaults = config.defaults
+    view = View()
+    try:
+        # The config file's defaults first, then the command line over them.
+        if "encoding" in defaults:
+            view = apply_encoding(view, str(defaults["encoding"]))
+        if "view" in defaults:
+            view = apply_view_name(view, str(defaults["view"]))
+        if "time" in defaults:
+            view = replace(view, timestamps=defaults["time"])  # type: ignore[arg-type]
+        if args.encoding is not None:
+            view = apply_encoding(view, args.encoding)
+        if args.view is not None:
+            named = apply_view_name(view, args.view)
+            if args.encoding is not None and named.encoding != view.encoding:
+                raise UsageError(f"--view {args.view} conflicts with --encoding {args.encoding}")
+            view = named
+    except ValueError as error:
+        raise UsageError(f"{error} (in {config.source})" if config.source else str(error)) from None
+    return Options(
+        endpoint=endpoint,
+        view=view,
+        eol=args.eol or str(defaults.get("eol", "lf")),
+        input_mode=str(defaults.get("input", "text")),
+        escapes=bool(defaults.get("escapes", True)),
+        linger=args.linger,
+        demo=args.demo,
+        quiet=args.quiet,
+        once=args.once,
+        startup=Startup(
+            log=args.log,
+            capture=args.capture,
+            script=args.script,
+            on_connect=args.on_connect,
+            presets=tuple(config.presets.items()),
+        ),
+    )
