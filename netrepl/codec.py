@@ -13,7 +13,7 @@ import re
 from typing import Literal, Protocol
 
 AUTO = "auto"
-"""Pseudo-encoding: UTF-8 where the bytes are valid UTF-8, GBK where not, escapes where neither."""
+"""Pseudo-encoding: UTF-8 and GBK told apart as the bytes come (AutoDecoder), else escapes."""
 
 EscapeKind = Literal["control", "invalid"]
 
@@ -57,66 +57,93 @@ def encoding_for_sending(encoding: str) -> str:
     return "utf-8" if encoding == AUTO else encoding
 
 
-# One valid UTF-8 character, or a run of them (RFC 3629 table 3-7: no overlongs, no surrogates).
-_UTF8_CHAR = (
-    rb"[\x00-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]"
-    rb"|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
+# A valid UTF-8 character of three or four bytes (RFC 3629 table 3-7: no overlongs, no
+# surrogates): CJK and most symbols, which GBK text almost never forms by chance.
+_UTF8_WIDE = (
+    rb"\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
     rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}"
 )
-_UTF8_RUN = re.compile(b"(?:" + _UTF8_CHAR + b")+")
-# A proper prefix of a valid UTF-8 character: more bytes could still complete it.
-_UTF8_PREFIX = re.compile(
-    rb"[\xc2-\xdf]|\xe0[\xa0-\xbf]?|[\xe1-\xec\xee\xef][\x80-\xbf]?|\xed[\x80-\x9f]?"
+# A proper prefix of a UTF-8 character of three or four bytes: more bytes could complete it.
+_UTF8_WIDE_PREFIX = (
+    rb"\xe0[\xa0-\xbf]?|[\xe1-\xec\xee\xef][\x80-\xbf]?|\xed[\x80-\x9f]?"
     rb"|\xf0(?:[\x90-\xbf][\x80-\xbf]?)?|[\xf1-\xf3](?:[\x80-\xbf][\x80-\xbf]?)?"
     rb"|\xf4(?:[\x80-\x8f][\x80-\xbf]?)?"
 )
-_GBK_PAIR = re.compile(rb"[\x81-\xfe][\x40-\x7e\x80-\xfe]")
+_UTF8_PREFIX = re.compile(rb"[\xc2-\xdf]|" + _UTF8_WIDE_PREFIX)
+# What GBK mode reads at once: ASCII, and GBK pairs (lead, trail; the codec knows which are
+# assigned) up to one that starts a wide UTF-8 character, which only leads e0-f4 can. Before
+# the final read, also up to one that the next read could make a wide UTF-8 character.
+_GBK_TRAIL = rb"[\x40-\x7e\x80-\xfe]"
+_GBK_READS = rb"(?:[\x00-\x7f]++|[\x81-\xdf\xf5-\xfe]%b|(?!%b)[\xe0-\xf4]%b)*+"
+_GBK_RUN = re.compile(_GBK_READS % (_GBK_TRAIL, _UTF8_WIDE, _GBK_TRAIL))
+_UTF8_WIDE_SOON = _UTF8_WIDE + rb"|(?:" + _UTF8_WIDE_PREFIX + rb")\Z"
+_GBK_RUN_HELD = re.compile(_GBK_READS % (_GBK_TRAIL, _UTF8_WIDE_SOON, _GBK_TRAIL))
+_gbk_decode = codecs.lookup("gbk").decode
+
+
+def _read(gbk: bool, buf: bytes, i: int, final: bool) -> tuple[str, int]:
+    """Decode `buf` from `i` in one mode, as far as that mode reads: the text and the end."""
+    if gbk:
+        end = (_GBK_RUN if final else _GBK_RUN_HELD).match(buf, i).end()
+        try:
+            text, used = _gbk_decode(buf[i:end])
+        except UnicodeDecodeError as error:  # a GBK-shaped pair with no character assigned
+            text, used = _gbk_decode(buf[i : i + error.start])
+    else:
+        # The C decoder takes everything up to the first invalid byte.
+        try:
+            text, used = codecs.utf_8_decode(buf[i:], "strict", final)
+        except UnicodeDecodeError as error:
+            text, used = codecs.utf_8_decode(buf[i : i + error.start], "strict", True)
+    return text, i + used
 
 
 class AutoDecoder:
-    """Incremental decoder for the `auto` view, decided character by character.
+    """Incremental decoder for the `auto` view: UTF-8 and GBK told apart as the bytes come.
 
-    Valid UTF-8 wins; otherwise a GBK pair; otherwise the byte is undecodable. When the bytes
-    at the end of a read could still become a UTF-8 or GBK character, they wait for the next
-    read (or for `final`).
+    A valid UTF-8 character of three or four bytes (CJK, most symbols) is UTF-8: GBK text
+    almost never forms one. Any other non-ASCII character is read in the mode, the encoding of
+    the last non-ASCII character, if that can read it; else in the other encoding, which
+    becomes the mode; else it is an undecodable byte. ASCII keeps the mode; the first mode is
+    UTF-8. So GBK pairs that are also valid two-byte UTF-8 (`状态` is d7 b4 cc ac) stay GBK in
+    GBK text, and a UTF-8 line after GBK lines is UTF-8 again from its first CJK character.
+    Bytes at the end of a read that could still complete a character wait for the next read
+    (or for `final`).
     """
 
     def __init__(self) -> None:
         self._pending = b""
+        self._gbk = False
 
     def decode(self, data: bytes, final: bool = False) -> str:
         buf = self._pending + data
-        out: list[str] = []
-        i, n = 0, len(buf)
+        n = len(buf)
+        text, i = _read(self._gbk, buf, 0, final)
+        out = [text]
         while i < n:
-            run = _UTF8_RUN.match(buf, i)
-            if run:
-                out.append(buf[i : run.end()].decode("utf-8"))
-                i = run.end()
-                continue
-            if not final and self._may_complete(buf, i):
+            # The mode stops at i: a character not complete yet, the other encoding, or an
+            # undecodable byte.
+            if not final and n - i < 4 and self._may_complete(buf[i:]):
                 break
-            if _GBK_PAIR.match(buf, i):
-                try:
-                    out.append(buf[i : i + 2].decode("gbk"))
-                    i += 2
-                    continue
-                except UnicodeDecodeError:
-                    pass  # a GBK-shaped pair with no character assigned
-            out.append(chr(0xDC00 + buf[i]))
-            i += 1
+            text, j = _read(not self._gbk, buf, i, final)
+            if j > i:
+                self._gbk = not self._gbk
+            else:
+                out.append(chr(0xDC00 + buf[i]))
+                text, j = _read(self._gbk, buf, i + 1, final)
+            out.append(text)
+            i = j
         self._pending = buf[i:]
         return "".join(out)
 
     @staticmethod
-    def _may_complete(buf: bytes, i: int) -> bool:
-        tail = buf[i:]
+    def _may_complete(tail: bytes) -> bool:
         if len(tail) == 1 and 0x81 <= tail[0] <= 0xFE:
             return True  # a GBK lead byte (or UTF-8 lead) waiting for its partner
         return _UTF8_PREFIX.fullmatch(tail) is not None
 
     def getstate(self) -> tuple[bytes, int]:
-        return self._pending, 0
+        return self._pending, int(self._gbk)
 
 
 def make_decoder(encoding: str, *, fast: bool = True) -> IncrementalDecoder:
@@ -173,12 +200,15 @@ class SafeText:
 
 # Everything that could drive a terminal or mislead the eye: C0 (but tab and newline), DEL, C1,
 # line/paragraph separators, bidirectional overrides, and lone surrogates (undecodable bytes).
-_CONTROLS = "\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
+_CONTROL_RANGES = [(0x00, 0x08), (0x0B, 0x1F), (0x7F, 0x9F), (0x061C, 0x061C), (0x200E, 0x200F)]
+_CONTROL_RANGES += [(0x2028, 0x202E), (0x2066, 0x2069)]
+_CONTROL_CHARS = [chr(code) for low, high in _CONTROL_RANGES for code in range(low, high + 1)]
+_CONTROLS = "".join(re.escape(char) for char in _CONTROL_CHARS)
 _UNSAFE_RUN = re.compile(f"[{_CONTROLS}\ud800-\udfff]+")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_CONTROL = re.compile(f"[{_CONTROLS}]")
 # Runs of one kind, so a run of undecodable bytes is one span, not one per byte.
 _UNSAFE_KIND = re.compile(f"(?P<invalid>[\ud800-\udfff]+)|(?P<control>[{_CONTROLS}]+)")
+_SAFE_LATIN1 = bytes(code for code in range(0x100) if chr(code) not in _CONTROL_CHARS)
+_WIDE_CONTROLS = [char for char in _CONTROL_CHARS if ord(char) > 0xFF]
 
 
 def _escape_char(ch: str) -> tuple[str, EscapeKind]:
@@ -192,31 +222,38 @@ def _escape_char(ch: str) -> tuple[str, EscapeKind]:
     return f"\\u{code:04x}", "control"
 
 
-def _escape_table() -> dict[int, str]:
-    ranges = [(0x00, 0x08), (0x0B, 0x1F), (0x7F, 0x9F), (0x061C, 0x061C), (0x200E, 0x200F)]
-    ranges += [(0x2028, 0x202E), (0x2066, 0x2069), (0xD800, 0xDFFF)]
-    return {
-        code: _escape_char(chr(code))[0] for low, high in ranges for code in range(low, high + 1)
-    }
+_ESCAPES = {
+    ord(char): _escape_char(char)[0] for char in [*_CONTROL_CHARS, *map(chr, range(0xD800, 0xE000))]
+}
 
 
-# One str.translate per run: escaping is done in C, at the speed of plain decoding.
-_ESCAPES = _escape_table()
+def _controls_in(text: str) -> set[str]:
+    # At C speed: the Latin-1 encoder drops every wider character, then deleting the safe ones
+    # leaves C0, DEL and C1; the fourteen wider controls are looked for one by one.
+    found = set(text.encode("latin-1", "ignore").translate(None, _SAFE_LATIN1).decode("latin-1"))
+    found.update(char for char in _WIDE_CONTROLS if char in text)
+    return found
 
 
 def escape_text(text: str) -> SafeText:
     """Replace every unsafe character of `text` with a visible escape (`\\x1b`, `\\xff`)."""
-    if _UNSAFE_RUN.search(text) is None:
+    controls = _controls_in(text)
+    # The UTF-8 encoder writes each lone surrogate (undecodable byte) as `\\udcff`, in C. A
+    # typed `\\ud` looks the same here and costs only time; most text holds no backslash at all.
+    encoded = text.encode("utf-8", "backslashreplace")
+    undecodable = b"\\" in encoded and b"\\ud" in encoded
+    if not controls and not undecodable:
         return SafeText(text)
-    escaped = text
-    if _SURROGATE.search(text) is not None and "\\udc" not in text:
-        # Undecodable bytes are lone surrogates: the UTF-8 encoder writes them as `\\udcff`
-        # in C, seven times faster than a translate table (GBK shown as UTF-8 is mostly
-        # escapes). Unless the text itself holds `\\udc`, which must stay as it came.
-        escaped = text.encode("utf-8", "backslashreplace").decode("utf-8")
-        escaped = escaped.replace("\\udc", "\\x")
-    if escaped is text or _CONTROL.search(escaped) is not None:
-        escaped = escaped.translate(_ESCAPES)
+    if undecodable and "\\udc" in text:
+        # The text itself holds `\\udc`, which must stay as it came: the slow, exact way.
+        escaped = _UNSAFE_RUN.sub(lambda run: run.group().translate(_ESCAPES), text)
+    else:
+        # A few C passes over the bytes; a translate table costs a dict lookup per character.
+        for char in controls:
+            encoded = encoded.replace(char.encode(), _ESCAPES[ord(char)].encode())
+        if undecodable:
+            encoded = encoded.replace(b"\\udc", b"\\x")  # U+DC00+byte is the byte `\\xff`
+        escaped = encoded.decode("utf-8")
     return SafeText(escaped, source=text)
 
 

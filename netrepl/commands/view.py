@@ -44,7 +44,8 @@ _view_shortcut("gbk", "show received bytes as GBK text (and send typed text in G
 _view_shortcut(
     "auto",
     "show UTF-8 where valid, GBK where not, escapes where neither",
-    "Decided character by character over the whole stream; typed text is sent as UTF-8.",
+    "Chinese in UTF-8 is always UTF-8; other characters stay in the encoding of the one"
+    " before them while they fit (so GBK text stays GBK); typed text is sent as UTF-8.",
 )
 
 

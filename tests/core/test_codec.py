@@ -191,6 +191,63 @@ def test_escape_text_exact(text, expected):
     assert escape_text(text) == expected
 
 
+def reference_escape(text: str) -> str:
+    """escape_text's format, one character at a time (independent of codec's fast paths)."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if not is_unsafe(char):
+            out.append(char)
+        elif 0xDC00 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        else:
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
+
+
+# Text as a device sends it, with escapes' look-alikes typed literally.
+mixed_text = st.lists(
+    st.one_of(
+        any_text,
+        st.sampled_from(["中文", "设备状态", "\\udc", "\\udcff", "\\x1b", "\\u202e", "\\", "\n"]),
+    ),
+    max_size=12,
+).map("".join)
+
+
+@given(mixed_text)
+def test_escape_text_matches_a_character_by_character_reference(text):
+    safe = escape_text(text)
+    assert safe.text == reference_escape(text)
+    assert unescape(safe) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "中\x1b[1m文\udcff\udc80\u202e尾\x07\ud800",
+            SafeText(
+                "中\\x1b[1m文\\xff\\x80\\u202e尾\\x07\\ud800",
+                (
+                    (1, 5, "control"),
+                    (9, 17, "invalid"),
+                    (17, 23, "control"),
+                    (24, 28, "control"),
+                    (28, 34, "invalid"),
+                ),
+            ),
+        ),
+        ("\\udcff", SafeText("\\udcff")),  # typed, not an undecodable byte
+        ("\\udc41 \udc41", SafeText("\\udc41 \\x41", ((7, 11, "invalid"),))),
+        ("a\\udc\udcff\x1b", SafeText("a\\udc\\xff\\x1b", ((5, 9, "invalid"), (9, 13, "control")))),
+        ("状态\x85\x9b\u2066", SafeText("状态\\x85\\x9b\\u2066", ((2, 16, "control"),))),
+    ],
+)
+def test_escape_text_mixing_cjk_controls_and_undecodable_bytes(text, expected):
+    assert escape_text(text) == expected
+
+
 @pytest.mark.parametrize(
     ("encoding", "data", "expected"),
     [
@@ -204,6 +261,8 @@ def test_escape_text_exact(text, expected):
         ("gbk", b"\x80", SafeText("\\x80", ((0, 4, "invalid"),))),
         (AUTO, b"\xff\x80", SafeText("\\xff\\x80", ((0, 8, "invalid"),))),
         ("utf-8", b"\\x41", SafeText("\\x41")),
+        # A lone UTF-16 surrogate: its bytes include 00, which surrogateescape cannot carry.
+        ("utf-16-le", b"A\x00\x00\xdcB\x00", SafeText("A\\x00\\xdcB", ((1, 9, "invalid"),))),
     ],
 )
 def test_invalid_bytes_and_controls_become_marked_escapes(encoding, data, expected):
