@@ -434,7 +434,7 @@ class Display:
                     self._backlog_bytes -= len(event.data)
                     shown += len(event.data)
                 outputs += self._guarded(lambda e=event: self.renderer.render(e))  # type: ignore[misc]
-            outputs += self._guarded(lambda: self.renderer.tick(self._clock()))
+            outputs += self._guarded(lambda: self.renderer.tick(self._clock(), idle=False))
             self._write(outputs)
             if self._keep_up and self._backlog and not self._stopping:
                 # Frames at a human pace leave the prompt and the sockets their share of the

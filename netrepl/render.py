@@ -34,7 +34,7 @@ from netrepl.events import (
     ViewChanged,
 )
 from netrepl.framing import Frame, Framer
-from netrepl.hexdump import format_hexdump, offset_spans
+from netrepl.hexdump import BYTES_PER_LINE, format_hexdump, offset_spans
 from netrepl.traffic import TrafficStats, count, format_rate
 from netrepl.view import View
 
@@ -131,6 +131,11 @@ class _Skipped:
 
 # While the display skips to keep up, it says so this often (and once more when it is over).
 FLOOD_REPORT_SECONDS = 2.0
+# Hex view: bytes that arrive within this time of each other are one block, whose rows run
+# on across reads, so a flood (or a message split into segments) reads as `hexdump -C` reads
+# it; after a silence the next bytes start a line of their own, as a device's reply should.
+# An unfinished row waits this long for the rest: a person sees a reply at once.
+ROW_SETTLE_SECONDS = 0.03
 
 
 def clock(at: float) -> str:
@@ -150,17 +155,48 @@ class _ReceivedStream:
         self.mid_line = False  # the last text shown did not end with a newline
         # A CR shown last, kept across a detour through hex so a following LF adds no line.
         self.after_cr = False
+        self.held = b""
+        """Hex view: received bytes of a row not yet complete, not shown yet."""
+        self.held_at = 0.0
 
     def _decoder(self, view: View, after_cr: bool = False) -> TextDecoder:
         return TextDecoder(view.encoding, after_cr)
 
-    def show(self, data: bytes, final: bool = False) -> list[Output]:
-        """`data` in the view: decoded text (held-back bytes wait), or hexdump lines."""
-        start = self.offset - (len(self.decoder.pending()) if self.decoder else 0)
+    def show(
+        self, data: bytes, final: bool = False, *, at: float = 0.0, whole: bool = False
+    ) -> list[Output]:
+        """`data` in the view: decoded text (held-back bytes wait), or hexdump lines: rows of
+        16 from where the block began, the bytes of an unfinished row waiting for the rest
+        (unless `final`, or `whole`: a block of its own)."""
+        holding = self.view.mode == "hex" and not whole
+        outputs = []
+        if holding and self.held and at - self.held_at >= ROW_SETTLE_SECONDS:
+            # The silence came before these bytes (the display is only now catching up).
+            outputs = self.release()
+        start = self.offset - (len(self.decoder.pending()) if self.decoder else len(self.held))
         self.offset += len(data)
         if self.decoder is not None:
             return self._text(self.decoder.decode(data, final))
-        return self._bytes(data, start)
+        if not holding:
+            return self._bytes(data, start)
+        data, self.held = self.held + data, b""
+        if not final:
+            # What is held starts a row, so the block's rows run on from it.
+            cut = len(data) - len(data) % BYTES_PER_LINE
+            data, self.held, self.held_at = data[:cut], data[cut:], at
+        return outputs + self._bytes(data, start)
+
+    def held_due(self, now: float) -> float | None:
+        """Seconds until held bytes have waited long enough for the rest of their row."""
+        if not self.held:
+            return None
+        return max(0.0, self.held_at + ROW_SETTLE_SECONDS - now)
+
+    def release(self) -> list[Output]:
+        """Show the held bytes of an unfinished row now: the stream paused, or a skip or a
+        view change follows them."""
+        held, self.held = self.held, b""
+        return self._bytes(held, self.offset - len(held))
 
     def skip(self, size: int) -> None:
         """Count `size` bytes without showing them: offsets stay true to the stream."""
@@ -169,6 +205,7 @@ class _ReceivedStream:
     def restart(self) -> None:
         """After a pause: a character or frame cut by the pause is not pieced together."""
         self.decoder = self._decoder(self.view) if self.view.mode == "text" else None
+        self.held = b""
         self.framer = Framer(self.view.framing)
         self.mid_line = False
 
@@ -194,6 +231,7 @@ class _ReceivedStream:
 
     def switch(self, view: View) -> list[Output]:
         """Change view; bytes held back for an incomplete character carry over."""
+        shown = self.release()  # bytes that came in the old view are shown in it
         old = self.decoder
         pending = old.pending() if old else b""
         if old is not None:
@@ -203,9 +241,9 @@ class _ReceivedStream:
             self.framer = Framer(view.framing)
         if view.mode == "text":
             self.decoder = self._decoder(view, self.after_cr)
-            return self._text(self.decoder.decode(pending))
+            return shown + self._text(self.decoder.decode(pending))
         self.decoder = None
-        return self._bytes(pending, self.offset - len(pending))
+        return shown + self._bytes(pending, self.offset - len(pending))
 
     def end_line(self) -> list[Output]:
         """End a text line left open, so what follows starts at column 0."""
@@ -317,19 +355,25 @@ class Renderer:
 
     def next_due(self, now: float) -> float | None:
         """Seconds until `tick` has something to show by itself (an idle frame's end, a
-        line about skipped data), for the display's wait; None when nothing is due."""
+        row of hex that waited long enough, a line about skipped data), for the display's
+        wait; None when nothing is due."""
         waits = [w for s in self._received.values() if (w := s.framer.due(now)) is not None]
+        waits += [w for s in self._received.values() if (w := s.held_due(now)) is not None]
         if self._flood.reads:
             waits.append(0.0 if not self._flood_grew else FLOOD_REPORT_SECONDS / 4)
         return min(waits) if waits else None
 
-    def tick(self, now: float) -> list[Output]:
+    def tick(self, now: float, *, idle: bool = True) -> list[Output]:
         """Show the frames that ended by silence (idle framing) by `now`, and say what the
-        display skipped to keep up, if it did."""
+        display skipped to keep up, if it did. When `idle` (nothing more is queued), also
+        the hex rows that waited long enough for the rest of their row: in a backlog, their
+        wait is over by the clock although the rest is right behind them in the queue."""
         outputs: list[Output] = self._said_skipped(now)
         for conn, stream in list(self._received.items()):
             if stream.framer.due(now) == 0:
                 outputs += self._frames(conn, stream, stream.framer.flush())
+            if idle and stream.held_due(now) == 0:
+                outputs += self._from(conn, stream.release())
         return outputs
 
     # ---- received data
@@ -346,12 +390,12 @@ class Renderer:
         for frame in frames:
             self.stats.received.frames += 1
             if not self.view.blocks:
-                outputs += self._from(conn, stream.show(frame.data))
+                outputs += self._from(conn, stream.show(frame.data, at=frame.at))
                 continue
             self._last_source = conn
             outputs += self._end_open_lines()
             outputs.append(Output("data", self._header(frame.at, "←", conn, len(frame.data))))
-            outputs += stream.show(frame.data)
+            outputs += stream.show(frame.data, whole=True)
             if not (stream.decoder and stream.decoder.pending()):
                 # A character still incomplete keeps the block open: its last bytes, when
                 # they come or when the stream ends, are shown on the same line.
@@ -496,9 +540,11 @@ class Renderer:
             self._flood_grew = True
         if stream is None:
             return []
+        # What came before the skip is shown before it (a row of hex need not wait for bytes
+        # that will never be shown), and what follows never continues its line.
+        outputs = self._from(event.conn, stream.release()) if self._paused_at is None else []
         stream.skip(event.size)
-        # What follows is not the continuation of what was shown: never on the same line.
-        outputs = stream.end_line() if self._paused_at is None else []
+        outputs += stream.end_line() if self._paused_at is None else []
         stream.restart()
         return outputs
 

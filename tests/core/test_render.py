@@ -14,9 +14,20 @@ from rich.console import Console
 from rich.theme import Theme
 
 from netrepl.codec import decode_whole
-from netrepl.events import Closed, Connected, Noticed, Received, Sent, Submitted, ViewChanged
+from netrepl.events import (
+    Closed,
+    Connected,
+    Noticed,
+    Received,
+    Sent,
+    Skipped,
+    Submitted,
+    ViewChanged,
+)
+from netrepl.hexdump import format_hexdump
 from netrepl.render import STYLES, Output, Renderer
 from netrepl.view import View
+from tests.core.renderers import ReadByRead
 
 HEX = View("hex")
 RAW = View("raw")
@@ -29,7 +40,7 @@ def hexline(offset: int, hexes: str, gutter: str) -> str:
 
 
 def connected(view: View = UTF8, conn: int = 1) -> Renderer:
-    renderer = Renderer(view)
+    renderer = ReadByRead(view)
     renderer.render(Connected(conn, "127.0.0.1:7", "127.0.0.1:50000"))
     return renderer
 
@@ -126,7 +137,7 @@ def test_view_change_reaches_every_open_connection():
 
 
 def test_connection_opened_after_a_switch_starts_in_the_new_view():
-    renderer = Renderer(UTF8)
+    renderer = ReadByRead(UTF8)
     renderer.render(ViewChanged(HEX))
     renderer.render(Connected(1, "p", "l"))
     assert data_text(renderer.render(Received(1, b"A"))) == hexline(0, "41", "A") + "\n"
@@ -295,10 +306,11 @@ def test_hex_view_shows_every_byte_once_at_its_offset(data, cuts):
 
 
 def test_hexdump_offsets_are_dimmed():
-    outputs = connected(HEX).render(Received(1, b"x" * 17))
-    assert [(s.start, s.end, s.style) for s in outputs[0].text.spans] == [
-        (0, 8, "netrepl.offset"),
-        (79, 87, "netrepl.offset"),
+    # Two full rows, then (after the silence) the unfinished third row on its own.
+    outputs = connected(HEX).render(Received(1, b"x" * 33))
+    assert [[(s.start, s.end, s.style) for s in out.text.spans] for out in outputs] == [
+        [(0, 8, "netrepl.offset"), (79, 87, "netrepl.offset")],
+        [(0, 8, "netrepl.offset")],
     ]
 
 
@@ -337,7 +349,7 @@ def test_switch_to_raw_passes_held_back_bytes():
 
 
 def test_submitted_line_is_echoed_escaped_after_the_prompt():
-    renderer = Renderer(UTF8)
+    renderer = ReadByRead(UTF8)
     outputs = renderer.render(Submitted("127.0.0.1:7> ", "[red]hi\x1b[2J"))
     assert shown(outputs) == [("echo", "127.0.0.1:7> [red]hi\\x1b[2J")]
     styles = [(s.start, s.end, s.style) for s in outputs[0].text.spans]
@@ -346,28 +358,87 @@ def test_submitted_line_is_echoed_escaped_after_the_prompt():
 
 
 def test_only_the_prompt_of_an_echoed_line_is_bold():
-    text = Renderer(UTF8).render(Submitted("p> ", "hello"))[0].text
+    text = ReadByRead(UTF8).render(Submitted("p> ", "hello"))[0].text
     assert style_at(text, 0).bold
     assert not style_at(text, 3).bold
 
 
 @pytest.mark.parametrize("level", ["status", "info", "error"])
 def test_notices_are_escaped_on_their_channel(level):
-    outputs = Renderer(UTF8).render(Noticed("bad\x07name\u202e", level))
+    outputs = ReadByRead(UTF8).render(Noticed("bad\x07name\u202e", level))
     assert shown(outputs) == [(level, "bad\\x07name\\u202e")]
     assert outputs[0].text.style == f"netrepl.{level}"
 
 
 def test_connected_peer_address_is_escaped():
-    outputs = Renderer(UTF8).render(Connected(1, "evil\x1b]0;x\x07", "127.0.0.1:1"))
+    outputs = ReadByRead(UTF8).render(Connected(1, "evil\x1b]0;x\x07", "127.0.0.1:1"))
     assert shown(outputs) == [("status", "connected to evil\\x1b]0;x\\x07 from 127.0.0.1:1")]
 
 
 def test_data_for_an_unannounced_connection_is_still_shown():
-    renderer = Renderer(HEX)
+    renderer = ReadByRead(HEX)
     assert data_text(renderer.render(Received(5, b"q"))) == hexline(0, "71", "q") + "\n"
 
 
 def test_unknown_event_is_a_type_error():
     with pytest.raises(TypeError):
-        Renderer(UTF8).render("not an event")  # type: ignore[arg-type]
+        ReadByRead(UTF8).render("not an event")  # type: ignore[arg-type]
+
+
+# ---- hex rows across reads ---------------------------------------------------------------------
+
+
+def hex_stream() -> Renderer:
+    """A plain renderer (rows are held as in the live display, not settled per read)."""
+    renderer = Renderer(HEX)
+    renderer.render(Connected(1, "127.0.0.1:7", "127.0.0.1:50000"))
+    return renderer
+
+
+def test_reads_close_together_continue_one_rows_of_16():
+    renderer = hex_stream()
+    assert renderer.render(Received(1, b"A" * 10, at=1.000)) == []
+    assert data_text(renderer.render(Received(1, b"B" * 10, at=1.010))) == (
+        hexline(0, "41 41 41 41 41 41 41 41  41 41 42 42 42 42 42 42", "A" * 10 + "B" * 6) + "\n"
+    )
+    assert renderer.next_due(1.020) == pytest.approx(0.020)
+    assert renderer.tick(1.020) == []
+    assert renderer.tick(1.050, idle=False) == [], "more may be queued: the row still waits"
+    assert data_text(renderer.tick(1.050)) == hexline(0x10, "42 42 42 42", "BBBB") + "\n"
+    assert renderer.next_due(1.050) is None
+
+
+def test_a_read_after_a_silence_starts_a_line_of_its_own():
+    renderer = hex_stream()
+    renderer.render(Received(1, b"\x01\x03\x02", at=1.0))
+    # The display is behind: the silence is in the reads' own times, not in the clock.
+    assert data_text(renderer.render(Received(1, b"\x01\x03\x04\x00", at=2.0))) == (
+        hexline(0, "01 03 02", "...") + "\n"
+    )
+    assert data_text(renderer.tick(2.5)) == hexline(3, "01 03 04 00", "....") + "\n"
+
+
+@given(data=st.binary(max_size=200), cuts=st.lists(st.integers(0, 200), max_size=8))
+def test_a_flood_in_any_reads_is_hexdump_c_of_the_stream(data, cuts):
+    renderer = hex_stream()
+    bounds = [0, *sorted(c for c in cuts if c <= len(data)), len(data)]
+    text = ""
+    for number, (a, b) in enumerate(itertools.pairwise(bounds)):
+        text += data_text(renderer.render(Received(1, data[a:b], at=1.0 + number * 0.001)))
+    text += data_text(renderer.render(Closed(1, "closed by peer", len(data), 0)))
+    assert text == format_hexdump(data, 0)
+
+
+def test_what_waits_for_its_row_is_shown_before_a_skip_a_switch_and_the_end():
+    renderer = hex_stream()
+    renderer.render(Received(1, b"abc", at=1.0))
+    assert data_text(renderer.render(Skipped(1, 1000, 1, at=1.001))) == (
+        hexline(0, "61 62 63", "abc") + "\n"
+    )
+    renderer.render(Received(1, b"de", at=1.002))
+    assert data_text(renderer.render(ViewChanged(UTF8))) == hexline(1003, "64 65", "de") + "\n"
+    renderer.render(ViewChanged(HEX))
+    renderer.render(Received(1, b"f", at=1.003))
+    assert data_text(renderer.render(Closed(1, "closed by peer", 1006, 0))) == (
+        hexline(1005, "66", "f") + "\n"
+    )

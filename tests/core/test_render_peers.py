@@ -21,6 +21,7 @@ from netrepl.events import (
 )
 from netrepl.render import Output, Renderer, certificate_lines
 from netrepl.view import View
+from tests.core.renderers import ReadByRead
 
 HEX = View("hex")
 RAW = View("raw")
@@ -53,7 +54,7 @@ def label(conn: int, suffix: str = "") -> str:
 
 def server(view: View = UTF8, conns: tuple[int, ...] = (1, 2), protocol: str = "tcp") -> Renderer:
     """A renderer that has seen clients `conns` accepted by a listener."""
-    renderer = Renderer(view)
+    renderer = ReadByRead(view)
     for conn in conns:
         renderer.render(Connected(conn, PEERS[conn], LOCAL, protocol, accepted=True))  # type: ignore[arg-type]
     return renderer
@@ -81,7 +82,7 @@ def test_one_accepted_client_gets_no_label(view):
 
 
 def test_client_mode_gets_no_labels_across_reconnects():
-    renderer = Renderer(UTF8)
+    renderer = ReadByRead(UTF8)
     outputs = []
     for conn in (1, 2, 3):
         renderer.render(Connected(conn, "10.0.0.9:80", f"10.0.0.1:{5000 + conn}"))
@@ -284,7 +285,7 @@ def test_consecutive_datagrams_from_one_sender_each_get_a_label():
 
 
 def test_udp_client_datagrams_are_labelled_with_the_peer_alone():
-    renderer = Renderer(UTF8)
+    renderer = ReadByRead(UTF8)
     renderer.render(Connected(1, "192.168.1.60:5000", "192.168.1.10:40000", "udp"))
     outputs = renderer.render(Received(1, b"pong", datagram=True))
     assert data_text(outputs) == "── ← 192.168.1.60:5000 · 4 bytes\npong\n"
@@ -322,7 +323,7 @@ EVIL_SHOWN = "evil\\x1b]0;pwn\\x07"
 
 
 def evil_server() -> Renderer:
-    renderer = Renderer(UTF8)
+    renderer = ReadByRead(UTF8)
     renderer.render(Connected(1, EVIL, LOCAL, accepted=True))
     renderer.render(Connected(2, PEERS[2], LOCAL, accepted=True))
     return renderer
@@ -336,14 +337,14 @@ def test_a_stream_label_escapes_the_peer():
 
 
 def test_a_datagram_label_escapes_the_peer():
-    renderer = Renderer(UTF8)
+    renderer = ReadByRead(UTF8)
     renderer.render(Connected(1, EVIL, LOCAL, "udp", accepted=True))
     outputs = renderer.render(Received(1, b"x", datagram=True))
     assert data_text(outputs) == f"── ← #1 {EVIL_SHOWN} · 1 byte\nx\n"
 
 
 def test_status_lines_escape_the_peer():
-    renderer = Renderer(UTF8)
+    renderer = ReadByRead(UTF8)
     assert shown(renderer.render(Connected(1, EVIL, LOCAL, accepted=True))) == [
         ("status", f"#1 connected from {EVIL_SHOWN}")
     ]
@@ -363,7 +364,7 @@ def test_status_lines_escape_the_peer():
 
 
 def test_listening_address_is_escaped():
-    outputs = Renderer(UTF8).render(Listening("unix:/tmp/\x1bx", "unix"))
+    outputs = ReadByRead(UTF8).render(Listening("unix:/tmp/\x1bx", "unix"))
     assert shown(outputs) == [("status", "listening on unix:/tmp/\\x1bx (unix)")]
 
 
@@ -405,7 +406,7 @@ def test_listening_address_is_escaped():
     ],
 )
 def test_connection_and_listener_status_lines(event, text):
-    assert shown(Renderer(UTF8).render(event)) == [("status", text)]
+    assert shown(ReadByRead(UTF8).render(event)) == [("status", text)]
 
 
 LEAF = CertificateInfo(
@@ -430,7 +431,7 @@ def one_cert(cert: CertificateInfo) -> TlsEstablished:
 
 
 def client_with_tls(event: TlsEstablished) -> list[tuple[str, str]]:
-    renderer = Renderer(UTF8)
+    renderer = ReadByRead(UTF8)
     renderer.render(Connected(1, "93.184.215.14:443", "192.168.1.10:51234"))
     return shown(renderer.render(event))
 
@@ -501,7 +502,7 @@ def test_one_day_is_singular(days, shown_as):
     ],
 )
 def test_half_closed_status_line(conn, text):
-    renderer = Renderer(UTF8)
+    renderer = ReadByRead(UTF8)
     renderer.render(Connected(1, "10.0.0.9:80", "10.0.0.1:5000"))
     renderer.render(Connected(2, PEERS[2], LOCAL, accepted=True))
     assert shown(renderer.render(HalfClosed(conn))) == [("status", text)]
@@ -525,7 +526,7 @@ def test_closed_of_an_accepted_udp_sender_is_prefixed_too():
 
 
 def test_closed_of_an_unknown_connection_has_no_prefix():
-    assert shown(Renderer(UTF8).render(Closed(9, "closed", 0, 0))) == [
+    assert shown(ReadByRead(UTF8).render(Closed(9, "closed", 0, 0))) == [
         ("status", "closed (0 bytes received, 0 sent)")
     ]
 
@@ -615,7 +616,7 @@ RECEIVED = st.builds(Received, st.integers(1, 3), CHUNKS, st.booleans())
     steps=st.lists(st.one_of(RECEIVED, NON_RAW_VIEWS.map(ViewChanged)), max_size=30),
 )
 def test_no_output_from_three_clients_holds_a_raw_control_character(view, names, steps):
-    renderer = Renderer(view)
+    renderer = ReadByRead(view)
     events = [Connected(conn, name, LOCAL, accepted=True) for conn, name in enumerate(names, 1)]
     events += steps
     events += [Closed(conn, "closed by peer", 0, 0) for conn in (1, 2, 3)]

@@ -347,6 +347,8 @@ def test_hex_view_offsets_run_over_the_stream(harness, make_peer):
     client = connect(harness, peer)
     harness.session.submit("/hex")
     push(harness, client, b"0123456789")
+    # Shown once the peer has been quiet a moment; the next read then starts a line of its own.
+    harness.output.wait_stdout(hexdump_line(0, b"0123456789"))
     push(harness, client, bytes(range(20)))
     stdout, _ = harness.finish()
     assert stdout == (
