@@ -19,8 +19,7 @@ from itertools import pairwise
 from operator import itemgetter
 from typing import Protocol, TextIO
 
-from rich.color import ColorSystem
-from rich.console import Console
+from rich.console import COLOR_SYSTEMS, Console
 from rich.style import Style
 from rich.text import Text
 from rich.theme import Theme
@@ -80,7 +79,7 @@ class AnsiFormatter:
         )
         system = self._console.color_system
         # No colours (TERM=dumb, NO_COLOR) is rare: rich's own path handles its subtleties.
-        self._color_system = None if self._console.no_color else _COLOR_SYSTEMS.get(system or "")
+        self._color_system = None if self._console.no_color else COLOR_SYSTEMS.get(system or "")
         self._styles: dict[tuple[str | Style, ...], tuple[str, str]] = {}
 
     def __call__(self, text: Text) -> str:
@@ -159,12 +158,6 @@ class AnsiFormatter:
         return "\n".join(opened + line + closed if line else "" for line in run.split("\n"))
 
 
-_COLOR_SYSTEMS = {
-    "standard": ColorSystem.STANDARD,
-    "256": ColorSystem.EIGHT_BIT,
-    "truecolor": ColorSystem.TRUECOLOR,
-    "windows": ColorSystem.WINDOWS,
-}
 _EDGE_ORDER = itemgetter(0, 1)
 
 
