@@ -20,8 +20,9 @@ from typing import BinaryIO
 
 from netrepl.errors import UsageError
 from netrepl.framing import parse_framing
+from netrepl.options import apply_view_options
 from netrepl.transcript import Entry, TranscriptError, parse_line
-from netrepl.view import VIEW_NAMES, View, apply_encoding, apply_view_name
+from netrepl.view import VIEW_NAMES, View
 
 EXIT_OK, EXIT_IO, EXIT_USAGE = 0, 1, 2
 
@@ -230,16 +231,10 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _view(args: argparse.Namespace) -> View:
-    """--encoding, then --view, as the main command line combines them."""
+    """--encoding and --view as the main command line combines them, then --time, --frame."""
     view = View()
     try:
-        if args.encoding is not None:
-            view = apply_encoding(view, args.encoding)
-        if args.view is not None:
-            named = apply_view_name(view, args.view)
-            if args.encoding is not None and named.encoding != view.encoding:
-                raise UsageError(f"--view {args.view} conflicts with --encoding {args.encoding}")
-            view = named
+        view = apply_view_options(view, args.encoding, args.view)
         if args.time is not None:
             view = replace(view, timestamps=args.time)
         if args.frame is not None:

@@ -328,6 +328,22 @@ def _with_optional_values(argv: Sequence[str] | None) -> list[str]:
     return words
 
 
+def apply_view_options(view: View, encoding: str | None, name: str | None) -> View:
+    """`--encoding` and then `--view` over `view`, as every command line combines them.
+    ValueError for an unknown name; UsageError when the two disagree (`--view gbk
+    --encoding utf-8`)."""
+    from netrepl.view import apply_encoding, apply_view_name
+
+    if encoding is not None:
+        view = apply_encoding(view, encoding)
+    if name is not None:
+        named = apply_view_name(view, name)
+        if encoding is not None and named.encoding != view.encoding:
+            raise UsageError(f"--view {name} conflicts with --encoding {encoding}")
+        view = named
+    return view
+
+
 def parse_options(argv: Sequence[str] | None) -> Options:
     """Parse and check the command line; raise UsageError with a one-line reason."""
     args = build_parser().parse_args(_with_optional_values(argv))
@@ -355,13 +371,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
             view = apply_view_name(view, str(defaults["view"]))
         if "time" in defaults:
             view = replace(view, timestamps=defaults["time"])  # type: ignore[arg-type]
-        if args.encoding is not None:
-            view = apply_encoding(view, args.encoding)
-        if args.view is not None:
-            named = apply_view_name(view, args.view)
-            if args.encoding is not None and named.encoding != view.encoding:
-                raise UsageError(f"--view {args.view} conflicts with --encoding {args.encoding}")
-            view = named
+        view = apply_view_options(view, args.encoding, args.view)
     except ValueError as error:
         raise UsageError(f"{error} (in {config.source})" if config.source else str(error)) from None
     return Options(
