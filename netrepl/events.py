@@ -145,11 +145,15 @@ class Progress:
 
     label: str
     done: int
-    total: int
+    """Bytes handed to the socket (to every recipient still in the send)."""
+    total: int | None
+    """The size of the file; None for a stream (a device, a pipe) whose end is not known."""
     elapsed: float
     finished: bool = False
     outcome: str = ""
     """When finished: how it ended (`sent`, `interrupted`, `failed: ...`)."""
+    detail: str = ""
+    """When recipients got different amounts: who got how much, and why they stopped."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -507,19 +507,25 @@ class Renderer:
     @staticmethod
     def _progress(event: Progress) -> list[Output]:
         rate = format_rate(event.done / event.elapsed) if event.elapsed > 0 else "-"
-        amount = f"{count(event.done, 'byte')} of {event.total:,}"
+        amount = count(event.done, "byte")
+        if event.total is not None:
+            amount += f" of {event.total:,}"
         if event.finished:
             text = f"{event.label}: {event.outcome}, {amount} in {event.elapsed:.1f} s ({rate})"
-            level: Channel = "status" if event.outcome == "sent" else "error"
+            if event.detail:
+                text += f"; {event.detail}"
+            level: Channel = "status" if event.outcome == "sent" and not event.detail else "error"
             return [Output("progress", Text(end="")), Renderer._notice(text, level)]
-        width = 30
-        filled = width * event.done // event.total if event.total else width
         bar = Text(end="")
         bar.append_text(safe_text(f"{event.label} "))
-        bar.append("━" * filled, style="netrepl.bar")
-        bar.append("━" * (width - filled), style="netrepl.bar.back")
-        percent = 100 * event.done // event.total if event.total else 100
-        bar.append(f" {percent:3d}%  {amount}  {rate}  (Ctrl-C stops it)")
+        if event.total is not None:
+            width = 30
+            filled = width * event.done // event.total if event.total else width
+            bar.append("━" * filled, style="netrepl.bar")
+            bar.append("━" * (width - filled), style="netrepl.bar.back")
+            percent = 100 * event.done // event.total if event.total else 100
+            bar.append(f" {percent:3d}%")
+        bar.append(f"  {amount}  {rate}  (Ctrl-C stops it)")
         return [Output("progress", bar)]
 
     # ---- keeping up with a flood

@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from netrepl.codec import encoding_for_sending
 from netrepl.commands import REGISTRY
@@ -29,6 +30,7 @@ from netrepl.script import PeriodicJobs, read_script
 from netrepl.transcript import WIRE_EVENTS
 from netrepl.transport import Endpoint, PeerInfo, Target, open_transport, parse_port
 from netrepl.transport.base import Transport
+from netrepl.transport.stream import SendInterrupted
 from netrepl.view import TimeMode, View, apply_encoding, apply_view_name
 from netrepl.watch import AutoReplies, ExpectBuffer, compile_hex_pattern, compile_text_pattern
 
@@ -39,6 +41,18 @@ if TYPE_CHECKING:
 PROGRESS_SECONDS = 0.1
 # A {file:PATH} placeholder reads the whole file into one payload; /sendfile streams bigger.
 PAYLOAD_FILE_LIMIT = 16 * 1024 * 1024
+
+
+def open_to_send(path: str) -> tuple[BinaryIO, int | None]:
+    """`path` opened for /sendfile, and its size; None for a stream (a device, a pipe), which
+    is sent as it comes, until it ends or the user stops it."""
+    try:
+        file = open(os.path.expanduser(path), "rb")  # noqa: SIM115 (the caller closes it)
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) else str(error)
+        raise UsageError(f"cannot read {path}: {reason or error}") from None
+    status = os.fstat(file.fileno())
+    return file, status.st_size if stat.S_ISREG(status.st_mode) else None
 
 
 def read_payload_file(path: str) -> bytes:
@@ -380,39 +394,64 @@ class Session:
             raise NetreplError(f"sleep {seconds:g}: interrupted")
 
     def send_file(self, path: str, chunk: int, delay: float) -> None:
-        """Stream a file in pieces of `chunk` bytes, `delay` seconds apart, with progress.
-        Ctrl-C stops it between pieces; what was sent is said either way."""
+        """Stream a file in pieces of `chunk` bytes, `delay` seconds apart, with progress, to
+        the current target. Each recipient gets all of it or a contiguous prefix (a client
+        that stops reading is left out of the rest); Ctrl-C stops it at once. The final line
+        counts what reached each socket."""
+        file, total = open_to_send(path)
+        if self.transport is None:
+            file.close()
+            raise SendError("not connected (/reconnect or /connect HOST PORT)")
         try:
-            file = open(os.path.expanduser(path), "rb")  # noqa: SIM115 (closed below)
-            total = os.fstat(file.fileno()).st_size
-        except OSError as error:
-            raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+            delivery = self.transport.deliver(self.current_target)
+        except NetreplError:
+            file.close()
+            raise
         label = f"sendfile {os.path.basename(path)}"
-        started = last_shown = time.monotonic()
-        done, outcome = 0, "sent"
+        started = time.monotonic()
+        last_shown = 0.0
+
+        def show_progress() -> None:
+            # Also while waiting for a peer to read: the bar says it is stuck, not dead.
+            nonlocal last_shown
+            now = time.monotonic()
+            if now - last_shown >= PROGRESS_SECONDS:
+                last_shown = now
+                self.post(Progress(label, delivery.handed, total, now - started))
+
+        outcome = "sent"
         try:
             with file:
                 while piece := file.read(chunk):
                     if self.cancel.is_set():
-                        outcome = "interrupted"
-                        break
-                    if self.transport is None:
-                        raise SendError("not connected")
+                        raise SendInterrupted("interrupted")
                     # Not counted by {counter}: that numbers lines, not the pieces of a file.
-                    self.transport.send(piece, self.current_target, as_hex=False)
-                    done += len(piece)
-                    now = time.monotonic()
-                    if now - last_shown >= PROGRESS_SECONDS:
-                        last_shown = now
-                        self.post(Progress(label, done, total, now - started))
+                    delivery.write(piece, as_hex=False, waiting=show_progress)
+                    show_progress()
                     if delay and self.cancel.wait(delay):
-                        outcome = "interrupted"
-                        break
+                        raise SendInterrupted("interrupted")
+            delivery.finish(self.cancel, show_progress)
+        except SendInterrupted:
+            outcome = "interrupted"
+            delivery.withdraw()
         except NetreplError as error:
             outcome = f"failed: {error}"
+        except OSError as error:  # the file itself (a device that fails, a vanished mount)
+            outcome = f"failed: cannot read {path}: {error.strerror or error}"
+            delivery.withdraw()
         finally:
             elapsed = time.monotonic() - started
-            self.post(Progress(label, done, total, elapsed, finished=True, outcome=outcome))
+            self.post(
+                Progress(
+                    label,
+                    delivery.handed,
+                    total,
+                    elapsed,
+                    finished=True,
+                    outcome=outcome,
+                    detail=delivery.outcome(),
+                )
+            )
 
     def repeat(self, count: int, interval: float, line: str) -> None:
         """Handle `line` `count` times, `interval` seconds apart (Ctrl-C stops it)."""

@@ -15,6 +15,7 @@ from typing import Self
 from netrepl.errors import UsageError
 from netrepl.events import CertificateInfo, Event, Noticed
 from netrepl.transport import Endpoint, PeerInfo, SessionLink, Target
+from netrepl.transport.delivery import Delivery, DirectDelivery
 from netrepl.transport.loop import IOLoop
 
 
@@ -110,6 +111,12 @@ class Transport:
 
     def send(self, data: bytes, target: Target, *, as_hex: bool) -> None:
         raise NotImplementedError
+
+    def deliver(self, target: Target) -> Delivery:
+        """A send in pieces (a file) to `target`; by default each piece is one `send`."""
+        return DirectDelivery(
+            self.endpoint.label, lambda data, as_hex: self.send(data, target, as_hex=as_hex)
+        )
 
     def send_eof(self, target: Target) -> None:
         raise UsageError(f"/eof: {self.endpoint.kind} has no half-close")

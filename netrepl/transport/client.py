@@ -13,7 +13,7 @@ import threading
 import time
 
 from netrepl.errors import ConnectError, SendError, UsageError
-from netrepl.events import CertificateInfo, Connected, Noticed, Sent
+from netrepl.events import CertificateInfo, Connected, Noticed
 from netrepl.transport import (
     Endpoint,
     PeerInfo,
@@ -25,6 +25,7 @@ from netrepl.transport import (
     wait_ready,
 )
 from netrepl.transport.base import Transport
+from netrepl.transport.delivery import ChannelDelivery
 from netrepl.transport.stream import StreamChannel
 from netrepl.transport.tls import TlsLayer, client_context, client_handshake
 
@@ -212,14 +213,15 @@ class StreamClient(Transport):
     # ---- actions
 
     def send(self, data: bytes, target: Target, *, as_hex: bool) -> None:
+        self.deliver(target).write(data, as_hex=as_hex, settle=True)
+
+    def deliver(self, target: Target) -> ChannelDelivery:
         channel = self.channel
         if channel is None or not channel.is_open:
             if self._reconnecting:
                 raise SendError("not connected: reconnecting (/close stops it)")
             raise SendError("not connected (/reconnect or /connect HOST PORT)")
-        channel.send(
-            data, announce=lambda: self.post(Sent(channel.id, data, as_hex, at=time.time()))
-        )
+        return ChannelDelivery([(channel, channel.peer)], self.cancel)
 
     def send_eof(self, target: Target) -> None:
         channel = self.channel

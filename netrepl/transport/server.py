@@ -16,7 +16,7 @@ import struct
 import time
 
 from netrepl.errors import ConnectError, SendError, UsageError
-from netrepl.events import CertificateInfo, Connected, Listening, Noticed, Sent
+from netrepl.events import CertificateInfo, Connected, Listening, Noticed
 from netrepl.transport import (
     Endpoint,
     PeerInfo,
@@ -28,6 +28,7 @@ from netrepl.transport import (
 )
 from netrepl.transport.base import Transport
 from netrepl.transport.client import apply_socket_options
+from netrepl.transport.delivery import ChannelDelivery
 from netrepl.transport.loop import READ
 from netrepl.transport.stream import StreamChannel
 from netrepl.transport.tls import TlsLayer, server_context
@@ -192,26 +193,19 @@ class StreamServer(Transport):
         return clients
 
     def send(self, data: bytes, target: Target, *, as_hex: bool) -> None:
-        targets = [c for c in self._targets(target) if c.can_send]
-        if not targets:
+        delivery = self.deliver(target)
+        delivery.write(data, as_hex=as_hex, settle=True)
+        # Some took it, some could not: say who did not, since they differ from now on.
+        for recipient in delivery.recipients:
+            if recipient.stopped is not None:
+                text = f"{recipient.label} did not get it: {recipient.stopped}"
+                self.post(Noticed(text, "error"))
+
+    def deliver(self, target: Target) -> ChannelDelivery:
+        channels = [c for c in self._targets(target) if c.can_send]
+        if not channels:
             raise SendError("every target client is half-closed: nothing can be sent")
-        echoed = False
-        for channel in targets:
-            # Never wait on one client: a client that stopped reading (or left since the
-            # check) does not get this payload, and the rest still do.
-            try:
-                channel.send(
-                    data,
-                    announce=lambda c=channel, first=not echoed: self.post(
-                        Sent(c.id, data, as_hex, echo=first, at=time.time())
-                    ),
-                    timeout=0,
-                )
-                echoed = True
-            except SendError as error:
-                if len(targets) == 1:
-                    raise
-                self.post(Noticed(f"#{channel.id}: {error}", "error"))
+        return ChannelDelivery([(c, f"#{c.id}") for c in channels], self.cancel)
 
     def send_eof(self, target: Target) -> None:
         for channel in self._targets(target):

@@ -14,13 +14,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from netrepl.errors import SendError
-from netrepl.events import Closed, Event, HalfClosed, Received, TlsEstablished
-from netrepl.transport import describe_os_error
+from netrepl.events import Closed, Event, HalfClosed, Received, Sent, TlsEstablished
+from netrepl.transport import CANCEL_POLL_SECONDS, describe_os_error
 from netrepl.transport.loop import READ, WRITE, IOLoop
 from netrepl.transport.tls import TlsLayer, describe_ssl_error
+
+if TYPE_CHECKING:
+    from netrepl.transport.delivery import Delivery
 
 # 1 MiB per read: a flood costs few Python calls (and thread wake-ups) per megabyte; with
 # 256 KiB, batch mode to a file reached ~0.8x of what it does with 1 MiB, with 64 KiB ~0.5x
@@ -38,6 +41,35 @@ SEND_WAIT_SECONDS = 10.0
 CLOSE_FLUSH_SECONDS = 2.0
 
 ChannelState = Literal["handshaking", "open", "half-closed", "closing", "closed"]
+
+
+class SendInterrupted(SendError):
+    """The user's Ctrl-C stopped a send that was waiting for the peer to read."""
+
+
+class _Outgoing:
+    """Bytes queued for the socket: a payload (its plaintext kept for `Sent`, its bytes
+    counted as they are handed over), or a TLS record of our own (plain 0, data None)."""
+
+    __slots__ = ("as_hex", "data", "delivery", "echo", "handed", "plain", "view")
+
+    def __init__(
+        self,
+        view: memoryview,
+        plain: int,
+        data: bytes | None = None,
+        as_hex: bool = False,
+        echo: bool = True,
+        delivery: Delivery | None = None,
+    ) -> None:
+        self.view = view
+        self.plain = plain
+        self.data = data
+        self.as_hex = as_hex
+        self.echo = echo
+        self.delivery = delivery
+        self.handed = 0
+        """Plaintext bytes of it handed to the socket so far."""
 
 
 class StreamChannel:
@@ -72,9 +104,9 @@ class StreamChannel:
         self._post = post
         self._on_closed = on_closed
         self._cancel = cancel or threading.Event()
-        # (bytes still to write, plaintext bytes they carry): counted as sent once written.
-        self._out: deque[tuple[memoryview, int]] = deque()
-        self._held: list[bytes] = []  # plaintext queued before the TLS handshake finished
+        # What is still to be written, in order: payloads, and TLS records of our own.
+        self._out: deque[_Outgoing] = deque()
+        self._held: list[_Outgoing] = []  # payloads queued before the TLS handshake finished
         self._early_data = early_data  # arrived with the TLS handshake, before the loop
         self._started = False
         self._want_write = False
@@ -108,34 +140,81 @@ class StreamChannel:
         self,
         data: bytes,
         *,
-        announce: Callable[[], None] | None = None,
+        as_hex: bool = False,
+        echo: bool = True,
+        delivery: Delivery | None = None,
         timeout: float = SEND_WAIT_SECONDS,
+        waiting: Callable[[], None] | None = None,
+        settle: bool = False,
     ) -> None:
         """Queue all of `data`, or raise SendError and queue none of it.
 
         While a lot is queued already (the peer is not reading), wait up to `timeout` for it
-        to drain. `announce` runs once the send is certain and before any byte can go out,
-        so a `Sent` event it posts is always ahead of the reply it provokes.
+        to drain, in slices that notice Ctrl-C (SendInterrupted) and call `waiting` (a
+        progress bar that must keep moving). The `Sent` event is posted by the loop thread
+        once the bytes are handed to the socket: it is true to the wire, and it is always
+        ahead of the reply it provokes, which that same thread reads later. `settle`: return
+        only once the loop has tried to write it (a typed line, not a piece of a file).
         """
+        deadline = time.monotonic() + timeout
         with self._queue_changed:
             # The loop thread itself must never wait here: it is what drains the queue.
-            waited = self._loop.in_loop() or self._queue_changed.wait_for(
-                lambda: self._queued < HIGH_WATER or not self.can_send or self._cancel.is_set(),
-                timeout,
-            )
-            if self._cancel.is_set() and self._queued >= HIGH_WATER:
-                raise SendError("interrupted: nothing of this send was queued")
-            if not waited:
-                raise SendError(
-                    f"{self.peer} is not reading: {self._queued:,} bytes still queued;"
-                    " this send was not queued"
-                )
+            while not self._loop.in_loop() and self._queued >= HIGH_WATER and self.can_send:
+                if self._cancel.is_set():
+                    raise SendInterrupted("interrupted: nothing of this send was queued")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise SendError(
+                        f"{self.peer} is not reading: {self._queued:,} bytes still queued;"
+                        " this send was not queued"
+                    )
+                self._queue_changed.wait(min(left, CANCEL_POLL_SECONDS))
+                if waiting is not None:
+                    waiting()
             if not self.can_send:
                 raise SendError(self._not_sendable())
             self._queued += len(data)
-        if announce is not None:
-            announce()
-        self._loop.call_soon(lambda: self._write(data))
+        item = _Outgoing(memoryview(data), len(data), data, as_hex, echo, delivery)
+        if not settle or self._loop.in_loop():
+            self._loop.call_soon(lambda: self._write(item))
+            return
+        taken = threading.Event()
+
+        def write() -> None:
+            try:
+                self._write(item)
+            finally:
+                taken.set()
+
+        self._loop.call_soon(write)
+        # Until the loop has tried the socket: what can go at once has gone, and its `Sent`
+        # is posted, before the next command (/log off, /expect, /save) runs.
+        while not taken.wait(CANCEL_POLL_SECONDS) and self._loop.thread.is_alive():
+            pass
+
+    @property
+    def has_room(self) -> bool:
+        """A send now would be queued at once, without waiting for the peer to read."""
+        return self._queued < HIGH_WATER
+
+    def withdraw(self, delivery: Delivery, timeout: float = CLOSE_FLUSH_SECONDS) -> None:
+        """Take back what `delivery` queued that has not reached the socket (an interrupted
+        send): counts then stay what was really handed over. A piece already begun goes on
+        only over TLS, whose records cannot be cut."""
+        if self._loop.in_loop():
+            self._withdraw(delivery)
+            return
+        done = threading.Event()
+
+        def withdraw() -> None:
+            self._withdraw(delivery)
+            done.set()
+
+        self._loop.call_soon(withdraw)
+        while not done.wait(CANCEL_POLL_SECONDS) and not self._closed.is_set():
+            timeout -= CANCEL_POLL_SECONDS
+            if timeout <= 0:
+                return
 
     def wait_drained(self, timeout: float | None = None) -> bool:
         """Wait until everything queued has been written (or the channel is closed)."""
@@ -243,51 +322,52 @@ class StreamChannel:
             self.tls_info = self.tls.established(self.id)
             self._post(self.tls_info)
             held, self._held = self._held, []
-            for data in held:
-                self._write(data)
+            for item in held:
+                self._write(item)
         self._flush()
         return plaintext
 
     def _queue_tls_output(self) -> None:
         assert self.tls is not None
         if ciphertext := self.tls.take_outgoing():
-            self._out.append((memoryview(ciphertext), 0))
+            self._out.append(_Outgoing(memoryview(ciphertext), 0))
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, item: _Outgoing) -> None:
         if self.state in ("closing", "closed"):
-            self._dequeued(len(data))
+            self._dequeued(item.plain)
             return
-        if self.tls is None:
-            self._out.append((memoryview(data), len(data)))
-        elif self.state == "handshaking":
-            self._held.append(data)
-            return
-        else:
-            self.tls.encrypt(data)
-            ciphertext = self.tls.take_outgoing()
-            self._out.append((memoryview(ciphertext), len(data)))
+        if self.tls is not None:
+            if self.state == "handshaking":
+                self._held.append(item)
+                return
+            self.tls.encrypt(item.view)
+            item.view = memoryview(self.tls.take_outgoing())
+        self._out.append(item)
         self._flush()
 
     def _flush(self) -> None:
         if not self._started:
             return  # sends queued before the socket was registered: _start flushes them
         while self._out:
-            view, plain = self._out[0]
+            item = self._out[0]
             try:
-                written = self._sock.send(view)
+                written = self._sock.send(item.view)
             except BlockingIOError:
                 break
             except OSError as error:
                 self._finish(describe_os_error(error), failed=True)
                 return
-            if written < len(view):
-                self._out[0] = (view[written:], plain)
+            item.view = item.view[written:]
+            # Plaintext counts each byte as it goes; a TLS payload once all its records went.
+            counted = written if self.tls is None else 0 if item.view else item.plain
+            item.handed += counted
+            if not item.view:
+                self._out.popleft()
+                self._announce(item)  # before the count, which tells a sender it is done
+            if counted:
+                self._counted(item, counted)
+            if item.view:
                 break
-            self._out.popleft()
-            if plain:
-                self.sent += plain
-                self.last_activity = time.monotonic()
-                self._dequeued(plain)
         if not self._out and not self._held:
             if self._eof_due and self.state in ("open", "handshaking"):
                 self._shut_write()
@@ -295,6 +375,37 @@ class StreamChannel:
                 self._finish("connection closed")
                 return
         self._interest(bool(self._out))
+
+    def _counted(self, item: _Outgoing, size: int) -> None:
+        self.sent += size
+        self.last_activity = time.monotonic()
+        if item.delivery is not None:
+            item.delivery.count(self.id, size)
+        self._dequeued(size)
+
+    def _announce(self, item: _Outgoing) -> None:
+        if item.data is not None and item.handed:
+            data = item.data if item.handed == len(item.data) else item.data[: item.handed]
+            self._post(Sent(self.id, data, item.as_hex, item.echo, at=time.time()))
+
+    def _withdraw(self, delivery: Delivery) -> None:
+        withdrawn = 0
+        kept: deque[_Outgoing] = deque()
+        for index, item in enumerate(self._out):
+            if item.delivery is not delivery:
+                kept.append(item)
+            elif index == 0 and item.handed and self.tls is not None:
+                kept.append(item)  # a TLS record half written must be finished
+            else:
+                withdrawn += item.plain - item.handed
+                self._announce(item)  # what of it did go out
+        self._out = kept
+        held = [item for item in self._held if item.delivery is delivery]
+        self._held = [item for item in self._held if item.delivery is not delivery]
+        withdrawn += sum(item.plain for item in held)
+        if withdrawn:
+            self._dequeued(withdrawn)
+        self._flush()
 
     def _shut_write(self) -> None:
         if self.tls is not None:
@@ -339,7 +450,7 @@ class StreamChannel:
             self.tls.close_notify()
             with contextlib.suppress(OSError):  # a courtesy: the peer may be gone already
                 self._sock.send(self.tls.take_outgoing())
-        unsent = sum(plain for _, plain in self._out) + sum(map(len, self._held))
+        unsent = sum(item.plain - item.handed for item in (*self._out, *self._held))
         if unsent:
             reason += f"; {unsent:,} queued bytes not sent"
         self.state = "closed"

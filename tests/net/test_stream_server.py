@@ -299,23 +299,53 @@ def test_peers_lists_address_and_counts(server, raw):
     assert all(peer.state == "open" and peer.connected_for >= 0 for peer in info.values())
 
 
-def test_a_stalled_client_does_not_block_sending_to_the_others(server, raw):
-    listener, tap = server
+def stall(listener, raw, tap):
+    """Two clients: the first reads nothing and has more than HIGH_WATER queued, the second
+    read all of it. Returns the second's socket."""
     _, (healthy, _) = join(listener, tap, raw, 2)
     big = payload(20 * 1024 * 1024, seed=5)
-    # Queued whole for both; the first client reads nothing, so it stays past HIGH_WATER.
     listener.send(big, "all", as_hex=False)
     assert recv_exact(healthy, len(big), timeout=20) == big
+    return healthy
+
+
+def test_a_stalled_client_delays_a_line_but_never_the_others_copy(server, raw):
+    listener, tap = server
+    healthy = stall(listener, raw, tap)
 
     sender, outcome = in_thread(lambda: listener.send(b"ping", "all", as_hex=False))
-    sender.join(3.0)
-    blocked = sender.is_alive()
-    if blocked:
-        listener.kick(1)  # releases the waiting send, so the test ends either way
-        sender.join(WAIT)
-    assert not blocked, "send to all blocked on the client that stopped reading"
+    # The client that reads gets the line at once, while the send waits for the other one.
     assert recv_exact(healthy, 4) == b"ping"
-    assert outcome == [None] or isinstance(outcome[0], SendError)
+    sender.join(0.3)
+    assert sender.is_alive(), "the stalled client was given up at once: its copy has a hole"
+    listener.kick(1)
+    sender.join(WAIT)
+    assert outcome == [None]
+    wait_noticed(tap, "#1 did not get it: its connection closed")
+
+
+def test_a_client_not_reading_for_the_whole_wait_is_left_out_and_named(server, raw, monkeypatch):
+    monkeypatch.setattr("netrepl.transport.delivery.SEND_WAIT_SECONDS", 0.5)
+    listener, tap = server
+    healthy = stall(listener, raw, tap)
+    listener.send(b"ping", "all", as_hex=False)
+    assert recv_exact(healthy, 4) == b"ping"
+    wait_noticed(tap, "#1 did not get it: not reading for 0.5 s")
+    # Only to the stalled client: nothing can take it, so the send fails whole.
+    with pytest.raises(SendError, match="is not reading"):
+        listener.send(b"pong", 1, as_hex=False)
+
+
+def test_ctrl_c_stops_a_send_waiting_for_a_stalled_client_within_200_ms(server, raw):
+    listener, tap = server
+    healthy = stall(listener, raw, tap)
+    sender, outcome = in_thread(lambda: listener.send(b"ping", "all", as_hex=False))
+    assert recv_exact(healthy, 4) == b"ping"
+    listener.cancel.set()
+    sender.join(0.2)
+    assert not sender.is_alive(), "Ctrl-C did not stop the wait within 200 ms"
+    assert len(outcome) == 1 and isinstance(outcome[0], SendError)
+    assert "interrupted" in str(outcome[0])
 
 
 def test_close_ends_every_client_and_the_listener(raw, transports):
