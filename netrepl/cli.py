@@ -85,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             once=options.once,
             banner=banner,
             startup=options.startup,
+            stdin_mode=options.stdin,
+            shutdown=options.shutdown,
         )
     except ConnectError as error:
         print(f"netrepl: {error}", file=sys.stderr)

@@ -328,6 +328,7 @@ class Display:
         clock: Callable[[], float] = time.time,
         *,
         keep_up: bool = False,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
         self.renderer = renderer
         self.sink = sink
@@ -343,6 +344,10 @@ class Display:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="netrepl-display", daemon=True)
         self.output_failed = False
+        self.failure: str | None = None
+        """Why the display thread died (a bug): nothing more can be shown, so the session
+        must end, with this in one line and a non-zero status."""
+        self._on_failure = on_failure
 
     def post(self, event: Event) -> None:
         """Thread-safe. Interactive, it never blocks (data beyond KEEP_UP_QUEUE_LIMIT is
@@ -350,6 +355,8 @@ class Display:
         waiting to be shown."""
         size = len(event.data) if isinstance(event, Received) else 0
         with self._changed:
+            if self.failure is not None:
+                return  # nobody will ever take it: a poster must never wait on a dead display
             if size and self._queued_bytes >= self._queue_limit:
                 if self._keep_up:
                     # The display is far behind: this data will never be shown anyway.
@@ -357,7 +364,9 @@ class Display:
                     self._changed.notify()
                     return
                 if threading.current_thread() is not self._thread:
-                    self._changed.wait_for(lambda: self._queued_bytes < QUEUE_LIMIT)
+                    self._changed.wait_for(
+                        lambda: self._queued_bytes < QUEUE_LIMIT or self.failure is not None
+                    )
             self._queue.append(event)
             self._queued_bytes += size
             self._changed.notify()
@@ -397,6 +406,18 @@ class Display:
         return True
 
     def _run(self) -> None:
+        try:
+            self._show_until_stopped()
+        except BaseException as error:
+            with self._changed:
+                self.failure = f"the display failed: {error!r}"
+                self._queue.clear()
+                self._queued_bytes = 0
+                self._changed.notify_all()  # batch posters waiting for room
+            if self._on_failure is not None:
+                self._on_failure(self.failure)
+
+    def _show_until_stopped(self) -> None:
         stopping = False
         while not stopping:
             if not self._take():

@@ -71,6 +71,10 @@ class Options:
     quiet: bool
     once: bool
     startup: Startup
+    stdin: str = "commands"
+    """`commands`: each stdin line as if typed; `raw`: stdin's bytes as they are."""
+    shutdown: bool = True
+    """Half-close the write side at the end of stdin (batch mode)."""
 
 
 def _seconds(text: str) -> float:
@@ -213,6 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="after stdin ends, wait until S seconds pass with nothing received "
         "or the peer closes (default 1.0)",
+    )
+    batch.add_argument(
+        "--stdin",
+        choices=("commands", "raw"),
+        default="commands",
+        help="commands (default): each stdin line as if typed (the end of line is --eol's);"
+        " raw: stdin's bytes sent exactly as they are",
+    )
+    batch.add_argument(
+        "--no-shutdown",
+        action="store_true",
+        help="keep the write side open at the end of stdin (by default it is half-closed,"
+        " as nc -N does, so a peer that answers at end of stream answers)",
     )
     batch.add_argument(
         "-q", "--quiet", action="store_true", help="no status lines on stderr, only errors"
@@ -384,6 +401,8 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         demo=args.demo,
         quiet=args.quiet,
         once=args.once,
+        stdin=args.stdin,
+        shutdown=not args.no_shutdown,
         startup=Startup(
             log=args.log,
             capture=args.capture,

@@ -65,14 +65,24 @@ def read_script(path: str) -> list[tuple[int, str]]:
     ]
 
 
-def run_script(session: Session, path: str) -> None:
-    """Run `path` line by line. Raises ScriptError at the first line that fails."""
+def run_script(
+    session: Session, path: str, release_watchers: Callable[[], None] | None = None
+) -> None:
+    """Run `path` line by line. Raises ScriptError at the first line that fails.
+
+    `release_watchers` (see Session.hold_watchers) is called before the first line that may
+    send or wait, and at the end: the settings and rules at the top of a script are in place
+    before /expect and /when see any byte."""
+    from netrepl.commands import REGISTRY
+
     if session.script_depth >= MAX_DEPTH:
         raise UsageError(f"/run {path}: scripts nested more than {MAX_DEPTH} deep")
     lines = read_script(path)
     session.script_depth += 1
     try:
         for number, line in lines:
+            if release_watchers is not None and not REGISTRY.is_setup(line):
+                release_watchers()
             try:
                 session.submit(line)
             except NetreplError as error:
@@ -81,6 +91,8 @@ def run_script(session: Session, path: str) -> None:
                 return
     finally:
         session.script_depth -= 1
+        if release_watchers is not None:
+            release_watchers()
 
 
 @dataclass

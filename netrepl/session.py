@@ -14,7 +14,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
@@ -28,7 +28,14 @@ from netrepl.payload import InputMode, SendContext, build_payload
 from netrepl.render import certificate_lines
 from netrepl.script import PeriodicJobs, read_script
 from netrepl.transcript import WIRE_EVENTS
-from netrepl.transport import Endpoint, PeerInfo, Target, open_transport, parse_port
+from netrepl.transport import (
+    CANCEL_POLL_SECONDS,
+    Endpoint,
+    PeerInfo,
+    Target,
+    open_transport,
+    parse_port,
+)
 from netrepl.transport.base import Transport
 from netrepl.transport.stream import SendInterrupted
 from netrepl.view import TimeMode, View, apply_encoding, apply_view_name
@@ -102,6 +109,14 @@ class Session:
         self.script_depth = 0
         self.recording: TextIO | None = None
         self._send_lock = threading.RLock()
+        # Watchers see events in order; while a script sets up its rules they wait.
+        self._watching = threading.RLock()
+        self._holds = 0
+        self._held: list[Event] = []
+        self._replaying = False
+        self.startup_hold: Callable[[], None] | None = None
+        """Releases the watchers held for --script, once that script reaches a line that
+        sends or waits (see `hold_watchers`)."""
         self._opened = threading.Condition()
         self._on_connect_running = 0
         self.on_connect_failure: NetreplError | None = None
@@ -133,9 +148,50 @@ class Session:
             if capture is not None:
                 capture.write(event)
                 self._report_failure(capture.failed)
-            for observer in self.observers:
-                observer(event)
+            with self._watching:
+                held = self._holds or self._replaying
+                if held:
+                    self._held.append(event)
+            if not held:
+                for observer in self.observers:
+                    observer(event)
         self._show(event)
+
+    def take_startup_hold(self) -> Callable[[], None] | None:
+        """The release of the watchers held for --script, for the run of that script."""
+        release, self.startup_hold = self.startup_hold, None
+        return release
+
+    def hold_watchers(self) -> Callable[[], None]:
+        """Keep every wire event from /expect, /when and --on-connect until the returned
+        function is called (once is enough): a script's rules are then in place before the
+        first byte of any connection is examined, whenever that byte arrived."""
+        released = threading.Event()
+        with self._watching:
+            self._holds += 1
+
+        def release() -> None:
+            with self._watching:
+                if released.is_set():
+                    return
+                released.set()
+                self._holds -= 1
+                if self._holds or self._replaying:
+                    return
+                self._replaying = True
+            # Outside the lock: an observer may send (a /when reply), which waits on the I/O
+            # thread, which may be posting. What is posted meanwhile queues behind.
+            while True:
+                with self._watching:
+                    # Empty, or a held Connected started an --on-connect script: stop here.
+                    if not self._held or self._holds:
+                        self._replaying = False
+                        return
+                    event = self._held.pop(0)
+                for observer in self.observers:
+                    observer(event)
+
+        return release
 
     def _report_failure(self, failure: str | None) -> None:
         if failure is not None and failure not in self._reported:
@@ -214,11 +270,22 @@ class Session:
         return SendContext(counter=self.sends + 1, read_file=read_payload_file)
 
     def send(self, data: bytes, *, as_hex: bool, target: Target | None = None) -> None:
+        self._wait_for_recipient()
         if self.transport is None:
             raise SendError("not connected (/reconnect or /connect HOST PORT)")
         with self._send_lock:
             self.transport.send(data, target or self.current_target, as_hex=as_hex)
             self.sends += 1
+
+    def _wait_for_recipient(self) -> None:
+        """Batch mode: a send waits for someone to go to (a listener's first client, a
+        reconnecting client) rather than fail, as a person at the prompt would wait. Not on
+        an I/O loop's thread (an automatic reply), which must never wait."""
+        transport = self.transport
+        if not self.settings.batch or transport is None or transport.loop.in_loop():
+            return
+        while transport.awaiting_peer and not self.cancel.is_set():
+            transport.wait_for(lambda: not transport.awaiting_peer, CANCEL_POLL_SECONDS)
 
     def open(self, endpoint: Endpoint) -> None:
         """Close what is open and open `endpoint`. Raises ConnectError or UsageError."""
@@ -324,6 +391,8 @@ class Session:
             raise
         self.on_connect = startup.on_connect
         self.presets = dict(startup.presets)
+        if startup.script is not None:
+            self.startup_hold = self.hold_watchers()
 
     # ---- keeping everything
 
@@ -394,20 +463,23 @@ class Session:
             raise NetreplError(f"sleep {seconds:g}: interrupted")
 
     def send_file(self, path: str, chunk: int, delay: float) -> None:
-        """Stream a file in pieces of `chunk` bytes, `delay` seconds apart, with progress, to
-        the current target. Each recipient gets all of it or a contiguous prefix (a client
-        that stops reading is left out of the rest); Ctrl-C stops it at once. The final line
-        counts what reached each socket."""
+        """/sendfile: a file in pieces of `chunk` bytes, `delay` seconds apart."""
         file, total = open_to_send(path)
+        with file:
+            pieces = iter(lambda: file.read(chunk), b"")
+            self.send_stream(pieces, f"sendfile {os.path.basename(path)}", total, delay=delay)
+
+    def send_stream(
+        self, pieces: Iterable[bytes], label: str, total: int | None, *, delay: float = 0.0
+    ) -> None:
+        """Send `pieces` as one payload to the current target, with progress, and say how it
+        ended in one line. Each recipient gets all of it or a contiguous prefix (a client that
+        stops reading is left out of the rest); Ctrl-C stops it at once; the counts are what
+        reached each socket. An error reading the pieces (OSError) ends it as failed."""
+        self._wait_for_recipient()
         if self.transport is None:
-            file.close()
             raise SendError("not connected (/reconnect or /connect HOST PORT)")
-        try:
-            delivery = self.transport.deliver(self.current_target)
-        except NetreplError:
-            file.close()
-            raise
-        label = f"sendfile {os.path.basename(path)}"
+        delivery = self.transport.deliver(self.current_target)
         started = time.monotonic()
         last_shown = 0.0
 
@@ -421,23 +493,22 @@ class Session:
 
         outcome = "sent"
         try:
-            with file:
-                while piece := file.read(chunk):
-                    if self.cancel.is_set():
-                        raise SendInterrupted("interrupted")
-                    # Not counted by {counter}: that numbers lines, not the pieces of a file.
-                    delivery.write(piece, as_hex=False, waiting=show_progress)
-                    show_progress()
-                    if delay and self.cancel.wait(delay):
-                        raise SendInterrupted("interrupted")
+            for piece in pieces:
+                if self.cancel.is_set():
+                    raise SendInterrupted("interrupted")
+                # Not counted by {counter}: that numbers lines, not the pieces of a payload.
+                delivery.write(piece, as_hex=False, waiting=show_progress)
+                show_progress()
+                if delay and self.cancel.wait(delay):
+                    raise SendInterrupted("interrupted")
             delivery.finish(self.cancel, show_progress)
         except SendInterrupted:
             outcome = "interrupted"
             delivery.withdraw()
         except NetreplError as error:
             outcome = f"failed: {error}"
-        except OSError as error:  # the file itself (a device that fails, a vanished mount)
-            outcome = f"failed: cannot read {path}: {error.strerror or error}"
+        except OSError as error:  # the source itself (a device that fails, a vanished mount)
+            outcome = f"failed: cannot read: {error.strerror or error}"
             delivery.withdraw()
         finally:
             elapsed = time.monotonic() - started
@@ -490,12 +561,17 @@ class Session:
             return
         with self._opened:
             self._on_connect_running += 1
+        # Called inside `post`: what this connection sends next waits for the script's rules.
+        release = self.hold_watchers()
         # Its own thread: the script may wait (/expect) while data keeps arriving here.
         threading.Thread(
-            target=self._run_on_connect, args=(script,), name="netrepl-on-connect", daemon=True
+            target=self._run_on_connect,
+            args=(script, release),
+            name="netrepl-on-connect",
+            daemon=True,
         ).start()
 
-    def _run_on_connect(self, script: str) -> None:
+    def _run_on_connect(self, script: str, release: Callable[[], None]) -> None:
         from netrepl.script import run_script
 
         try:
@@ -505,11 +581,12 @@ class Session:
                 self._opened.wait_for(
                     lambda: self.transport is not None and self.transport.can_send, 10.0
                 )
-            run_script(self, script)
+            run_script(self, script, release)
         except NetreplError as error:
             self.on_connect_failure = error
             self.error(f"--on-connect {error}")
         finally:
+            release()
             with self._opened:
                 self._on_connect_running -= 1
                 self._opened.notify_all()

@@ -76,6 +76,9 @@ class Command:
     params: tuple[Param, ...] = ()
     aliases: tuple[str, ...] = ()
     details: str = ""
+    setup: bool = False
+    """A setting or a question: it neither sends nor waits, so a script's opening lines of
+    this kind run before /expect and /when look at the first received byte."""
 
     @property
     def usage(self) -> str:
@@ -143,6 +146,13 @@ class Registry:
     def names(self) -> Iterable[str]:
         return self._by_alias.keys()
 
+    def is_setup(self, line: str) -> bool:
+        """`line` is a known setup command (see Command.setup), not data or an action."""
+        if not line.startswith("/") or line.startswith("//"):
+            return False
+        command = self.get(line[1:].partition(" ")[0])
+        return command is not None and command.setup
+
 
 REGISTRY = Registry()
 
@@ -155,12 +165,15 @@ def command(
     params: Iterable[Param] = (),
     aliases: Iterable[str] = (),
     details: str = "",
+    setup: bool = False,
 ) -> Callable[[Handler], Handler]:
     """Declare a slash command: the decorated function is its handler."""
 
     def declare(run: Handler) -> Handler:
         REGISTRY.add(
-            Command(name, summary, group, run, tuple(params), tuple(aliases), details.strip())
+            Command(
+                name, summary, group, run, tuple(params), tuple(aliases), details.strip(), setup
+            )
         )
         return run
 

@@ -60,6 +60,7 @@ def _target_suggestions(session: Session) -> list[str]:
     "to",
     "choose where typed data goes in listen mode: all, last, client N or HOST:PORT (UDP)",
     group="Connection",
+    setup=True,
     params=[Param("TARGET", suggestions=_target_suggestions, optional=True)],
     details="""
 `all` (TCP listen default) sends to every connected client; `N` (or `#N`) to one client;
@@ -78,6 +79,7 @@ def _to(session: Session, args: Arguments) -> None:
     "clients",
     "list the connected clients (or UDP senders): id, address, time, bytes",
     group="Connection",
+    setup=True,
     aliases=["peers"],
 )
 def _clients(session: Session, args: Arguments) -> None:
@@ -110,6 +112,7 @@ def _kick(session: Session, args: Arguments) -> None:
     "cert",
     "show the peer's TLS certificate chain (client N in listen mode)",
     group="Connection",
+    setup=True,
     params=[Param("N", optional=True, suggestions=lambda s: [str(p.conn) for p in s.peers()])],
 )
 def _cert(session: Session, args: Arguments) -> None:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     "help",
     "list the commands, or explain one",
     group="Session",
+    setup=True,
     params=[Param("COMMAND", suggestions=lambda _: sorted(REGISTRY.commands), optional=True)],
 )
 def _help(session: Session, args: Arguments) -> None:
@@ -31,11 +32,12 @@ def _quit(session: Session, args: Arguments) -> None:
     "stats",
     "bytes, reads and frames each way, rates, and how long each connection is up",
     group="Session",
+    setup=True,
 )
 def _stats(session: Session, args: Arguments) -> None:
     session.post(StatsRequested(time.time()))
 
 
-@command("clear", "clear the screen", group="Session")
+@command("clear", "clear the screen", group="Session", setup=True)
 def _clear(session: Session, args: Arguments) -> None:
     session.post(ClearRequested())

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     "log",
     "write every event from now on to FILE (JSON Lines), or stop with /log off",
     group="Log",
+    setup=True,
     params=[Param("FILE", optional=True, rest=True)],
     details="""
 One JSON object per line: time, what happened (connected, received, sent, closed...), the
@@ -37,6 +38,7 @@ def _log(session: Session, args: Arguments) -> None:
     "capture",
     "write the received bytes, raw, to FILE from now on, or stop with /capture off",
     group="Log",
+    setup=True,
     params=[Param("FILE", optional=True, rest=True)],
     details="Only what arrived, of every connection, byte for byte. Also `--capture FILE`.",
 )
@@ -56,6 +58,7 @@ def _capture(session: Session, args: Arguments) -> None:
     "save",
     "write the session so far to FILE as a transcript (what /log writes)",
     group="Log",
+    setup=True,
     params=[Param("FILE", rest=True)],
     details="""
 From memory, which keeps the newest 1 MiB of data; use --log to keep everything from the

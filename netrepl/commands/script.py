@@ -93,13 +93,15 @@ line, as a blank typed line does. Also `--script FILE` on the command line.
 """,
 )
 def _run(session: Session, args: Arguments) -> None:
-    run_script(session, args[0])
+    # The first /run of a session with --script is that script (the REPL runs it so).
+    run_script(session, args[0], session.take_startup_hold())
 
 
 @command(
     "when",
     "answer automatically: /when REGEX -> REPLY; alone it lists the rules",
     group="Script",
+    setup=True,
     params=[Param("RULE", optional=True, rest=True)],
     details="""
 Each time a connection's data matches REGEX, REPLY is sent to that connection, as a typed
@@ -125,6 +127,7 @@ def _when(session: Session, args: Arguments) -> None:
     "when-hex",
     "answer automatically in hex: /when-hex HEX -> HEX (?? matches any byte)",
     group="Script",
+    setup=True,
     params=[Param("RULE", rest=True)],
     details="""
 `/when-hex 01 03 ?? ?? ?? ?? ?? ?? -> 01 03 02 00 2a {crc16-modbus}` answers any Modbus read
@@ -161,6 +164,7 @@ def split_rule(text: str, name: str) -> tuple[str, str]:
     "unwhen",
     "remove the /when rule N, or all",
     group="Script",
+    setup=True,
     params=[Param("N", suggestions=lambda s: ["all", *(str(r.number) for r in s.replies.rules())])],
 )
 def _unwhen(session: Session, args: Arguments) -> None:
@@ -172,6 +176,7 @@ def _unwhen(session: Session, args: Arguments) -> None:
     "record",
     "write what you type from now on to FILE, a script for /run; /record off stops",
     group="Script",
+    setup=True,
     params=[Param("FILE", optional=True, rest=True)],
 )
 def _record(session: Session, args: Arguments) -> None:

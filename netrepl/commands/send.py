@@ -35,6 +35,7 @@ def _x(session: Session, args: Arguments) -> None:
     "input",
     "make typed lines hex or text, or show which",
     group="Send",
+    setup=True,
     params=[Param("MODE", choices=("text", "hex"), optional=True)],
     details="In hex input every typed line is parsed like /x and no end of line is added.",
 )
@@ -49,6 +50,7 @@ def _input(session: Session, args: Arguments) -> None:
     "eol",
     "set the end of line appended to typed text, or show it",
     group="Send",
+    setup=True,
     params=[Param("EOL", choices=tuple(EOLS), optional=True)],
 )
 def _eol(session: Session, args: Arguments) -> None:
@@ -62,6 +64,7 @@ def _eol(session: Session, args: Arguments) -> None:
     "escapes",
     "interpret \\r \\n \\t \\0 \\\\ \\xNN in typed text, or send backslashes as typed",
     group="Send",
+    setup=True,
     params=[Param("STATE", choices=("on", "off"), optional=True)],
 )
 def _escapes(session: Session, args: Arguments) -> None:
@@ -75,6 +78,7 @@ def _escapes(session: Session, args: Arguments) -> None:
     "placeholders",
     "list the {placeholders} a typed line or /x can hold (checksums, counter, time, file)",
     group="Send",
+    setup=True,
     details="""
 A placeholder is replaced when the line is sent. A checksum covers the bytes before it on the
 line (not the end of line), or a range of them counted from 0: `{crc16-modbus:2-}` skips two
@@ -158,6 +162,7 @@ def _every(session: Session, args: Arguments) -> None:
     "stop",
     "stop the /every job N, or all",
     group="Send",
+    setup=True,
     params=[Param("N", suggestions=lambda s: ["all", *(str(j.number) for j in s.jobs.jobs())])],
 )
 def _stop(session: Session, args: Arguments) -> None:

@@ -35,7 +35,7 @@ def _view_shortcut(name: str, summary: str, details: str = "") -> None:
     def switch(session: Session, args: Arguments) -> None:
         session.set_view_name(name)
 
-    command(name, summary, group="View", details=details)(switch)
+    command(name, summary, group="View", details=details, setup=True)(switch)
 
 
 _view_shortcut("hex", "show received bytes as a hexdump (hexdump -C layout, stream offsets)")
@@ -53,6 +53,7 @@ _view_shortcut(
     "view",
     "switch view, or show the current one",
     group="View",
+    setup=True,
     params=[Param("NAME", choices=VIEW_NAMES, optional=True)],
     details="""
 `text` shows text in the current encoding; `utf8`, `gbk` and `auto` also set the encoding.
@@ -68,6 +69,7 @@ def _view(session: Session, args: Arguments) -> None:
     "encoding",
     "set the text encoding used to show received text and to encode typed text",
     group="View",
+    setup=True,
     params=[Param("NAME", suggestions=COMMON_ENCODINGS, optional=True)],
     details="Any Python text codec (utf-8, gbk, gb18030, big5, shift_jis, latin-1, ...) or auto.",
 )
@@ -79,6 +81,7 @@ def _encoding(session: Session, args: Arguments) -> None:
     "time",
     "timestamps on each received and sent block: on (clock), delta (since the previous), off",
     group="View",
+    setup=True,
     params=[Param("MODE", choices=("on", "off", "delta"), optional=True)],
     details="""
 With timestamps on, every received frame and every send is a block under a header line:
@@ -97,6 +100,7 @@ def _time(session: Session, args: Arguments) -> None:
     "frame",
     "how received bytes are cut into frames: raw, idle MS, line, len N, delim HEX",
     group="View",
+    setup=True,
     params=[Param("MODE", suggestions=FRAME_MODES, optional=True, rest=True)],
     details="""
 `raw` (the default): each read is shown as it comes. `idle 20`: a frame ends after 20 ms of
@@ -117,12 +121,20 @@ def _frame(session: Session, args: Arguments) -> None:
 
 
 @command(
-    "pause", "stop showing received data; it is still received, counted and logged", group="View"
+    "pause",
+    "stop showing received data; it is still received, counted and logged",
+    group="View",
+    setup=True,
 )
 def _pause(session: Session, args: Arguments) -> None:
     session.pause(True)
 
 
-@command("resume", "show received data again, after a summary of what was not shown", group="View")
+@command(
+    "resume",
+    "show received data again, after a summary of what was not shown",
+    group="View",
+    setup=True,
+)
 def _resume(session: Session, args: Arguments) -> None:
     session.pause(False)

@@ -85,6 +85,12 @@ class Transport:
         raise NotImplementedError
 
     @property
+    def awaiting_peer(self) -> bool:
+        """Nobody to send to yet, but someone may come: a listener before its first client
+        (or datagram), a client while it reconnects."""
+        return self.is_open and not self.can_send and not self.peers()
+
+    @property
     def received(self) -> int:
         raise NotImplementedError
 
@@ -100,6 +106,9 @@ class Transport:
     def failure(self) -> str | None:
         """Why the last connection failed, if it did (batch mode exits 1)."""
         return None
+
+    finished = 0
+    """Clients that have come and gone (a listener's; batch --once waits for the first)."""
 
     def peers(self) -> list[PeerInfo]:
         raise NotImplementedError

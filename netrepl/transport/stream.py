@@ -416,6 +416,9 @@ class StreamChannel:
         try:
             self._sock.shutdown(socket.SHUT_WR)
         except OSError as error:
+            # Usually "not connected": the peer reset or closed first. Reading says which,
+            # and takes what it sent before that.
+            self._read()
             self._finish(describe_os_error(error), failed=True)
             return
         self.state = "half-closed"

@@ -375,11 +375,16 @@ def test_tls_client_with_cafile_data_both_ways(certs):
         + r" \([\d,]+ days left\); verified",
         lines[1],
     ), lines
+    # The end of stdin half-closes (close_notify first); the peer has answered and closes.
+    assert lines[2] == (
+        f"netrepl: sent end of stream to 127.0.0.1:{peer.port}: half-closed, still reading"
+        " until it closes"
+    ), lines
     assert re.fullmatch(
         r"netrepl: connection closed by peer \(TLS close_notify\) \(26 bytes received, 5 sent\)",
-        lines[2],
+        lines[3],
     ), lines
-    assert len(lines) == 3, lines
+    assert len(lines) == 4, lines
     assert peer.sni is None, "an IP address is never sent as SNI (RFC 6066)"
 
 
