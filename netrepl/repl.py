@@ -38,6 +38,8 @@ from netrepl.render import Renderer
 from netrepl.session import Session, Settings
 from netrepl.transport import Endpoint
 
+EXIT_INTERNAL = 4
+"""netrepl itself failed (a bug): the line on stderr says where."""
 # A line that runs longer than this is shown in the toolbar, with how to stop it.
 SLOW_LINE_SECONDS = 0.4
 # Lines above the prompt are written at most this often; prompt_toolkit's default (0.2 s)
@@ -285,13 +287,15 @@ def run_interactive(
 
     above = AboveThePrompt(sys.__stdout__)
     sink = TerminalSink(above, AnsiFormatter(), repaint)
-    display = Display(Renderer(settings.view), sink, keep_up=True)
-    session = Session(settings, display.post)
 
     def leave() -> None:
         app = prompt_session.app if prompt_session is not None else None
         if app is not None and app.is_running and app.loop is not None:
             app.loop.call_soon_threadsafe(app.exit)
+
+    # Nothing received could be shown any more: end the session rather than run blind.
+    display = Display(Renderer(settings.view), sink, keep_up=True, on_failure=lambda _: leave())
+    session = Session(settings, display.post)
 
     runner = LineRunner(session, display.post, leave)
 
@@ -338,11 +342,15 @@ def run_interactive(
         if startup.script is not None:
             runner.submit(f"/run {startup.script}")
         try:
-            prompt_session.prompt()
+            if display.failure is None:
+                prompt_session.prompt()
         except EOFError:
             pass  # Ctrl-D on an empty line
         finally:
             runner.stop()
             session.close_all()
             display.stop()
+    if display.failure is not None:
+        print(f"netrepl: {display.failure}", file=sys.__stderr__, flush=True)
+        return EXIT_INTERNAL
     return 0
