@@ -170,13 +170,16 @@ class _ReceivedStream:
         (unless `final`, or `whole`: a block of its own)."""
         holding = self.view.mode == "hex" and not whole
         outputs = []
-        if holding and self.held and at - self.held_at >= ROW_SETTLE_SECONDS:
+        if (holding or self.decoder) and self.holds() and at - self.held_at >= ROW_SETTLE_SECONDS:
             # The silence came before these bytes (the display is only now catching up).
             outputs = self.release()
         start = self.offset - (len(self.decoder.pending()) if self.decoder else len(self.held))
         self.offset += len(data)
         if self.decoder is not None:
-            return self._text(self.decoder.decode(data, final))
+            outputs += self._text(self.decoder.decode(data, final))
+            if self.decoder.pending():
+                self.held_at = at
+            return outputs
         if not holding:
             return self._bytes(data, start)
         data, self.held = self.held + data, b""
@@ -186,15 +189,27 @@ class _ReceivedStream:
             data, self.held, self.held_at = data[:cut], data[cut:], at
         return outputs + self._bytes(data, start)
 
+    def holds(self) -> bool:
+        """Received bytes wait to be shown: an unfinished hex row, or the start of a
+        character (a text view) that the next bytes may complete."""
+        return bool(self.held or (self.decoder and self.decoder.pending()))
+
     def held_due(self, now: float) -> float | None:
-        """Seconds until held bytes have waited long enough for the rest of their row."""
-        if not self.held:
+        """Seconds until held bytes have waited long enough for the rest of their row or
+        character."""
+        if not self.holds():
             return None
         return max(0.0, self.held_at + ROW_SETTLE_SECONDS - now)
 
     def release(self) -> list[Output]:
-        """Show the held bytes of an unfinished row now: the stream paused, or a skip or a
-        view change follows them."""
+        """Show the held bytes now: the peer went quiet (a character's start is then shown as
+        escapes: a Modbus CRC ending in e1 is not waiting for more), or a skip or a view
+        change follows them."""
+        if self.decoder is not None:
+            return self._text(self.decoder.decode(b"", final=True))
+        return self._release_row()
+
+    def _release_row(self) -> list[Output]:
         held, self.held = self.held, b""
         return self._bytes(held, self.offset - len(held))
 
@@ -231,7 +246,7 @@ class _ReceivedStream:
 
     def switch(self, view: View) -> list[Output]:
         """Change view; bytes held back for an incomplete character carry over."""
-        shown = self.release()  # bytes that came in the old view are shown in it
+        shown = self._release_row()  # a hex row that came in the old view is shown in it
         old = self.decoder
         pending = old.pending() if old else b""
         if old is not None:
@@ -395,7 +410,7 @@ class Renderer:
             self._last_source = conn
             outputs += self._end_open_lines()
             outputs.append(Output("data", self._header(frame.at, "←", conn, len(frame.data))))
-            outputs += stream.show(frame.data, whole=True)
+            outputs += stream.show(frame.data, at=frame.at, whole=True)
             if not (stream.decoder and stream.decoder.pending()):
                 # A character still incomplete keeps the block open: its last bytes, when
                 # they come or when the stream ends, are shown on the same line.

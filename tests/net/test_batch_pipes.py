@@ -192,7 +192,9 @@ def test_when_rules_from_a_script_answer_a_client_that_speaks_at_once(start_netr
         assert run.finish().returncode == 0
 
 
-def test_when_rules_from_on_connect_answer_a_peer_that_speaks_at_once(make_server, tmp_path):
+def test_when_rules_from_on_connect_answer_a_peer_that_speaks_at_once(
+    make_server, start_netrepl, tmp_path
+):
     def greeter(server: ScriptedServer, sock: socket.socket) -> None:
         sock.sendall(b"HELLO\n")  # before netrepl could have read any script line
         pending = bytearray()
@@ -203,9 +205,10 @@ def test_when_rules_from_on_connect_answer_a_peer_that_speaks_at_once(make_serve
     script.write_text("/when ^HELLO -> WELCOME\n")
     for attempt in range(4):
         server = make_server(greeter)
-        result = run_netrepl(*server.args, "--on-connect", str(script), "--linger", "600")
-        assert result.returncode == 0, result.stderr
+        # stdin stays open until the answer is in: its end would half-close the connection.
+        run = start_netrepl(*server.args, "--on-connect", str(script), "--linger", "600")
         assert server.wait_finished() == b"WELCOME\n", f"attempt {attempt}"
+        assert run.finish().returncode == 0
 
 
 # ---- a display that dies ---------------------------------------------------------------------
