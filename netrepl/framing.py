@@ -29,6 +29,13 @@ class Framing:
     delimiter: bytes = b""
 
     @property
+    def ends_at_send(self) -> bool:
+        """A send ends the frame being received, so blocks stay in the order of the wire:
+        what came before the send is one block, the answer another. Not for `len`: fixed
+        records cut short would shift every record after them."""
+        return self.mode != "len"
+
+    @property
     def label(self) -> str:
         """`raw`, `idle 20 ms`, `line`, `len 8`, `delim 0d 0a`: as /frame takes it."""
         if self.mode == "idle":

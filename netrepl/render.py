@@ -318,7 +318,9 @@ class Renderer:
                 if self._paused_at is not None:
                     self._skipped.sent += len(data)
                     return []
-                return self._sent(conn, data, as_hex, echo, at, offset)
+                return self._frames_before_a_send() + self._sent(
+                    conn, data, as_hex, echo, at, offset
+                )
             case Connected(conn, peer, local, protocol, accepted):
                 self._peers[conn] = _Peer(peer, accepted, protocol)
                 self._received[conn] = _ReceivedStream(self.view, self.styles)
@@ -417,6 +419,16 @@ class Renderer:
                 outputs += stream.end_line()
         return outputs
 
+    def _frames_before_a_send(self) -> list[Output]:
+        """The frames being received when a send goes out end there (see
+        Framing.ends_at_send): they started before it, so they are shown before it."""
+        if not self.view.blocks or not self.view.framing.ends_at_send:
+            return []
+        outputs: list[Output] = []
+        for conn, stream in list(self._received.items()):
+            outputs += self._frames(conn, stream, stream.framer.flush())
+        return outputs
+
     def _finish(self, conn: int, stream: _ReceivedStream) -> list[Output]:
         """The stream ended: its last frame, held-back bytes, and an end to its open line."""
         outputs = self._frames(conn, stream, stream.framer.flush())
@@ -481,12 +493,14 @@ class Renderer:
         previous block), direction, whose (in listen mode), size."""
         parts = ["──"]
         timestamps = self.view.timestamps
+        previous = self._last_block_at
         if timestamps == "on":
             parts.append(clock(at))
         elif timestamps == "delta":
-            previous = self._last_block_at
-            parts.append(f"+{at - previous:.3f}s" if previous is not None else "+0.000s")
-        self._last_block_at = at
+            # Never negative: a fixed-length frame that began before the block above it
+            # (see Framing.ends_at_send) is shown as following it at once.
+            parts.append(f"+{max(0.0, at - previous):.3f}s" if previous is not None else "+0.000s")
+        self._last_block_at = at if previous is None else max(at, previous)
         parts.append(arrow)
         peer = self._peers.get(conn)
         size_text = count(size, "byte")
