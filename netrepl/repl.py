@@ -103,13 +103,16 @@ class CommandCompleter(Completer):
 
 
 def prompt_text(session: Session) -> str:
-    """`> `, or with a chosen target and the input mode: `#2> `, `hex> `, `#2 hex> `."""
+    """`> `, or with a chosen target and the input mode: `#2> `, `hex> `, `#2 hex> `;
+    `#2 (left)> ` once that client has gone."""
     parts = []
     target = session.target
     if target is not None and session.listening:
         parts.append(
             f"#{target}" if isinstance(target, int) else describe_target(target, short=True)
         )
+        if session.target_left:
+            parts.append("(left)")
     if session.settings.input_mode == "hex":
         parts.append("hex")
     return " ".join(parts) + "> "

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, BinaryIO, TextIO
 from netrepl.codec import encoding_for_sending
 from netrepl.commands import REGISTRY
 from netrepl.errors import NetreplError, SendError, UsageError
-from netrepl.events import Connected, Event, Noticed, PauseChanged, Progress, ViewChanged
+from netrepl.events import (
+    Closed,
+    Connected,
+    Event,
+    Noticed,
+    PauseChanged,
+    Progress,
+    ViewChanged,
+)
 from netrepl.framing import Framing
 from netrepl.log import CaptureFile, SessionMemory, TranscriptLog, open_for_writing
 from netrepl.payload import InputMode, SendContext, build_payload
@@ -127,6 +135,8 @@ class Session:
         self.transport: Transport | None = None
         self.target: Target | None = None
         """Where typed data goes (/to); None: the transport's default."""
+        self.target_left = False
+        """The client chosen with /to N has left: sends fail (never go to all) until /to."""
         self.quit_requested = False
         self.sends = 0
         """Data sends so far; `{counter}` is the number of the next one."""
@@ -156,6 +166,15 @@ class Session:
                 for observer in self.observers:
                     observer(event)
         self._show(event)
+        if isinstance(event, Closed) and event.conn == self.target and self.listening:
+            self.target_left = True
+            self._show(
+                Noticed(
+                    f"#{event.conn} has left: typed lines go nowhere until you choose"
+                    " (/to all, or /to N; /clients lists them)",
+                    "status",
+                )
+            )
 
     def take_startup_hold(self) -> Callable[[], None] | None:
         """The release of the watchers held for --script, for the run of that script."""
@@ -270,6 +289,10 @@ class Session:
         return SendContext(counter=self.sends + 1, read_file=read_payload_file)
 
     def send(self, data: bytes, *, as_hex: bool, target: Target | None = None) -> None:
+        if target is None and self.target_left:
+            raise SendError(
+                f"#{self.target} has left: nothing sent (/to all, or /to N; /clients lists them)"
+            )
         self._wait_for_recipient()
         if self.transport is None:
             raise SendError("not connected (/reconnect or /connect HOST PORT)")
@@ -292,6 +315,7 @@ class Session:
         self.close()
         self.endpoint = endpoint
         self.target = None
+        self.target_left = False
         transport = open_transport(endpoint, self.post, self._ids, self.cancel)
         with self._opened:
             self.transport = transport
@@ -327,7 +351,10 @@ class Session:
             raise UsageError("/to: only a listening netrepl (-l) has several peers to choose from")
         if isinstance(target, tuple) and self.endpoint and self.endpoint.protocol != "udp":
             raise UsageError("/to HOST:PORT is for UDP; for a TCP client use /to N (/clients)")
+        if isinstance(target, int) and target not in {peer.conn for peer in self.peers()}:
+            raise UsageError(f"/to: no client #{target} (/clients lists them)")
         self.target = target
+        self.target_left = False
 
     def peers(self) -> list[PeerInfo]:
         return self.transport.peers() if self.transport is not None else []
