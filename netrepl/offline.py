@@ -155,6 +155,17 @@ def _export(args: argparse.Namespace) -> int:
         f"wrote {packets} of {_count(export.connections, 'connection')} to {target}",
         file=sys.stderr,
     )
+    if export.midway:
+        _error(
+            f"note: {_count(export.midway, 'connection')} had no `connected` record (the log"
+            " began mid-connection): their addresses and ports are made up (10.0.0.1 for"
+            " this side, 10.0.0.2 for the peer), and their handshakes are not shown"
+        )
+    if export.made_up:
+        _error(
+            f"note: {_count(export.made_up, 'connection')} had an end that is not an IP"
+            " address (a unix socket, a host name): made-up addresses stand in for it"
+        )
     if export.truncated:
         _error(
             f"note: {_count(export.truncated, 'datagram')} cut to fit one packet"

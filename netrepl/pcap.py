@@ -99,9 +99,9 @@ class _Flow:
     their_fin: bool = False
 
 
-def _ends(conn: int, peer: str, local: str, accepted: bool) -> tuple[_End, _End]:
-    """(ours, theirs): the real addresses where they are IP literals of one family, fake
-    ones of that family where not (see FAKE_HOSTS)."""
+def _ends(conn: int, peer: str, local: str, accepted: bool) -> tuple[_End, _End, bool]:
+    """(ours, theirs, made up): the real addresses where they are IP literals of one family,
+    fake ones of that family where not (see FAKE_HOSTS); True when any part is fake."""
     our_ip, our_port = parse_address(local)
     their_ip, their_port = parse_address(peer)
     if our_ip is not None and our_ip.is_unspecified:
@@ -119,9 +119,11 @@ def _ends(conn: int, peer: str, local: str, accepted: bool) -> tuple[_End, _End]
         fake_our_port, fake_their_port = FAKE_SERVER_PORT, client_port
     else:
         fake_our_port, fake_their_port = client_port, FAKE_SERVER_PORT
+    made_up = None in (our_ip, our_port, their_ip, their_port)
     return (
         _End(our_ip or fake_ours, fake_our_port if our_port is None else our_port),
         _End(their_ip or fake_theirs, fake_their_port if their_port is None else their_port),
+        made_up,
     )
 
 
@@ -158,6 +160,10 @@ class PcapExport:
         self.connections = 0
         self.truncated = 0
         """Datagrams cut to fit one packet."""
+        self.midway = 0
+        """Connections with no `connected` record (a log started mid-way): made-up ends."""
+        self.made_up = 0
+        """Connections with ends that are not IP addresses (unix, names): made-up ends."""
         self._flows: dict[int, _Flow] = {}
         self._ident = 0
 
@@ -194,7 +200,9 @@ class PcapExport:
     # ---- flows
 
     def _start(self, conn: int, peer: str, local: str, protocol: str, accepted: bool) -> _Flow:
-        ours, theirs = _ends(conn, peer, local, accepted)
+        ours, theirs, made_up = _ends(conn, peer, local, accepted)
+        if made_up and (peer or local):
+            self.made_up += 1
         flow = _Flow(
             conn,
             UDP if protocol == "udp" else TCP,
@@ -208,6 +216,7 @@ class PcapExport:
         return flow
 
     def _midway(self, conn: int, protocol: str) -> _Flow:
+        self.midway += 1
         flow = self._start(conn, "", "", protocol, accepted=False)
         # As if the handshake had happened before the transcript began.
         flow.our_next = (flow.our_next + 1) & 0xFFFFFFFF

@@ -25,6 +25,7 @@ from netrepl.events import (
     Closed,
     Connected,
     Event,
+    Listening,
     Noticed,
     PauseChanged,
     Progress,
@@ -117,6 +118,9 @@ class Session:
         self.script_depth = 0
         self.recording: TextIO | None = None
         self._send_lock = threading.RLock()
+        # Starting a log and logging an event exclude each other: nothing is lost or doubled.
+        self._logging = threading.Lock()
+        self._open_records: dict[int | None, tuple[Event, float]] = {}
         # Watchers see events in order; while a script sets up its rules they wait.
         self._watching = threading.RLock()
         self._holds = 0
@@ -151,13 +155,15 @@ class Session:
         if isinstance(event, WIRE_EVENTS):
             at = getattr(event, "at", 0.0) or time.time()
             self.memory.add(event, at)
-            log, capture = self.log, self.capture
-            if log is not None:
-                log.write(event, at)
-                self._report_failure(log.failed)
-            if capture is not None:
-                capture.write(event)
-                self._report_failure(capture.failed)
+            with self._logging:
+                self._note_open(event, at)
+                log, capture = self.log, self.capture
+                if log is not None:
+                    log.write(event, at)
+                    self._report_failure(log.failed)
+                if capture is not None:
+                    capture.write(event)
+                    self._report_failure(capture.failed)
             with self._watching:
                 held = self._holds or self._replaying
                 if held:
@@ -211,6 +217,17 @@ class Session:
                     observer(event)
 
         return release
+
+    def _note_open(self, event: Event, at: float) -> None:
+        """What a log started now must begin with: the listener and the open connections
+        (so `netrepl export` knows their addresses)."""
+        if isinstance(event, Listening):
+            self._open_records.clear()
+            self._open_records[None] = (event, at)
+        elif isinstance(event, Connected):
+            self._open_records[event.conn] = (event, at)
+        elif isinstance(event, Closed):
+            self._open_records.pop(event.conn, None)
 
     def _report_failure(self, failure: str | None) -> None:
         if failure is not None and failure not in self._reported:
@@ -316,6 +333,8 @@ class Session:
         self.endpoint = endpoint
         self.target = None
         self.target_left = False
+        with self._logging:
+            self._open_records.clear()
         transport = open_transport(endpoint, self.post, self._ids, self.cancel)
         with self._opened:
             self.transport = transport
@@ -425,8 +444,12 @@ class Session:
 
     def start_log(self, path: str) -> None:
         log = TranscriptLog(path)
-        self.stop_log()
-        self.log = log
+        with self._logging:
+            # A log started mid-connection says first who is connected, and since when.
+            for event, at in self._open_records.values():
+                log.write(event, at)
+            self.stop_log()
+            self.log = log
 
     def stop_log(self) -> str | None:
         log, self.log = self.log, None

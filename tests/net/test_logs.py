@@ -19,7 +19,7 @@ import pytest
 from netrepl.demo import BINARY_FRAME, BINARY_INTRO, GBK_LINE, GREETING, flood_bytes
 from netrepl.display import Display
 from netrepl.errors import UsageError
-from netrepl.events import Closed, PauseChanged, Received, Sent
+from netrepl.events import Closed, Connected, PauseChanged, Received, Sent
 from netrepl.framing import Framing
 from netrepl.log import SessionMemory
 from netrepl.options import Startup
@@ -184,7 +184,11 @@ def test_log_on_and_off_covers_exactly_the_events_in_between(make_session, make_
         | ({"hex": True} if isinstance(e, Sent) and e.as_hex else {})
         for e in wire
     ]
-    assert records(path) == expected
+    # First who is connected (the log began mid-connection), then exactly what happened.
+    (connected,) = harness.tap.of_type(Connected)
+    opened = {"t": connected.at, "type": "connected", "conn": conn, "peer": connected.peer}
+    opened |= {"local": connected.local, "protocol": "tcp", "accepted": False}
+    assert records(path) == [opened, *expected]
     assert b"".join(data_of(expected, "received")) == b"during\xe4\n"
     assert data_of(expected, "sent") == [b"typed\n", b"\x01\x02"]
     stderr = harness.output.stderr_text().splitlines()
