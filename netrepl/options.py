@@ -37,7 +37,7 @@ examples:
   netrepl 10.0.0.5 9000 --view gbk     a device that talks GBK
   netrepl -l 9000                      wait for devices to connect to port 9000
   netrepl -u -l 5000 --view hex        receive UDP datagrams on port 5000
-  printf 'PING\\r\\n' | netrepl 127.0.0.1 6379     batch: prints +PONG and exits
+  printf 'PING\\n' | netrepl 127.0.0.1 6379       batch: prints +PONG and exits
 
 Inside, type /help for the commands.
 """
@@ -215,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=1.0,
         metavar="S",
-        help="after stdin ends, wait until S seconds pass with nothing received "
-        "or the peer closes (default 1.0)",
+        help="after stdin ends (and its half-close), read until S seconds pass with nothing"
+        " received or the peer closes (default 1.0)",
     )
     batch.add_argument(
         "--stdin",

@@ -102,8 +102,11 @@ def _placeholders(session: Session, args: Arguments) -> None:
     params=[Param("ARGS", rest=True)],
     details="""
 Pieces of 64 KiB by default (`--chunk N` bytes), back to back or `--delay MS` apart, for a
-device with a small buffer. Ctrl-C stops it between pieces; a status line says how much was
-sent. Put quotes around a path with spaces.
+device with a small buffer. Ctrl-C stops it at once; the status line at the end says how many
+bytes reached the socket. In listen mode every client that reads gets the whole file; one
+that does not read for 10 s gets a contiguous beginning, and the line says how much each
+got. A device or a pipe is sent as it comes, until it ends or Ctrl-C. Put quotes around a
+path with spaces.
 """,
 )
 def _sendfile(session: Session, args: Arguments) -> None:
