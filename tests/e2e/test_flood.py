@@ -520,8 +520,23 @@ class _Drain:
                 raise AssertionError(f"never saw {expected!r}: {bytes(self.data)!r}")
 
 
+def kernel_buffers() -> int:
+    """The most the two sockets of a loopback connection can hold between them: the peer's
+    largest send buffer and netrepl's largest (autotuned) receive buffer."""
+    try:
+        with (
+            open("/proc/sys/net/ipv4/tcp_rmem") as rmem,
+            open("/proc/sys/net/ipv4/tcp_wmem") as wmem,
+        ):
+            return int(rmem.read().split()[2]) + int(wmem.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        return 16 * MB
+
+
 def test_batch_raw_with_a_slow_reader_keeps_memory_bounded_and_output_whole(flood):
-    size = 20 * MB
+    # More than the kernel alone could take in while netrepl holds back (machines that
+    # autotune a receive buffer up to 32 MiB would otherwise swallow a 20 MB flood whole).
+    size = max(20 * MB, kernel_buffers() + 16 * MB)
     data = random.Random(20).randbytes(size)
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(WAIT)
