@@ -208,7 +208,11 @@ class StreamServer(Transport):
         return ChannelDelivery([(c, f"#{c.id}") for c in channels], self.cancel)
 
     def send_eof(self, target: Target) -> None:
-        for channel in self._targets(target):
+        channels = self._targets(target)
+        open_ones = [channel for channel in channels if channel.can_send]
+        if not open_ones:
+            channels[0].send_eof()  # raises, saying why (already half-closed)
+        for channel in open_ones:
             channel.send_eof()
 
     def kick(self, conn: int) -> None:

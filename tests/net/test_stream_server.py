@@ -450,3 +450,14 @@ def test_received_is_labelled_per_client_under_interleaving(server, raw):
         expected = "".join(f"{conn}:{n};" for n in range(10)).encode()
         assert tap.wait_received(len(expected), conn=conn) == expected
     assert all(isinstance(e, Received) and not e.datagram for e in tap.of_type(Received))
+
+
+def test_eof_to_all_skips_a_client_already_half_closed(server, raw):
+    listener, tap = server
+    (first, first_id), (second, _) = join(listener, tap, raw, 2)
+    listener.send_eof(first_id)
+    assert recv_until_eof(first) == b""
+    listener.send_eof("all")  # the first is half-closed already: only the second gets it
+    assert recv_until_eof(second) == b""
+    with pytest.raises(SendError, match="half-closed"):
+        listener.send_eof(first_id)
