@@ -87,6 +87,8 @@ class DatagramTransport(Transport):
         self._sent = 0
         self._last_activity = self.started_at
         self.address = endpoint.label
+        self.receive_buffer = 0
+        """The socket's receive buffer as the system granted it, in bytes."""
 
     def _open(self) -> None:
         endpoint = self.endpoint
@@ -97,7 +99,7 @@ class DatagramTransport(Transport):
             sock = self._client_socket()
         if endpoint.broadcast:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        granted = set_receive_buffer(sock, endpoint.rcvbuf or DEFAULT_RCVBUF)
+        self.receive_buffer = set_receive_buffer(sock, endpoint.rcvbuf or DEFAULT_RCVBUF)
         sock.setblocking(False)
         self._sock = sock
         self.loop.start()
@@ -108,6 +110,7 @@ class DatagramTransport(Transport):
             assert self._peer is not None
             local = format_sockaddr(sock.getsockname())
             self.post(Connected(self._peer.conn, self._peer.label, local, "udp", at=time.time()))
+        granted = self.receive_buffer
         if endpoint.rcvbuf is not None and granted < endpoint.rcvbuf:
             hint = " (raise net.core.rmem_max for more)" if sys.platform == "linux" else ""
             text = f"--rcvbuf {endpoint.rcvbuf:,}: the system allows {granted:,} bytes{hint}"
