@@ -56,15 +56,21 @@ EVENT_OVERHEAD = 128
 # While datagrams arrive back to back, the display gives the interpreter to the I/O thread:
 # rendering beside it, each of its per-datagram system calls would wait up to the 5 ms
 # switch interval to get the GIL back (a convoy: hex view kept ~2,700 of 20,000 datagrams
-# of a 0.2 s burst). It renders at most DATAGRAM_SLICE at a time, then waits until no
-# datagram came for DATAGRAM_QUIET, or they come slower than DATAGRAM_CAUGHT_UP_RATE (the
-# I/O thread has caught up with its socket: a backlog is posted at ~70,000 a second), or
-# DATAGRAM_WAIT_MAX passed (so a flood still shows something).
+# of a 0.2 s burst). Once datagrams have come within DATAGRAM_RECENT, it renders at most
+# DATAGRAM_SLICE at a time, then waits at least DATAGRAM_RECENT (so it never takes more
+# than a fifth of the time), until the I/O thread has caught up (it posts datagrams within
+# DATAGRAM_CAUGHT_UP_LAG of reading them, or has posted them all and nothing more came),
+# or DATAGRAM_WAIT_MAX passed (so a flood beyond what the I/O thread can post, or a stall
+# of that thread, still shows something).
 DATAGRAM_SLICE = 0.005
-DATAGRAM_QUIET = 0.02
-DATAGRAM_CAUGHT_UP_RATE = 5000.0
+DATAGRAM_RECENT = 0.02
+DATAGRAM_CAUGHT_UP_LAG = 0.001
 DATAGRAM_WAIT_MAX = 0.2
 DATAGRAM_WAIT_STEP = 0.001
+# A frame (batch mode too) ends after this much received data: rendering a 20 MB backlog of
+# datagrams as one frame held ~90 MB of text until its write, which the collector walked
+# again and again (pauses up to 185 ms, every thread stopped, the I/O thread too).
+BATCH_FRAME_BYTES = 256 * 1024
 
 
 class Sink(Protocol):
@@ -345,6 +351,7 @@ class Display:
         clock: Callable[[], float] = time.time,
         *,
         keep_up: bool = False,
+        live: bool = True,
     ) -> None:
         self.renderer = renderer
         self.sink = sink
@@ -360,9 +367,12 @@ class Display:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="netrepl-display", daemon=True)
         self.output_failed = False
+        self._live = live
+        """Events come from sockets as they happen (not from a transcript being replayed):
+        datagrams, which no flow control can slow, get the treatment above."""
         self._datagram_at = float("-inf")
-        """When the last datagram was posted (monotonic), and how many were so far."""
-        self._datagrams_posted = 0
+        """When the last datagram was posted (monotonic), and how long after it was read."""
+        self._datagram_lag = 0.0
         self._rendering_since = 0.0
         """When the display last began to render after waiting (for events or datagrams)."""
 
@@ -371,7 +381,7 @@ class Display:
         skipped); in batch mode it waits while more than QUEUE_LIMIT bytes of data are
         waiting to be shown, except for datagrams, which never wait (beyond
         DATAGRAM_QUEUE_LIMIT they are skipped)."""
-        if isinstance(event, Received) and event.datagram:
+        if isinstance(event, Received) and event.datagram and self._live:
             self._post_datagram(event)
             return
         size = len(event.data) if isinstance(event, Received) else 0
@@ -392,7 +402,7 @@ class Display:
         now = time.monotonic()
         with self._changed:
             self._datagram_at = now
-            self._datagrams_posted += 1
+            self._datagram_lag = time.time() - event.at
             limit = self._queue_limit if self._keep_up else DATAGRAM_QUEUE_LIMIT
             if self._queued_bytes + EVENT_OVERHEAD * len(self._queue) >= limit:
                 self._queue_skipped(event)
@@ -456,6 +466,8 @@ class Display:
                     shown >= budget or time.monotonic() - started > FRAME_SECONDS
                 ):
                     break  # the rest waits for the next frame (or is skipped by then)
+                if shown >= BATCH_FRAME_BYTES:
+                    break  # written now: a frame's text is all alive until it is written
                 if self._datagrams_arriving():
                     break  # what is rendered is written; the rest waits (see DATAGRAM_SLICE)
                 event = self._backlog.popleft()
@@ -483,25 +495,18 @@ class Display:
         """Datagrams came while this thread has rendered for a slice already."""
         now = time.monotonic()
         since = self._rendering_since
-        return since < self._datagram_at > now - DATAGRAM_QUIET and now - since >= DATAGRAM_SLICE
+        return since < self._datagram_at > now - DATAGRAM_RECENT and now - since >= DATAGRAM_SLICE
 
     def _give_way_to_datagrams(self) -> None:
-        """Sleep (the I/O thread has the interpreter) until the datagrams stop or are
-        spaced apart again, or DATAGRAM_WAIT_MAX passes."""
-        began = now = time.monotonic()
-        posted = self._datagrams_posted
-        steps = 0
+        """Sleep (the I/O thread has the interpreter) until it has caught up with the
+        datagrams, or DATAGRAM_WAIT_MAX passes."""
+        began = time.monotonic()
         while not self._stopping:
-            time.sleep(DATAGRAM_WAIT_STEP)  # pacing: polling the posts' count is all it does
-            before, now = now, time.monotonic()
-            before_posted, posted = posted, self._datagrams_posted
-            steps += 1
-            # The first step may end before the I/O thread has got going again.
-            caught_up = steps > 1 and posted - before_posted < DATAGRAM_CAUGHT_UP_RATE * (
-                now - before
-            )
-            quiet = now - self._datagram_at >= DATAGRAM_QUIET
-            if quiet or caught_up or now - began >= DATAGRAM_WAIT_MAX:
+            time.sleep(DATAGRAM_WAIT_STEP)  # pacing: polling one number is all it does
+            waited = time.monotonic() - began
+            if waited >= DATAGRAM_WAIT_MAX or (
+                waited >= DATAGRAM_RECENT and self._datagram_lag < DATAGRAM_CAUGHT_UP_LAG
+            ):
                 break
         self._rendering_since = time.monotonic()
 

@@ -16,14 +16,19 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from netrepl.events import Noticed
+from netrepl import display as display_module
+from netrepl.display import Display
+from netrepl.events import Noticed, Received
+from netrepl.render import Output, Renderer
 from netrepl.transport import Endpoint
 from netrepl.transport.udp import DEFAULT_RCVBUF
+from netrepl.view import View
 from tests.net import transport_helpers
 from tests.net.conftest import WAIT, netrepl_env, run_netrepl
 from tests.net.transport_helpers import port_of
@@ -124,6 +129,91 @@ def test_a_burst_with_the_display_stalled_is_logged_whole(stalled_netrepl, tmp_p
         if record.get("type") == "received"
     ]
     assert logged == datagrams
+
+
+# ---- the display's queue: a live datagram is never made to wait ---------------------------------
+
+
+class GatedSink:
+    """A sink whose writes wait until `gate` is set: a terminal or pipe that stopped."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.writing = threading.Event()
+        self.outputs: list[Output] = []
+        self._changed = threading.Condition()
+
+    def write(self, outputs: list[Output]) -> None:
+        self.writing.set()
+        self.gate.wait(3 * WAIT)  # longer than any wait of the test: the stall outlasts it
+        with self._changed:
+            self.outputs += outputs
+            self._changed.notify_all()
+
+    def wait_for_line(self, channel: str, text: str) -> str:
+        with self._changed:
+            assert self._changed.wait_for(
+                lambda: any(text in line for line in self.lines(channel)), WAIT
+            ), f"no {channel} line with {text!r}: {self.outputs!r}"
+        return next(line for line in self.lines(channel) if text in line)
+
+    def close(self) -> None:
+        pass
+
+    def lines(self, channel: str) -> list[str]:
+        return [o.text.plain for o in self.outputs if o.channel == channel and o.text is not None]
+
+
+def datagram(number: int) -> Received:
+    return Received(1, b"%04d" % number + b"." * 996, True, time.time())
+
+
+def post_from_a_thread(display: Display, events: list[Received]) -> threading.Thread:
+    poster = threading.Thread(target=lambda: [display.post(e) for e in events], daemon=True)
+    poster.start()
+    return poster
+
+
+def test_datagrams_are_never_held_by_a_stalled_display(monkeypatch):
+    """Batch mode: a poster of stream data waits while the display is behind (TCP then slows
+    the peer); a poster of datagrams never does (UDP cannot be slowed: the kernel would drop
+    them, log and all). Beyond its limit the display skips datagrams, and says so."""
+    monkeypatch.setattr(display_module, "QUEUE_LIMIT", 4096)
+    monkeypatch.setattr(display_module, "DATAGRAM_QUEUE_LIMIT", 4096, raising=False)
+    sink = GatedSink()
+    display = Display(Renderer(View()), sink)
+    display.start()
+    display.post(Noticed("first", "status"))
+    assert sink.writing.wait(WAIT)  # the display thread is stuck in its write now
+
+    poster = post_from_a_thread(display, [datagram(n) for n in range(10)])
+    poster.join(WAIT)
+    assert not poster.is_alive(), "a datagram's poster waited for the display"
+    sink.gate.set()
+    said = sink.wait_for_line("status", "skipped")
+    display.stop()
+    assert said.startswith("skipped 6,000 bytes in 6 reads to keep up")
+    shown = [line for line in sink.lines("data") if line.endswith(".\n")]
+    assert [line[:4] for line in shown] == ["0000", "0001", "0002", "0003"]
+
+
+def test_a_replay_shows_every_datagram(monkeypatch):
+    """`netrepl replay` reads a file: its poster may wait, and nothing is skipped."""
+    monkeypatch.setattr(display_module, "QUEUE_LIMIT", 4096)
+    monkeypatch.setattr(display_module, "DATAGRAM_QUEUE_LIMIT", 4096, raising=False)
+    sink = GatedSink()
+    display = Display(Renderer(View()), sink, live=False)
+    display.start()
+    display.post(Noticed("first", "status"))
+    assert sink.writing.wait(WAIT)
+
+    poster = post_from_a_thread(display, [datagram(n) for n in range(10)])
+    sink.gate.set()
+    poster.join(WAIT)
+    display.stop()
+    shown = [line for line in sink.lines("data") if line.endswith(".\n")]
+    assert [line[:4] for line in shown] == [f"{n:04d}" for n in range(10)]
+    assert not [line for line in sink.lines("status") if "skipped" in line]
 
 
 # ---- --rcvbuf --------------------------------------------------------------------------------
