@@ -66,7 +66,7 @@ DATAGRAM_SLICE = 0.005
 DATAGRAM_RECENT = 0.02
 DATAGRAM_CAUGHT_UP_LAG = 0.001
 DATAGRAM_WAIT_MAX = 0.2
-DATAGRAM_WAIT_STEP = 0.001
+DATAGRAM_WAIT_STEP = 0.005
 # A frame (batch mode too) ends after this much received data: rendering a 20 MB backlog of
 # datagrams as one frame held ~90 MB of text until its write, which the collector walked
 # again and again (pauses up to 185 ms, every thread stopped, the I/O thread too).
