@@ -67,9 +67,10 @@ DATAGRAM_RECENT = 0.02
 DATAGRAM_CAUGHT_UP_LAG = 0.001
 DATAGRAM_WAIT_MAX = 0.2
 DATAGRAM_WAIT_STEP = 0.005
-# A frame (batch mode too) ends after this much received data: rendering a 20 MB backlog of
-# datagrams as one frame held ~90 MB of text until its write, which the collector walked
-# again and again (pauses up to 185 ms, every thread stopped, the I/O thread too).
+# Batch mode: a frame ends after this much received data (interactive frames end sooner).
+# Rendering a 20 MB backlog of datagrams as one frame held ~90 MB of text until its write,
+# which the collector walked again and again (pauses up to 185 ms, every thread stopped,
+# the I/O thread too).
 BATCH_FRAME_BYTES = 256 * 1024
 
 
@@ -369,7 +370,7 @@ class Display:
         self.output_failed = False
         self._live = live
         """Events come from sockets as they happen (not from a transcript being replayed):
-        datagrams, which no flow control can slow, get the treatment above."""
+        datagrams never wait for room, and the display gives way while they arrive."""
         self._datagram_at = float("-inf")
         """When the last datagram was posted (monotonic), and how long after it was read."""
         self._datagram_lag = 0.0

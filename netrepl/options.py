@@ -274,7 +274,7 @@ def _endpoint(args: argparse.Namespace) -> Endpoint:
     if args.broadcast and not args.udp:
         raise UsageError("--broadcast is for UDP (-u)")
     if args.rcvbuf is not None and not args.udp:
-        raise UsageError("--rcvbuf is for UDP (-u): TCP sizes its buffer itself")
+        raise UsageError("--rcvbuf is for UDP (-u): streams size their buffers themselves")
     if not args.listen:
         for name, value in (("--max-clients", args.max_clients), ("--once", args.once)):
             if value:

@@ -279,7 +279,8 @@ def test_rcvbuf_is_for_udp():
     result = run_netrepl("127.0.0.1", "9", "--rcvbuf", "4M")
     assert result.returncode == 2
     assert result.stderr.decode().splitlines() == [
-        "netrepl: --rcvbuf is for UDP (-u): TCP sizes its buffer itself (see netrepl --help)"
+        "netrepl: --rcvbuf is for UDP (-u): streams size their buffers themselves"
+        " (see netrepl --help)"
     ]
 
 
