@@ -310,8 +310,9 @@ class DatagramTransport(Transport):
     def _new_sender(self, address: tuple) -> _Sender:  # type: ignore[type-arg]
         return _Sender(next(self._ids), address, format_sockaddr(address), time.monotonic())
 
-    def _first_datagram_from(self, address: tuple) -> _Sender:  # type: ignore[type-arg]
-        """A new sender (a destination we sent to keeps its id), announced."""
+    def _first_datagram_from(self, address: tuple, at: float) -> _Sender:  # type: ignore[type-arg]
+        """A new sender (a destination we sent to keeps its id), announced as of `at`, when
+        its first datagram was read."""
         key = address[:2]
         with self._senders_lock:
             sender = self._destinations.pop(key, None)
@@ -323,9 +324,7 @@ class DatagramTransport(Transport):
             self._by_id[sender.conn] = sender
         sock = self._sock
         local = format_sockaddr(sock.getsockname()) if sock is not None else "?"
-        self._post_event(
-            Connected(sender.conn, sender.label, local, "udp", accepted=True, at=time.time())
-        )
+        self._post_event(Connected(sender.conn, sender.label, local, "udp", accepted=True, at=at))
         return sender
 
     # ---- loop thread
@@ -380,7 +379,7 @@ class DatagramTransport(Transport):
             data, address, at = pending.popleft()
             self._pending_size -= len(data) + PENDING_OVERHEAD
             if not self._connected:
-                sender = senders.get(address[:2]) or self._first_datagram_from(address)
+                sender = senders.get(address[:2]) or self._first_datagram_from(address, at)
             assert sender is not None
             received += len(data)
             sender.received += len(data)

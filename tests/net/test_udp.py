@@ -210,6 +210,7 @@ def test_an_address_sent_to_is_no_sender_until_a_datagram_comes_from_it(transpor
     wait_datagrams(tap, 2)
     [_, joined] = tap.of_type(Connected)
     assert joined.peer == destination_label and joined.accepted
+    assert joined.at == tap.of_type(Received)[-1].at, "announced as of its first datagram"
     assert listener.state == "listening, 2 senders"
     info = {peer.conn: peer for peer in listener.peers()}
     assert info[joined.conn].sent == len(b"one") + len(b"two") + len(b"marker")
