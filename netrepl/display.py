@@ -48,6 +48,30 @@ QUEUE_LIMIT = 8 * 1024 * 1024
 # Interactive, beyond this it is skipped at once: a frame shows 4-16 KiB and the backlog
 # keeps 64 KiB, so more only held memory (with 8 MiB, a flood peaked at 1.8x idle RSS).
 KEEP_UP_QUEUE_LIMIT = 1024 * 1024
+# Datagrams never make the poster wait: UDP has no flow control, so a wait only moves the
+# loss into the kernel, where the log loses them too. Batch mode queues a burst this big
+# (each event counted with its overhead) and skips beyond it, saying so.
+DATAGRAM_QUEUE_LIMIT = 64 * 1024 * 1024
+EVENT_OVERHEAD = 128
+# While datagrams arrive back to back, the display gives the interpreter to the I/O thread:
+# rendering beside it, each of its per-datagram system calls would wait up to the 5 ms
+# switch interval to get the GIL back (a convoy: hex view kept ~2,700 of 20,000 datagrams
+# of a 0.2 s burst). Once datagrams have come within DATAGRAM_RECENT, it renders at most
+# DATAGRAM_SLICE at a time, then waits at least DATAGRAM_RECENT (so it never takes more
+# than a fifth of the time), until the I/O thread has caught up (it posts datagrams within
+# DATAGRAM_CAUGHT_UP_LAG of reading them, or has posted them all and nothing more came),
+# or DATAGRAM_WAIT_MAX passed (so a flood beyond what the I/O thread can post, or a stall
+# of that thread, still shows something).
+DATAGRAM_SLICE = 0.005
+DATAGRAM_RECENT = 0.02
+DATAGRAM_CAUGHT_UP_LAG = 0.001
+DATAGRAM_WAIT_MAX = 0.2
+DATAGRAM_WAIT_STEP = 0.005
+# Batch mode: a frame ends after this much received data (interactive frames end sooner).
+# Rendering a 20 MB backlog of datagrams as one frame held ~90 MB of text until its write,
+# which the collector walked again and again (pauses up to 185 ms, every thread stopped,
+# the I/O thread too).
+BATCH_FRAME_BYTES = 256 * 1024
 
 
 class Sink(Protocol):
@@ -328,6 +352,7 @@ class Display:
         clock: Callable[[], float] = time.time,
         *,
         keep_up: bool = False,
+        live: bool = True,
         on_failure: Callable[[str], None] | None = None,
     ) -> None:
         self.renderer = renderer
@@ -348,11 +373,23 @@ class Display:
         """Why the display thread died (a bug): nothing more can be shown, so the session
         must end, with this in one line and a non-zero status."""
         self._on_failure = on_failure
+        self._live = live
+        """Events come from sockets as they happen (not from a transcript being replayed):
+        datagrams never wait for room, and the display gives way while they arrive."""
+        self._datagram_at = float("-inf")
+        """When the last datagram was posted (monotonic), and how long after it was read."""
+        self._datagram_lag = 0.0
+        self._rendering_since = 0.0
+        """When the display last began to render after waiting (for events or datagrams)."""
 
     def post(self, event: Event) -> None:
         """Thread-safe. Interactive, it never blocks (data beyond KEEP_UP_QUEUE_LIMIT is
         skipped); in batch mode it waits while more than QUEUE_LIMIT bytes of data are
-        waiting to be shown."""
+        waiting to be shown, except for datagrams, which never wait (beyond
+        DATAGRAM_QUEUE_LIMIT they are skipped)."""
+        if isinstance(event, Received) and event.datagram and self._live:
+            self._post_datagram(event)
+            return
         size = len(event.data) if isinstance(event, Received) else 0
         with self._changed:
             if self.failure is not None:
@@ -369,6 +406,21 @@ class Display:
                     )
             self._queue.append(event)
             self._queued_bytes += size
+            self._changed.notify()
+
+    def _post_datagram(self, event: Received) -> None:
+        now = time.monotonic()
+        with self._changed:
+            if self.failure is not None:
+                return
+            self._datagram_at = now
+            self._datagram_lag = time.time() - event.at
+            limit = self._queue_limit if self._keep_up else DATAGRAM_QUEUE_LIMIT
+            if self._queued_bytes + EVENT_OVERHEAD * len(self._queue) >= limit:
+                self._queue_skipped(event)
+            else:
+                self._queue.append(event)
+                self._queued_bytes += len(event.data)
             self._changed.notify()
 
     def _queue_skipped(self, event: Received) -> None:
@@ -398,6 +450,7 @@ class Display:
                 timeout = self.renderer.next_due(self._clock())
                 if not self._changed.wait_for(lambda: bool(self._queue), timeout):
                     return False
+                self._rendering_since = time.monotonic()
             self._backlog.extend(self._queue)
             self._backlog_bytes += self._queued_bytes
             self._queue.clear()
@@ -423,6 +476,8 @@ class Display:
             if not self._take():
                 self._write(self._guarded(lambda: self.renderer.tick(self._clock())))
                 continue
+            if self._datagrams_arriving():
+                self._give_way_to_datagrams()
             if self._keep_up:
                 # Leaving (/quit in a flood) must not wait for a backlog to be drawn.
                 self._skip_oldest(STOP_BACKLOG_LIMIT if self._stopping else BACKLOG_LIMIT)
@@ -435,6 +490,10 @@ class Display:
                     shown >= budget or time.monotonic() - started > FRAME_SECONDS
                 ):
                     break  # the rest waits for the next frame (or is skipped by then)
+                if shown >= BATCH_FRAME_BYTES:
+                    break  # written now: a frame's text is all alive until it is written
+                if self._datagrams_arriving():
+                    break  # what is rendered is written; the rest waits (see DATAGRAM_SLICE)
                 event = self._backlog.popleft()
                 if event is self._STOP:
                     stopping = True
@@ -455,6 +514,25 @@ class Display:
                 # interpreter: keys echo while a flood is shown.
                 time.sleep(max(0.0, FRAME_INTERVAL - (time.monotonic() - started)))
         self._write(None)
+
+    def _datagrams_arriving(self) -> bool:
+        """Datagrams came while this thread has rendered for a slice already."""
+        now = time.monotonic()
+        since = self._rendering_since
+        return since < self._datagram_at > now - DATAGRAM_RECENT and now - since >= DATAGRAM_SLICE
+
+    def _give_way_to_datagrams(self) -> None:
+        """Sleep (the I/O thread has the interpreter) until it has caught up with the
+        datagrams, or DATAGRAM_WAIT_MAX passes."""
+        began = time.monotonic()
+        while not self._stopping:
+            time.sleep(DATAGRAM_WAIT_STEP)  # pacing: polling one number is all it does
+            waited = time.monotonic() - began
+            if waited >= DATAGRAM_WAIT_MAX or (
+                waited >= DATAGRAM_RECENT and self._datagram_lag < DATAGRAM_CAUGHT_UP_LAG
+            ):
+                break
+        self._rendering_since = time.monotonic()
 
     def _skip_oldest(self, limit: int) -> None:
         """Turn the oldest received data of the backlog into counts until `limit` is left."""

@@ -212,7 +212,7 @@ def _replay(args: argparse.Namespace) -> int:
     )
     renderer = Renderer(view)
     # Idle frames end by the transcript's own time, not by how fast the replay runs.
-    display = Display(renderer, sink, clock=lambda: renderer.latest_at)
+    display = Display(renderer, sink, clock=lambda: renderer.latest_at, live=False)
     display.start()
     failure: tuple[str, int] | None = None
     try:

@@ -93,6 +93,25 @@ def _count(text: str) -> int:
     return int(text)
 
 
+# --rcvbuf: from a page to what no system grants (Linux caps it at net.core.rmem_max).
+RCVBUF_RANGE = (4096, 1 << 30)
+_SIZE_SUFFIXES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def _rcvbuf(text: str) -> int:
+    """Bytes, or with a K, M or G suffix (binary: 4M is 4,194,304), within RCVBUF_RANGE."""
+    low, high = RCVBUF_RANGE
+    number, unit = text.strip(), 1
+    if number[-1:].upper() in _SIZE_SUFFIXES:
+        number, unit = number[:-1], _SIZE_SUFFIXES[number[-1].upper()]
+    if not (number.isascii() and number.isdigit()):
+        raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r} (say 4194304 or 4M)")
+    size = int(number) * unit
+    if not low <= size <= high:
+        raise argparse.ArgumentTypeError(f"{text} is out of range (4K to 1G)")
+    return size
+
+
 def build_parser() -> argparse.ArgumentParser:
     from netrepl.payload import EOLS
     from netrepl.view import VIEW_NAMES
@@ -167,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     transport.add_argument(
         "--broadcast", action="store_true", help="UDP: allow sending to a broadcast address"
+    )
+    transport.add_argument(
+        "--rcvbuf",
+        type=_rcvbuf,
+        metavar="BYTES",
+        help="UDP: the socket's receive buffer, what a burst can queue while netrepl reads"
+        " (4K to 1G, default 4M; the system may grant less)",
     )
     transport.add_argument(
         "--keepalive", action="store_true", help="TCP keepalive probes (60 s idle, every 10 s)"
@@ -264,6 +290,8 @@ def _endpoint(args: argparse.Namespace) -> Endpoint:
         raise UsageError("-u (UDP) goes with neither --tls nor --unix")
     if args.broadcast and not args.udp:
         raise UsageError("--broadcast is for UDP (-u)")
+    if args.rcvbuf is not None and not args.udp:
+        raise UsageError("--rcvbuf is for UDP (-u): streams size their buffers themselves")
     if not args.listen:
         for name, value in (("--max-clients", args.max_clients), ("--once", args.once)):
             if value:
@@ -304,6 +332,7 @@ def _endpoint(args: argparse.Namespace) -> Endpoint:
         "reconnect": args.reconnect,
         "connect_timeout": args.connect_timeout,
         "listen": args.listen,
+        "rcvbuf": args.rcvbuf,
     }
     if args.unix is not None:
         if args.host is not None:

@@ -324,6 +324,8 @@ class Session:
         transport = self.transport
         if not self.settings.batch or transport is None or transport.loop.in_loop():
             return
+        if isinstance(self.current_target, tuple):
+            return  # an address (UDP /to HOST:PORT) needs nobody to have come first
         while transport.awaiting_peer and not self.cancel.is_set():
             transport.wait_for(lambda: not transport.awaiting_peer, CANCEL_POLL_SECONDS)
 

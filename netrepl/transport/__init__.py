@@ -61,6 +61,8 @@ class Endpoint:
     reconnect: float | None = None
     """Seconds before the first automatic reconnect; None: no automatic reconnect."""
     connect_timeout: float | None = 10.0
+    rcvbuf: int | None = None
+    """UDP: the receive buffer to ask the system for, in bytes; None: netrepl's default."""
 
     @property
     def label(self) -> str:

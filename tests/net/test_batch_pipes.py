@@ -244,3 +244,14 @@ def test_a_display_thread_that_dies_ends_the_run_with_a_line_and_status_4(make_p
     assert stdout == b"hello\n"
     assert b"netrepl: the display failed: OverflowError('timeout value is too large')" in stderr
     assert b"Traceback" not in stderr
+
+
+def test_a_udp_listener_sends_to_an_address_before_anyone_has_sent_to_it(start_netrepl):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as target:
+        target.bind(("127.0.0.1", 0))
+        target.settimeout(WAIT)
+        run = start_netrepl("-u", "-l", "127.0.0.1", "0", "--linger", "0.2")
+        run.listening_port("UDP")
+        run.write(b"/to 127.0.0.1:%d\nhello\n" % target.getsockname()[1])
+        assert target.recvfrom(100)[0] == b"hello\n"
+        assert run.finish().returncode == 0

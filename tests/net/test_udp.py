@@ -13,7 +13,7 @@ from netrepl.transport import Endpoint, open_transport
 from netrepl.transport.udp import MAX_DATAGRAM
 from tests.net import transport_helpers
 from tests.net.conftest import EventTap
-from tests.net.transport_helpers import payload, port_of, wait_noticed
+from tests.net.transport_helpers import noticed, payload, port_of, wait_noticed
 from tests.peers import has_ipv6_loopback
 
 raw = transport_helpers.raw
@@ -172,13 +172,49 @@ def test_address_target_reaches_a_raw_socket(transports, raw):
 
     data, source = target.recvfrom(65536)
     assert data == b"unasked" and source == ("127.0.0.1", port_of(listener.address))
-    [announced] = tap.of_type(Connected)
-    assert announced.peer == f"127.0.0.1:{target_port}" and announced.accepted
-    assert tap.of_type(Sent) == [Sent(announced.conn, b"unasked", False)]
+    [sent] = tap.of_type(Sent)
+    assert sent.data == b"unasked"
 
     target.sendto(b"answer", ("127.0.0.1", port_of(listener.address)))
     wait_datagrams(tap, 1)
-    assert tap.of_type(Received)[0].conn == announced.conn, "the same sender, the same id"
+    [announced] = tap.of_type(Connected)
+    assert announced.peer == f"127.0.0.1:{target_port}" and announced.accepted
+    assert tap.of_type(Received)[0].conn == announced.conn == sent.conn, "the same id"
+
+
+def test_an_address_sent_to_is_no_sender_until_a_datagram_comes_from_it(transports, raw):
+    """Issue 10: `/to HOST:PORT` and a line announced `#3 datagrams from HOST:PORT` and
+    counted a sender, though nothing came from there."""
+    listener, tap = transports.open(udp("127.0.0.1", 0, listen=True))
+    port = port_of(listener.address)
+    sender, destination = raw.udp(), raw.udp()
+    sender.sendto(b"real", ("127.0.0.1", port))
+    wait_datagrams(tap, 1)
+    destination_label = f"127.0.0.1:{destination.getsockname()[1]}"
+
+    for line in (b"one", b"two"):
+        listener.send(line, ("127.0.0.1", destination.getsockname()[1]), as_hex=False)
+        assert destination.recvfrom(100)[0] == line
+    assert [e.peer for e in tap.of_type(Connected)] == [f"127.0.0.1:{sender.getsockname()[1]}"]
+    assert listener.state == "listening, 1 sender"
+    assert [peer.conn for peer in listener.peers()] == [1]
+    notice = wait_noticed(tap, "sending datagrams to")
+    assert notice.level == "status" and destination_label in notice.text
+    assert len(noticed(tap, "sending datagrams to")) == 1, "said once per address"
+    listener.send(b"to all senders", "all", as_hex=False)
+    listener.send(b"marker", ("127.0.0.1", destination.getsockname()[1]), as_hex=False)
+    assert sender.recvfrom(100)[0] == b"to all senders"
+    assert destination.recvfrom(100)[0] == b"marker", "'all' did not include it"
+
+    destination.sendto(b"now a sender", ("127.0.0.1", port))
+    wait_datagrams(tap, 2)
+    [_, joined] = tap.of_type(Connected)
+    assert joined.peer == destination_label and joined.accepted
+    assert joined.at == tap.of_type(Received)[-1].at, "announced as of its first datagram"
+    assert listener.state == "listening, 2 senders"
+    info = {peer.conn: peer for peer in listener.peers()}
+    assert info[joined.conn].sent == len(b"one") + len(b"two") + len(b"marker")
+    assert {e.conn for e in tap.of_type(Sent) if e.data != b"to all senders"} == {joined.conn}
 
 
 def test_listen_on_all_interfaces_shows_ipv4_senders_plainly(transports, raw):
@@ -280,3 +316,23 @@ def test_broadcast_option_allows_sending(transports):
     listener.send(b"hello all", ("127.255.255.255", free_udp_port()), as_hex=False)
     assert client.sent == 9 and listener.sent == 9
     assert [e.data for e in tap.of_type(Sent)] == [b"hello all"]
+
+
+def test_batch_listener_sending_to_an_address_shows_no_new_sender(start_netrepl, raw):
+    run = start_netrepl("-u", "-l", "127.0.0.1", "0", "--linger", "0.3")
+    port = run.listening_port("UDP")
+    sender, destination = raw.udp(), raw.udp()
+    sender_port, destination_port = sender.getsockname()[1], destination.getsockname()[1]
+    sender.sendto(b"hello", ("127.0.0.1", port))
+    run.wait_stdout(b"hello\n")
+
+    run.write(b"/to 127.0.0.1:%d\nfor you\n/clients\n" % destination_port)
+    assert destination.recvfrom(100)[0] == b"for you\n"
+    result = run.finish()
+    assert result.returncode == 0, result.stderr
+    stderr = result.stderr.decode()
+    assert f"#1 datagrams from 127.0.0.1:{sender_port}\n" in stderr
+    assert f"datagrams from 127.0.0.1:{destination_port}" not in stderr
+    assert f"sending datagrams to 127.0.0.1:{destination_port} (a sender once" in stderr
+    rows = [line.split() for line in stderr.splitlines() if line.startswith("    #")]
+    assert [row[:2] for row in rows] == [["#1", f"127.0.0.1:{sender_port}"]], stderr
