@@ -192,8 +192,9 @@ class BatchRun:
         if transport is None:
             return
         self._wakeups.append(transport.notify)
-        if session.listening:
-            # Like nc -l: a listener has its first client (or datagram) before it is done.
+        if session.listening and not isinstance(session.current_target, tuple):
+            # Like nc -l: a listener has its first client (or datagram) before it is done
+            # (unless it was told where to send: /to HOST:PORT).
             transport.wait_for(
                 lambda: not transport.awaiting_peer or transport.finished or self.stopping(), None
             )
