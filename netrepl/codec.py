@@ -57,6 +57,35 @@ def encoding_for_sending(encoding: str) -> str:
     return "utf-8" if encoding == AUTO else encoding
 
 
+def make_encoder(encoding: str) -> codecs.IncrementalEncoder:
+    """An incremental encoder for typed text in a view's encoding (`auto` too). A character
+    that arrived undecodable (stdin is read with surrogateescape) goes out as its byte."""
+    return codecs.getincrementalencoder(encoding_for_sending(encoding))(errors="surrogateescape")
+
+
+def encode_for_sending(text: str, encoding: str) -> bytes:
+    """`text` as a typed line sends it in a view's encoding (`auto` too), all at once.
+    Raises UnicodeEncodeError for a character the encoding has no bytes for."""
+    return text.encode(encoding_for_sending(encoding), "surrogateescape")
+
+
+def decode_complete(data: bytes, encoding: str) -> str:
+    """Complete bytes as text in a view's encoding (`auto` too): an undecodable byte becomes
+    U+DC00+byte, as in the incremental decoders. Not yet safe to show: see `quote`."""
+    return make_decoder(encoding, fast=False).decode(data, final=True)
+
+
+# A lone surrogate in repr() output, after an even number of backslashes (so not a typed one).
+_REPR_UNDECODABLE = re.compile(r"(?<!\\)((?:\\\\)*)\\udc([0-9a-f]{2})")
+
+
+def quote(text: str) -> str:
+    """`text` quoted for a message, as repr() writes it (controls escaped), except that an
+    undecodable byte (U+DC00+byte, from surrogateescape or these decoders) is shown as
+    the byte it was: `'caf\\xe9'`, not `'caf\\udce9'`."""
+    return _REPR_UNDECODABLE.sub(r"\1\\x\2", repr(text))
+
+
 # A valid UTF-8 character of three or four bytes (RFC 3629 table 3-7: no overlongs, no
 # surrogates): CJK and most symbols, which GBK text almost never forms by chance.
 _UTF8_WIDE = (

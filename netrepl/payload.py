@@ -8,7 +8,6 @@ file reader in it is the caller's, so nothing here touches a file.
 
 from __future__ import annotations
 
-import codecs
 import re
 import time
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from netrepl.checksum import CHECKSUMS
-from netrepl.codec import encoding_for_sending
+from netrepl.codec import encoding_for_sending, make_encoder
 from netrepl.errors import UsageError
 
 EOLS: dict[str, bytes] = {"lf": b"\n", "crlf": b"\r\n", "cr": b"\r", "none": b""}
@@ -84,9 +83,8 @@ class _LineEncoder:
     written once at the start and stateful encodings keep their state between pieces."""
 
     def __init__(self, encoding: str) -> None:
-        self.encoding = encoding
-        # surrogateescape: bytes that arrived undecodable on stdin (batch) go out unchanged.
-        self._encoder = codecs.getincrementalencoder(encoding)(errors="surrogateescape")
+        self.encoding = encoding_for_sending(encoding)
+        self._encoder = make_encoder(encoding)
 
     def encode(self, text: str, column: int, final: bool = False) -> bytes:
         try:
@@ -106,7 +104,7 @@ def encode_text(
 
     `\\xNN` is a raw byte, not a character, so any byte can be sent whatever the encoding.
     """
-    encoder = _LineEncoder(encoding_for_sending(encoding))
+    encoder = _LineEncoder(encoding)
     if not escapes or ("\\" not in line and (context is None or "{" not in line)):
         return encoder.encode(line, 1, final=True)
     out = bytearray()

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from netrepl.commands import Arguments, Param, command
 from netrepl.errors import UsageError
-from netrepl.transport import Target, format_address, parse_host_port
+from netrepl.transport import Target, format_address, parse_host, parse_host_port
 
 if TYPE_CHECKING:
     from netrepl.session import Session
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     params=[Param("HOST"), Param("PORT")],
 )
 def _connect(session: Session, args: Arguments) -> None:
-    session.connect(args[0], args[1])
+    session.connect(parse_host(args[0]), args[1])
 
 
 @command("reconnect", "connect again to the last address", group="Connection")
