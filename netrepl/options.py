@@ -26,7 +26,9 @@ USAGE = """\
 netrepl [options] HOST PORT              connect (TCP; -u UDP; --tls TLS)
        netrepl [options] -l [HOST] PORT         listen for clients (all interfaces by default)
        netrepl [options] --unix PATH [-l]       a unix stream socket
-       netrepl --demo                           try it against the built-in demo peer"""
+       netrepl --demo                           try it against the built-in demo peer
+       netrepl replay FILE [--view V]           show a saved --log transcript again
+       netrepl export FILE --pcap OUT           turn a --log transcript into a pcap file"""
 
 EXAMPLES = """\
 examples:
@@ -39,6 +41,9 @@ examples:
   netrepl -l 9000                      wait for devices to connect to port 9000
   netrepl -u -l 5000 --view hex        receive UDP datagrams on port 5000
   printf 'PING\\r\\n' | netrepl 127.0.0.1 6379     batch: prints +PONG and exits
+  netrepl 10.0.0.5 9000 --log s.jsonl keep every byte in a transcript, then:
+  netrepl replay s.jsonl --view hex    show it again (netrepl replay --help)
+  netrepl export s.jsonl --pcap s.pcap make a capture for Wireshark (netrepl export --help)
 
 Inside, type /help for the commands.
 """

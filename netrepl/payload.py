@@ -170,9 +170,16 @@ _INT_FORMATS = {"u8": (1, "big"), "u16": (2, "big"), "u16le": (2, "little"),
 
 
 def expand_placeholder(
-    name: str, argument: str | None, before: bytes, context: SendContext, column: int
+    name: str,
+    argument: str | None,
+    before: bytes,
+    context: SendContext,
+    column: int,
+    *,
+    in_text: bool = True,
 ) -> bytes:
-    """The bytes `{name:argument}` stands for, given the bytes of the line before it."""
+    """The bytes `{name:argument}` stands for, given the bytes of the line before it.
+    `in_text`: the line is text, where `\\{` sends a brace itself (not so in hex)."""
     where = f"{{{name}}} at column {column}"
     if name in CHECKSUMS:
         return CHECKSUMS[name].digest(_byte_range(before, argument, where))
@@ -200,7 +207,9 @@ def expand_placeholder(
             raise UsageError(f"{where}: files cannot be read here")
         return context.read_file(argument)
     known = ", ".join(PLACEHOLDERS)
-    raise UsageError(f"unknown placeholder {{{name}}} at column {column} (known: {known})")
+    literally = f"\\{{{name}" + (f":{argument}" if argument is not None else "") + "}"
+    hint = f": write {literally} to send it as typed" if in_text else ""
+    raise UsageError(f"unknown placeholder {{{name}}} at column {column}{hint} (known: {known})")
 
 
 def _byte_range(before: bytes, argument: str | None, where: str) -> bytes:
@@ -237,7 +246,12 @@ def parse_hex_line(text: str, context: SendContext | None, column: int = 1) -> b
         if chunk.strip(" ,:;-\t"):
             out += parse_hex(chunk, column + start)
         out += expand_placeholder(
-            match.group(1), match.group(2), bytes(out), context, column + match.start()
+            match.group(1),
+            match.group(2),
+            bytes(out),
+            context,
+            column + match.start(),
+            in_text=False,
         )
         start = match.end()
     tail = text[start:]

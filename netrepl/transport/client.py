@@ -316,7 +316,9 @@ class StreamClient(Transport):
                 " (or --insecure)"
             )
         layer = TlsLayer(context, server_side=False, server_hostname=hostname)
-        early = client_handshake(sock, layer, deadline, self.cancel, endpoint.label)
+        early = client_handshake(
+            sock, layer, deadline, self.cancel, endpoint.label, endpoint.connect_timeout
+        )
         return layer, early
 
     # ---- reconnecting
