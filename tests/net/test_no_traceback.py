@@ -14,6 +14,8 @@ import sys
 
 import pytest
 
+from netrepl.errors import UsageError
+from netrepl.options import Startup
 from tests.net.conftest import WAIT, netrepl_env, run_netrepl
 from tests.peers import free_port
 
@@ -309,3 +311,16 @@ def test_a_name_with_no_ipv6_address_says_so_with_6(echo_peer):
         f"netrepl: cannot connect to localhost:{echo_peer.port}:"
         " localhost has no IPv6 address, only IPv4 (127.0.0.1)"
     ]
+
+
+# ---- the command line's files, with a NUL byte (argv cannot carry one; a config or a caller can)
+
+
+@pytest.mark.parametrize("field", ["log", "capture", "script", "on_connect"])
+def test_startup_files_with_a_nul_byte_are_usage_errors(make_session, field):
+    harness = make_session(batch=True)
+    with pytest.raises(
+        UsageError, match=r"^cannot (read|write) 'a\\x00b': a path cannot hold a NUL byte$"
+    ):
+        harness.session.begin(Startup(**{field: "a\x00b"}))
+    assert harness.session.log is None and harness.session.capture is None
