@@ -17,6 +17,7 @@ from typing import Literal
 from netrepl.checksum import CHECKSUMS
 from netrepl.codec import encoding_for_sending, make_encoder
 from netrepl.errors import UsageError
+from netrepl.quantity import whole_or_none
 
 EOLS: dict[str, bytes] = {"lf": b"\n", "crlf": b"\r\n", "cr": b"\r", "none": b""}
 InputMode = Literal["text", "hex"]
@@ -219,9 +220,11 @@ def _byte_range(before: bytes, argument: str | None, where: str) -> bytes:
     start_text, dash, end_text = argument.partition("-")
     if not dash or not all(p.isascii() and p.isdigit() for p in (start_text, end_text) if p):
         raise UsageError(f"{where}: a byte range is START-END, START- or -END, not {argument!r}")
-    start = int(start_text) if start_text else 0
-    end = int(end_text) + 1 if end_text else len(before)
-    if start >= len(before) or end > len(before) or start >= end:
+    # A byte index past what any line holds is out of range, however many digits it has.
+    start = whole_or_none(start_text, 1 << 40) if start_text else 0
+    last = whole_or_none(end_text, 1 << 40) if end_text else len(before) - 1
+    end = None if last is None else last + 1
+    if start is None or end is None or start >= len(before) or end > len(before) or start >= end:
         raise UsageError(f"{where}: range {argument} is outside the {len(before)} bytes before it")
     return before[start:end]
 

@@ -33,6 +33,18 @@ def looks_like_whole(text: str) -> bool:
     return _WHOLE.fullmatch(text) is not None
 
 
+def whole_or_none(text: str, high: int) -> int | None:
+    """`text` as a whole number from 0 to `high`, or None when it is no such number (a word,
+    or digits too many to mean anything): for a word that may be a number or a name, like
+    /to's `3` or `all`. Never int() on thousands of digits, which raises ValueError."""
+    if not looks_like_whole(text):
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(high)) or int(digits) > high:
+        return None
+    return int(digits)
+
+
 def _format(number: float) -> str:
     return f"{int(number):,}" if float(number).is_integer() else f"{number:g}"
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from netrepl.errors import NetreplError, UsageError
 from netrepl.files import describe_path_error, is_stream, open_for_reading, shown_path
+from netrepl.quantity import whole_or_none
 from netrepl.transport.loop import IOLoop
 from netrepl.watch import ExpectTimeout
 
@@ -174,7 +175,8 @@ class PeriodicJobs:
                 stopped = list(self._jobs.values())
                 self._jobs.clear()
                 return stopped
-            job = self._jobs.pop(int(which), None) if which.isdigit() else None
+            number = whole_or_none(which.removeprefix("#"), 999_999_999)
+            job = self._jobs.pop(number, None) if number is not None else None
         if job is None:
             raise UsageError(f"/stop: no job {which} (/every lists them)")
         return [job]

@@ -121,6 +121,13 @@ TYPED = [
     ("/repeat 99999999999999999999 x", ["/repeat COUNT: '99999999999999999999' is not a whole"]),
     ("/sendfile {file} --chunk 99999999999999999999", ["/sendfile --chunk: '9999", "bytes"]),
     ("/sendfile {file} --delay 99999999999999999999", ["/sendfile --delay: '9999", MS]),
+    # Numbers of more digits than int() converts (4,300): ValueError, not a message, before.
+    ("x{sum8:" + "9" * 5000 + "-}", ["{sum8} at column 2: range 9999"]),
+    ("x{sum8:-" + "9" * 5000 + "}", ["{sum8} at column 2: range -9999"]),
+    ("/kick " + "9" * 5000, ["/kick: '9999", "is not a client id"]),
+    ("/cert " + "9" * 5000, ["/cert: '9999", "is not a client id"]),
+    ("/to #" + "9" * 5000, ["/to: '#9999", "is not a client id"]),
+    ("/stop " + "9" * 5000, ["/stop: no job 9999"]),
     # Regular expressions the engine cannot hold.
     ("/expect a{99999999999}", ["bad pattern 'a{99999999999}': the repetition number"]),
     ("/when a{99999999999} -> x", ["bad pattern 'a{99999999999}': the repetition number"]),
