@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import re
-import unicodedata
 from typing import Literal, Protocol
 
 AUTO = "auto"
@@ -45,8 +44,8 @@ def resolve_encoding(name: str) -> str:
         return AUTO
     try:
         info = codecs.lookup(name)
-    except LookupError:
-        raise ValueError(f"unknown encoding {name!r}") from None
+    except (LookupError, UnicodeError):  # UnicodeError: a name typed in bytes that are not UTF-8
+        raise ValueError(f"unknown encoding {quote(name)}") from None
     # Byte-to-byte codecs (hex, base64, zlib) cannot show or encode text.
     if not getattr(info, "_is_text_encoding", True):
         raise ValueError(f"{name!r} is not a text encoding")
@@ -260,7 +259,7 @@ def _escape_char(ch: str) -> tuple[str, EscapeKind]:
         return f"\\x{code - 0xDC00:02x}", "invalid"
     if 0xD800 <= code <= 0xDFFF:
         return f"\\u{code:04x}", "invalid"
-    if code < 0x100 and unicodedata.category(ch) == "Cc":
+    if code < 0x100 and code != 0xAD:  # C0, DEL, C1: a byte's worth
         return f"\\x{code:02x}", "control"
     if code <= 0xFFFF:
         # The soft hyphen too: `\\xad` would read as the undecodable byte AD.

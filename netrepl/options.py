@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from netrepl import __version__
+from netrepl.codec import quote
 from netrepl.errors import UsageError
 from netrepl.quantity import CONNECT_TIMEOUT, WAIT, Whole
 
@@ -280,6 +281,9 @@ def _endpoint(args: argparse.Namespace) -> Endpoint:
     tls = None
     if args.tls:
         alpn = tuple(p.strip() for p in args.alpn.split(",") if p.strip()) if args.alpn else ()
+        for protocol in alpn:
+            if not (protocol.isascii() and protocol.isprintable()) or len(protocol) > 255:
+                raise UsageError(f"--alpn: {quote(protocol)} is not a protocol name (like h2)")
         tls = TlsOptions(
             cafile=args.cafile,
             insecure=args.insecure,
