@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netrepl.errors import UsageError
+from netrepl.files import read_at_most, shown_path
 from netrepl.payload import EOLS
 from netrepl.view import VIEW_NAMES
 
@@ -33,6 +34,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "time": ("off", "on", "delta"),
 }
 _DEFAULT_KEYS = ("view", "encoding", "eol", "input", "escapes", "time")
+CONFIG_LIMIT = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -92,13 +94,14 @@ def _table(data: dict, name: str, source: str) -> dict:  # type: ignore[type-arg
 
 def load_config(path: str | None) -> Config:
     """`--config FILE` (which must exist), else the user's file if there is one."""
-    file = Path(os.path.expanduser(path)) if path is not None else config_path()
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    file = str(Path(os.path.expanduser(path)) if path is not None else config_path())
+    if not os.path.lexists(file) and "\0" not in file:
         if path is not None:
-            raise UsageError(f"--config {path}: no such file") from None
+            raise UsageError(f"--config {shown_path(path)}: no such file")
         return Config()
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"cannot read {file}: {error}") from None
-    return parse_config(text, str(file))
+    data = read_at_most(file, CONFIG_LIMIT, "a config file is a few lines of TOML")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(f"cannot read {shown_path(file)}: {error}") from None
+    return parse_config(text, file)

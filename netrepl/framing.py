@@ -12,6 +12,7 @@ from typing import Literal
 
 from netrepl.errors import UsageError
 from netrepl.payload import parse_hex
+from netrepl.quantity import Whole
 
 FrameMode = Literal["raw", "idle", "line", "len", "delim"]
 
@@ -19,6 +20,9 @@ FRAME_MODES: tuple[FrameMode, ...] = ("raw", "idle", "line", "len", "delim")
 
 # A frame that never ends (no delimiter, no silence) is cut here so memory stays bounded.
 MAX_FRAME = 1024 * 1024
+IDLE_MS = Whole(1, 60_000, "milliseconds")
+"""`idle MS`: a silence of up to a minute ends a frame; longer would hide data for longer."""
+FRAME_LENGTH = Whole(1, MAX_FRAME, "bytes")
 
 
 @dataclass(frozen=True)
@@ -133,10 +137,14 @@ def parse_framing(words: list[str]) -> Framing:
             raise ValueError(f"{mode} takes nothing more")
         return Framing(mode)  # type: ignore[arg-type]
     if mode in ("idle", "len"):
-        if len(rest) != 1 or not (rest[0].isascii() and rest[0].isdigit()) or int(rest[0]) < 1:
+        quantity = IDLE_MS if mode == "idle" else FRAME_LENGTH
+        if len(rest) != 1:
             what = "MS (milliseconds of silence)" if mode == "idle" else "N (bytes per frame)"
-            raise ValueError(f"{mode} takes one whole number {what}")
-        number = int(rest[0])
+            raise ValueError(f"{mode} takes one whole number {what}, {quantity.range}")
+        try:
+            number = quantity.parse(rest[0], mode)
+        except UsageError as error:
+            raise ValueError(str(error)) from None
         return Framing("idle", idle_ms=number) if mode == "idle" else Framing("len", length=number)
     if mode == "delim":
         if not rest:

@@ -7,7 +7,7 @@ a log never does. Nothing here renders; the format itself lives in `transcript.p
 
 from __future__ import annotations
 
-import os
+import contextlib
 import threading
 import time
 from collections import deque
@@ -16,6 +16,7 @@ from typing import BinaryIO, TextIO
 
 from netrepl.errors import UsageError
 from netrepl.events import Event, Received
+from netrepl.files import describe_path_error, open_for_writing, shown_path
 from netrepl.transcript import Entry, Logged, header, to_line, to_pieces
 
 # Written lines reach the disk within this time, so `tail -f` keeps up, without a flush (a
@@ -28,33 +29,32 @@ MEMORY_LIMIT = 1024 * 1024
 WRITE_BUFFER = 1024 * 1024
 
 
-def open_for_writing(path: str, binary: bool = False) -> BinaryIO | TextIO:
-    """Open `path` to write, or raise UsageError saying why not (one line)."""
-    try:
-        expanded = os.path.expanduser(path)
-        if binary:
-            # A large buffer turns a record's many base64 pieces into few system calls.
-            return open(expanded, "wb", buffering=WRITE_BUFFER)
-        return open(expanded, "w", encoding="utf-8")
-    except OSError as error:
-        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
-
-
 class _File:
     """A binary file written from any thread, flushed by a thread of its own every
     FLUSH_SECONDS while there is something unflushed, so a quiet session's last lines reach
-    the disk too."""
+    the disk too. Nothing here raises once the file is open: the first failure (a full
+    disk) stops the file and is kept in `failed`, for the session to say once."""
+
+    what = "file"
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._file: BinaryIO = open_for_writing(path, binary=True)  # type: ignore[assignment]
+        # A large buffer turns a record's many base64 pieces into few system calls.
+        self._file: BinaryIO = open_for_writing(  # type: ignore[assignment]
+            path, binary=True, buffering=WRITE_BUFFER
+        )
         self._lock = threading.Lock()
         self._dirty = False
         self._closed = threading.Event()
         self.failed: str | None = None
         threading.Thread(target=self._flush_loop, name="netrepl-flush", daemon=True).start()
 
-    def _write_pieces(self, pieces: Iterable[bytes], what: str) -> None:
+    def _fail(self, error: Exception) -> None:
+        if self.failed is None:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            self.failed = f"the {self.what} {shown_path(self.path)} stopped: {reason}"
+
+    def _write_pieces(self, pieces: Iterable[bytes]) -> None:
         """Write `pieces` in order, with no other thread's write in between."""
         with self._lock:
             if self.failed is not None or self._closed.is_set():
@@ -64,42 +64,86 @@ class _File:
                     self._file.write(piece)
                 self._dirty = True
             except (OSError, ValueError) as error:  # disk full, say
-                self.failed = f"the {what} {self.path} stopped: {error}"
+                self._fail(error)
 
     def _flush_loop(self) -> None:
         while not self._closed.wait(FLUSH_SECONDS):
             with self._lock:
-                if self._dirty and not self._closed.is_set():
+                if self._dirty and not self._closed.is_set() and self.failed is None:
                     try:
                         self._file.flush()
                     except (OSError, ValueError) as error:
-                        self.failed = f"{self.path} stopped: {error}"
+                        self._fail(error)
                     self._dirty = False
 
     def close(self) -> None:
+        """Flush what is buffered and close. Never raises: a failure lands in `failed`.
+        (A buffered file closes its descriptor even when the last flush fails.)"""
         with self._lock:
             self._closed.set()
-            if not self._file.closed:
+            try:
                 self._file.close()
+            except (OSError, ValueError) as error:
+                self._fail(error)
 
 
 class TranscriptLog(_File):
     """--log FILE: one JSON line per wire event, from the moment it is opened."""
 
+    what = "log"
+
     def __init__(self, path: str) -> None:
         super().__init__(path)
-        self._write_pieces([(header(time.time()) + "\n").encode()], "log")
+        self._write_pieces([(header(time.time()) + "\n").encode()])
 
     def write(self, event: Event, at: float) -> None:
-        self._write_pieces(to_pieces(event, at), "log")
+        self._write_pieces(to_pieces(event, at))
 
 
 class CaptureFile(_File):
     """--capture FILE: the received bytes only, of every connection, as they came."""
 
+    what = "capture"
+
     def write(self, event: Event) -> None:
         if isinstance(event, Received):
-            self._write_pieces([event.data], "capture")
+            self._write_pieces([event.data])
+
+
+class Recording:
+    """/record FILE: the lines typed from now on, a script for /run. Each line is written as
+    it was typed, undecodable input bytes included (stdin is read with surrogateescape), and
+    flushed at once. Once open, nothing here raises: a failure (a full disk) stops the
+    recording, is kept in `failed` for the session to say once, and never fails the line."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.failed: str | None = None
+        self._file: TextIO = open_for_writing(path)  # type: ignore[assignment]
+        try:
+            self._write(f"# recorded by netrepl, to replay with /run {path}")
+        except (OSError, ValueError) as error:
+            self.close()
+            reason = describe_path_error(error)
+            raise UsageError(f"cannot write {shown_path(path)}: {reason}") from None
+
+    def _write(self, line: str) -> None:
+        self._file.write(line + "\n")
+        self._file.flush()
+
+    def write(self, line: str) -> None:
+        if self.failed is not None:
+            return
+        try:
+            self._write(line)
+        except (OSError, ValueError) as error:
+            reason = describe_path_error(error)
+            self.failed = f"the recording {shown_path(self.path)} stopped: {reason}"
+
+    def close(self) -> None:
+        """Never raises: whatever did not reach the disk is already in `failed`."""
+        with contextlib.suppress(OSError, ValueError):
+            self._file.close()
 
 
 class SessionMemory:
@@ -137,5 +181,6 @@ class SessionMemory:
                     if line is not None:
                         file.write(line + "\n")  # type: ignore[arg-type]
         except OSError as error:
-            raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+            reason = describe_path_error(error)
+            raise UsageError(f"cannot write {shown_path(path)}: {reason}") from None
         return len(entries)

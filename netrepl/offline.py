@@ -28,6 +28,9 @@ EXIT_OK, EXIT_IO, EXIT_USAGE = 0, 1, 2
 
 MAX_PAUSE = 5.0
 """Seconds replay waits between two records at most, whatever the transcript's gap."""
+MAX_LINE = 32 * 1024 * 1024
+"""A transcript line holds one event: its data in base64, a 16 MiB send at most (22 MiB).
+Longer is no transcript (/dev/zero), and would grow memory without end."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -281,12 +284,14 @@ def _entries_from(source: BinaryIO, path: str) -> Iterator[Entry]:
     number = 0
     while True:
         try:
-            raw = source.readline()
+            raw = source.readline(MAX_LINE + 1)
         except OSError as error:
             raise _InputError(f"cannot read {_name(path)}: {_reason(error)}") from None
         if not raw:
             return
         number += 1
+        if len(raw) > MAX_LINE:
+            raise TranscriptError(f"line {number}: over {MAX_LINE >> 20} MiB: not a transcript")
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from netrepl import __version__
+from netrepl.codec import quote
 from netrepl.errors import UsageError
+from netrepl.quantity import CONNECT_TIMEOUT, WAIT, Whole
 
 if TYPE_CHECKING:
     from netrepl.transport import Endpoint
@@ -25,7 +27,9 @@ USAGE = """\
 netrepl [options] HOST PORT              connect (TCP; -u UDP; --tls TLS)
        netrepl [options] -l [HOST] PORT         listen for clients (all interfaces by default)
        netrepl [options] --unix PATH [-l]       a unix stream socket
-       netrepl --demo                           try it against the built-in demo peer"""
+       netrepl --demo                           try it against the built-in demo peer
+       netrepl replay FILE [--view V]           show a saved --log transcript again
+       netrepl export FILE --pcap OUT           turn a --log transcript into a pcap file"""
 
 EXAMPLES = """\
 examples:
@@ -38,9 +42,15 @@ examples:
   netrepl -l 9000                      wait for devices to connect to port 9000
   netrepl -u -l 5000 --view hex        receive UDP datagrams on port 5000
   printf 'PING\\n' | netrepl 127.0.0.1 6379       batch: prints +PONG and exits
+  netrepl 10.0.0.5 9000 --log s.jsonl keep every byte in a transcript, then:
+  netrepl replay s.jsonl --view hex    show it again (netrepl replay --help)
+  netrepl export s.jsonl --pcap s.pcap make a capture for Wireshark (netrepl export --help)
 
 Inside, type /help for the commands.
 """
+
+
+_T = TypeVar("_T")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,20 +87,19 @@ class Options:
     """Half-close the write side at the end of stdin (batch mode)."""
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value < 0 or value != value:
-        raise argparse.ArgumentTypeError(f"seconds must be zero or more, got {text}")
-    return value
+def _typed(parse: Callable[[str], _T]) -> Callable[[str], _T]:
+    """An argparse type from a quantity's parse: its one-line error, said by argparse."""
+
+    def convert(text: str) -> _T:
+        try:
+            return parse(text)
+        except UsageError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return convert
 
 
-def _count(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
-    return int(text)
+MAX_CLIENTS = Whole(1, 1_000_000, "clients")
 
 
 # --rcvbuf: from a page to what no system grants (Linux caps it at net.core.rmem_max).
@@ -164,22 +173,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     transport.add_argument(
         "--connect-timeout",
-        type=_seconds,
+        type=_typed(CONNECT_TIMEOUT.parse),
         default=10.0,
         metavar="S",
-        help="give up connecting after S seconds (default 10)",
+        help=f"give up connecting after S seconds ({CONNECT_TIMEOUT.range}; default 10)",
     )
     transport.add_argument(
         "--reconnect",
-        type=_seconds,
+        type=_typed(WAIT.parse),
         nargs="?",
         const=1.0,
         metavar="S",
         help="reconnect automatically when the connection ends or fails, first after S"
-        " seconds (default 1), then backing off to 30",
+        f" seconds ({WAIT.range}; default 1), then backing off to 30",
     )
     transport.add_argument(
-        "--max-clients", type=_count, metavar="N", help="listen: refuse clients beyond N"
+        "--max-clients",
+        type=_typed(MAX_CLIENTS.parse),
+        metavar="N",
+        help=f"listen: refuse clients beyond N ({MAX_CLIENTS.range})",
     )
     transport.add_argument(
         "--once", action="store_true", help="listen, batch: exit when the first client leaves"
@@ -238,11 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch = parser.add_argument_group("batch mode (stdin not a terminal)")
     batch.add_argument(
         "--linger",
-        type=_seconds,
+        type=_typed(WAIT.parse),
         default=1.0,
         metavar="S",
         help="after stdin ends (and its half-close), read until S seconds pass with nothing"
-        " received or the peer closes (default 1.0)",
+        f" received or the peer closes ({WAIT.range}; default 1.0)",
     )
     batch.add_argument(
         "--stdin",
@@ -270,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _endpoint(args: argparse.Namespace) -> Endpoint:
     """The transport options, checked against each other."""
-    from netrepl.transport import Endpoint, TlsOptions, parse_host_port, parse_port
+    from netrepl.transport import Endpoint, TlsOptions, parse_host, parse_host_port, parse_port
 
     needs_tls = [
         name
@@ -314,10 +326,13 @@ def _endpoint(args: argparse.Namespace) -> Endpoint:
     tls = None
     if args.tls:
         alpn = tuple(p.strip() for p in args.alpn.split(",") if p.strip()) if args.alpn else ()
+        for protocol in alpn:
+            if not (protocol.isascii() and protocol.isprintable()) or len(protocol) > 255:
+                raise UsageError(f"--alpn: {quote(protocol)} is not a protocol name (like h2)")
         tls = TlsOptions(
             cafile=args.cafile,
             insecure=args.insecure,
-            sni=args.sni,
+            sni=parse_host(args.sni, "--sni") if args.sni else None,
             cert=args.cert,
             key=args.key,
             alpn=alpn,
@@ -351,10 +366,12 @@ def _endpoint(args: argparse.Namespace) -> Endpoint:
     else:
         host, port_text = args.host, args.port
     if host is not None:
-        host = host.removeprefix("[").removesuffix("]")
+        host = parse_host(host)
     # Listening on port 0 takes a free port, printed when listening starts.
     port = 0 if args.listen and port_text == "0" else parse_port(port_text, protocol)
-    source = parse_host_port(args.source, port_optional=True) if args.source else None
+    source = (
+        parse_host_port(args.source, port_optional=True, what="--source") if args.source else None
+    )
     return Endpoint(protocol=protocol, host=host, port=port, source=source, **common)  # type: ignore[arg-type]
 
 

@@ -8,7 +8,6 @@ file reader in it is the caller's, so nothing here touches a file.
 
 from __future__ import annotations
 
-import codecs
 import re
 import time
 from collections.abc import Callable
@@ -16,8 +15,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from netrepl.checksum import CHECKSUMS
-from netrepl.codec import encoding_for_sending
+from netrepl.codec import encoding_for_sending, make_encoder
 from netrepl.errors import UsageError
+from netrepl.quantity import whole_or_none
 
 EOLS: dict[str, bytes] = {"lf": b"\n", "crlf": b"\r\n", "cr": b"\r", "none": b""}
 InputMode = Literal["text", "hex"]
@@ -84,9 +84,8 @@ class _LineEncoder:
     written once at the start and stateful encodings keep their state between pieces."""
 
     def __init__(self, encoding: str) -> None:
-        self.encoding = encoding
-        # surrogateescape: bytes that arrived undecodable on stdin (batch) go out unchanged.
-        self._encoder = codecs.getincrementalencoder(encoding)(errors="surrogateescape")
+        self.encoding = encoding_for_sending(encoding)
+        self._encoder = make_encoder(encoding)
 
     def encode(self, text: str, column: int, final: bool = False) -> bytes:
         try:
@@ -106,7 +105,7 @@ def encode_text(
 
     `\\xNN` is a raw byte, not a character, so any byte can be sent whatever the encoding.
     """
-    encoder = _LineEncoder(encoding_for_sending(encoding))
+    encoder = _LineEncoder(encoding)
     if not escapes or ("\\" not in line and (context is None or "{" not in line)):
         return encoder.encode(line, 1, final=True)
     out = bytearray()
@@ -172,9 +171,16 @@ _INT_FORMATS = {"u8": (1, "big"), "u16": (2, "big"), "u16le": (2, "little"),
 
 
 def expand_placeholder(
-    name: str, argument: str | None, before: bytes, context: SendContext, column: int
+    name: str,
+    argument: str | None,
+    before: bytes,
+    context: SendContext,
+    column: int,
+    *,
+    in_text: bool = True,
 ) -> bytes:
-    """The bytes `{name:argument}` stands for, given the bytes of the line before it."""
+    """The bytes `{name:argument}` stands for, given the bytes of the line before it.
+    `in_text`: the line is text, where `\\{` sends a brace itself (not so in hex)."""
     where = f"{{{name}}} at column {column}"
     if name in CHECKSUMS:
         return CHECKSUMS[name].digest(_byte_range(before, argument, where))
@@ -202,7 +208,9 @@ def expand_placeholder(
             raise UsageError(f"{where}: files cannot be read here")
         return context.read_file(argument)
     known = ", ".join(PLACEHOLDERS)
-    raise UsageError(f"unknown placeholder {{{name}}} at column {column} (known: {known})")
+    literally = f"\\{{{name}" + (f":{argument}" if argument is not None else "") + "}"
+    hint = f": write {literally} to send it as typed" if in_text else ""
+    raise UsageError(f"unknown placeholder {{{name}}} at column {column}{hint} (known: {known})")
 
 
 def _byte_range(before: bytes, argument: str | None, where: str) -> bytes:
@@ -212,9 +220,11 @@ def _byte_range(before: bytes, argument: str | None, where: str) -> bytes:
     start_text, dash, end_text = argument.partition("-")
     if not dash or not all(p.isascii() and p.isdigit() for p in (start_text, end_text) if p):
         raise UsageError(f"{where}: a byte range is START-END, START- or -END, not {argument!r}")
-    start = int(start_text) if start_text else 0
-    end = int(end_text) + 1 if end_text else len(before)
-    if start >= len(before) or end > len(before) or start >= end:
+    # A byte index past what any line holds is out of range, however many digits it has.
+    start = whole_or_none(start_text, 1 << 40) if start_text else 0
+    last = whole_or_none(end_text, 1 << 40) if end_text else len(before) - 1
+    end = None if last is None else last + 1
+    if start is None or end is None or start >= len(before) or end > len(before) or start >= end:
         raise UsageError(f"{where}: range {argument} is outside the {len(before)} bytes before it")
     return before[start:end]
 
@@ -239,7 +249,12 @@ def parse_hex_line(text: str, context: SendContext | None, column: int = 1) -> b
         if chunk.strip(" ,:;-\t"):
             out += parse_hex(chunk, column + start)
         out += expand_placeholder(
-            match.group(1), match.group(2), bytes(out), context, column + match.start()
+            match.group(1),
+            match.group(2),
+            bytes(out),
+            context,
+            column + match.start(),
+            in_text=False,
         )
         start = match.end()
     tail = text[start:]

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import itertools
 import os
+import select
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from netrepl.errors import NetreplError, UsageError
+from netrepl.files import describe_path_error, is_stream, open_for_reading, shown_path
+from netrepl.quantity import whole_or_none
 from netrepl.transport.loop import IOLoop
 from netrepl.watch import ExpectTimeout
 
@@ -25,6 +28,9 @@ if TYPE_CHECKING:
 # Scripts may run scripts (/run in a script); this deep at most, so a script that runs
 # itself stops with an error instead of exhausting the stack.
 MAX_DEPTH = 8
+# A script line is a typed line: one longer than this means the file is no script (and an
+# endless device without newlines, /dev/zero, would otherwise grow memory without end).
+MAX_LINE = 1024 * 1024
 EXIT_CONNECTION, EXIT_USAGE, EXIT_EXPECT = 1, 2, 3
 
 
@@ -50,19 +56,63 @@ def status_of(error: NetreplError) -> int:
 def read_script(path: str) -> list[tuple[int, str]]:
     """The numbered lines of a script to run: comments (`#` first) left out, blank lines
     kept (a blank typed line sends the end of line, which HTTP needs)."""
-    try:
-        with open(os.path.expanduser(path), encoding="utf-8", errors="surrogateescape") as file:
-            text = file.read()
-    except OSError as error:
-        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the newline that ends the last line starts no line of its own
-    return [
-        (number, line.removesuffix("\r"))
-        for number, line in enumerate(lines, 1)
-        if not line.lstrip().startswith("#")
-    ]
+    return list(script_lines(path))
+
+
+def script_lines(path: str, cancel: threading.Event | None = None) -> Iterator[tuple[int, str]]:
+    """The numbered lines of a script, as `read_script` gives them, read as they are run: a
+    FIFO or a device is read line by line as lines come (waiting on it stops when `cancel`
+    is set), never slurped. Raises ScriptError for a line longer than MAX_LINE (an endless
+    device such as /dev/zero ends there) and UsageError when the file cannot be read."""
+    with open_for_reading(path) as file:
+        read = _stream_reader(file, path, cancel) if is_stream(file) else file.readline
+        number = 0
+        while True:
+            try:
+                raw = read(MAX_LINE + 1)
+            except OSError as error:
+                raise UsageError(
+                    f"cannot read {shown_path(path)}: {describe_path_error(error)}"
+                ) from None
+            if not raw:
+                return
+            number += 1
+            if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+                raise ScriptError(
+                    f"{path}:{number}: a line over {MAX_LINE:,} bytes: not a script of typed lines",
+                    EXIT_USAGE,
+                )
+            line = raw.decode("utf-8", "surrogateescape").removesuffix("\n").removesuffix("\r")
+            if not line.lstrip().startswith("#"):
+                yield number, line
+
+
+def _stream_reader(
+    file: BinaryIO, path: str, cancel: threading.Event | None
+) -> Callable[[int], bytes]:
+    """readline(limit) for a FIFO or a device: what has come, up to a newline, waiting in
+    short slices so that `cancel` (Ctrl-C) is noticed even while nothing comes."""
+    descriptor = file.fileno()
+    pending = bytearray()
+
+    def readline(limit: int) -> bytes:
+        while True:
+            end = pending.find(b"\n", 0, limit) + 1 or (limit if len(pending) >= limit else 0)
+            if end:
+                line = bytes(pending[:end])
+                del pending[:end]
+                return line
+            if cancel is not None and cancel.is_set():
+                raise NetreplError(f"/run {path}: interrupted while waiting for its next line")
+            if select.select([descriptor], [], [], 0.05)[0]:
+                chunk = os.read(descriptor, 65536)
+                if not chunk:
+                    line = bytes(pending)
+                    pending.clear()
+                    return line
+                pending.extend(chunk)
+
+    return readline
 
 
 def run_script(
@@ -77,10 +127,9 @@ def run_script(
 
     if session.script_depth >= MAX_DEPTH:
         raise UsageError(f"/run {path}: scripts nested more than {MAX_DEPTH} deep")
-    lines = read_script(path)
     session.script_depth += 1
     try:
-        for number, line in lines:
+        for number, line in script_lines(path, session.cancel):
             if release_watchers is not None and not REGISTRY.is_setup(line):
                 release_watchers()
             try:
@@ -138,7 +187,8 @@ class PeriodicJobs:
                 stopped = list(self._jobs.values())
                 self._jobs.clear()
                 return stopped
-            job = self._jobs.pop(int(which), None) if which.isdigit() else None
+            number = whole_or_none(which.removeprefix("#"), 999_999_999)
+            job = self._jobs.pop(number, None) if number is not None else None
         if job is None:
             raise UsageError(f"/stop: no job {which} (/every lists them)")
         return [job]

@@ -11,14 +11,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from netrepl.codec import encoding_for_sending
+from netrepl.codec import decode_complete, quote
 from netrepl.commands import REGISTRY
 from netrepl.errors import NetreplError, SendError, UsageError
 from netrepl.events import (
@@ -31,11 +30,12 @@ from netrepl.events import (
     Progress,
     ViewChanged,
 )
+from netrepl.files import check_readable, is_stream, open_for_reading, read_at_most
 from netrepl.framing import Framing
-from netrepl.log import CaptureFile, SessionMemory, TranscriptLog, open_for_writing
+from netrepl.log import CaptureFile, Recording, SessionMemory, TranscriptLog
 from netrepl.payload import InputMode, SendContext, build_payload
 from netrepl.render import certificate_lines
-from netrepl.script import PeriodicJobs, read_script
+from netrepl.script import PeriodicJobs
 from netrepl.transcript import WIRE_EVENTS
 from netrepl.transport import (
     CANCEL_POLL_SECONDS,
@@ -62,25 +62,13 @@ PAYLOAD_FILE_LIMIT = 16 * 1024 * 1024
 def open_to_send(path: str) -> tuple[BinaryIO, int | None]:
     """`path` opened for /sendfile, and its size; None for a stream (a device, a pipe), which
     is sent as it comes, until it ends or the user stops it."""
-    try:
-        file = open(os.path.expanduser(path), "rb")  # noqa: SIM115 (the caller closes it)
-    except (OSError, ValueError) as error:
-        reason = error.strerror if isinstance(error, OSError) else str(error)
-        raise UsageError(f"cannot read {path}: {reason or error}") from None
-    status = os.fstat(file.fileno())
-    return file, status.st_size if stat.S_ISREG(status.st_mode) else None
+    file = open_for_reading(path)
+    return file, None if is_stream(file) else os.fstat(file.fileno()).st_size
 
 
 def read_payload_file(path: str) -> bytes:
     """The bytes of `path` for `{file:PATH}`, or a UsageError saying why not."""
-    try:
-        with open(os.path.expanduser(path), "rb") as file:
-            data = file.read(PAYLOAD_FILE_LIMIT + 1)
-    except OSError as error:
-        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
-    if len(data) > PAYLOAD_FILE_LIMIT:
-        raise UsageError(f"{path} is over 16 MiB: send it with /sendfile")
-    return data
+    return read_at_most(path, PAYLOAD_FILE_LIMIT, "send it with /sendfile")
 
 
 @dataclass
@@ -116,7 +104,7 @@ class Session:
         self.on_connect: str | None = None
         """A script to run after every connect and reconnect (--on-connect)."""
         self.script_depth = 0
-        self.recording: TextIO | None = None
+        self.recording: Recording | None = None
         self._send_lock = threading.RLock()
         # Starting a log and logging an event exclude each other: nothing is lost or doubled.
         self._logging = threading.Lock()
@@ -433,7 +421,7 @@ class Session:
                 self.start_capture(startup.capture)
             for script in (startup.script, startup.on_connect):
                 if script is not None:
-                    read_script(script)  # a missing script is a usage error before connecting
+                    check_readable(script)  # a missing script is a usage error before connecting
         except UsageError:
             self.close_files()
             raise
@@ -458,6 +446,7 @@ class Session:
         if log is None:
             return None
         log.close()
+        self._report_failure(log.failed)
         return log.path
 
     def start_capture(self, path: str) -> None:
@@ -470,6 +459,7 @@ class Session:
         if capture is None:
             return None
         capture.close()
+        self._report_failure(capture.failed)
         return capture.path
 
     def close_files(self) -> None:
@@ -482,33 +472,32 @@ class Session:
         """A line the user typed (or piped): recorded by /record, then handled."""
         recording = self.recording
         if recording is not None and not line.startswith("/record"):
-            recording.write(line + "\n")
-            recording.flush()
+            recording.write(line)
+            self._report_failure(recording.failed)
         self.submit(line)
 
     def start_recording(self, path: str) -> None:
-        recording = open_for_writing(path)
+        recording = Recording(path)
         self.stop_recording()
-        recording.write(f"# recorded by netrepl, to replay with /run {path}\n")  # type: ignore[arg-type]
-        self.recording = recording  # type: ignore[assignment]
+        self.recording = recording
 
     def stop_recording(self) -> str | None:
         recording, self.recording = self.recording, None
         if recording is None:
             return None
         recording.close()
-        return recording.name
+        return recording.path
 
-    def expect(self, pattern: str, timeout: float, *, hex: bool = False) -> None:
-        """Wait until what arrived since the last send matches. Raises ExpectTimeout."""
+    def expect(self, pattern: str, timeout: float, *, hex: bool = False, column: int = 1) -> None:
+        """Wait until what arrived since the last send matches. Raises ExpectTimeout.
+        `column`: where a hex pattern starts in the typed line, for its errors."""
+        encoding = self.settings.view.encoding
         compiled = (
-            compile_hex_pattern(pattern)
-            if hex
-            else compile_text_pattern(pattern, encoding_for_sending(self.settings.view.encoding))
+            compile_hex_pattern(pattern, column) if hex else compile_text_pattern(pattern, encoding)
         )
         match = self.expect_buffer.wait(compiled, timeout, self.cancel, pattern)
-        shown = match.group().decode(self.settings.view.encoding, "backslashreplace")
-        self.post(Noticed(f"expect matched: {shown!r}", "status"))
+        shown = quote(decode_complete(match.group(), encoding))
+        self.post(Noticed(f"expect matched: {shown}", "status"))
 
     def sleep(self, seconds: float) -> None:
         if self.cancel.wait(seconds):

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from netrepl.codec import encode_for_sending, quote
 from netrepl.errors import NetreplError, UsageError
 from netrepl.events import Event, Received, Sent
 from netrepl.payload import parse_hex
@@ -31,13 +32,26 @@ class ExpectTimeout(NetreplError):
 
 
 def compile_text_pattern(text: str, encoding: str) -> re.Pattern[bytes]:
-    """A regular expression typed as text, matched against received bytes. `^` and `$`
-    match at line starts and ends, as people read a device's output."""
+    """A regular expression typed as text, matched against received bytes, with the text
+    encoded as typed lines are sent in `encoding` (a view's encoding, `auto` too). `^` and
+    `$` match at line starts and ends, as people read a device's output."""
     try:
-        source = _dollar_before_line_end(text).encode(encoding, "surrogateescape")
-        return re.compile(source, re.MULTILINE)
-    except (re.error, UnicodeEncodeError, LookupError) as error:
-        raise UsageError(f"bad pattern {text!r}: {error}") from None
+        source = encode_for_sending(_dollar_before_line_end(text), encoding)
+    except (UnicodeEncodeError, LookupError) as error:
+        raise UsageError(f"bad pattern {quote(text)}: {error}") from None
+    return _compile(source, re.MULTILINE, text)
+
+
+def _compile(source: bytes, flags: int, shown: str) -> re.Pattern[bytes]:
+    try:
+        return re.compile(source, flags)
+    except re.error as error:
+        raise UsageError(f"bad pattern {quote(shown)}: {error}") from None
+    except (OverflowError, RecursionError) as error:
+        # `a{99999999999}`: the repeat count is past what the regex engine can hold (and
+        # nesting too deep exhausts the parser's stack): still a mistake in the pattern.
+        reason = str(error) if isinstance(error, OverflowError) else "nested too deeply"
+        raise UsageError(f"bad pattern {quote(shown)}: {reason}") from None
 
 
 def _dollar_before_line_end(pattern: str) -> str:
@@ -68,17 +82,18 @@ def _dollar_before_line_end(pattern: str) -> str:
 LINE_END = "\\r?$"
 
 
-def compile_hex_pattern(text: str) -> re.Pattern[bytes]:
-    """`01 03 ?? 0a`: bytes in hex, `??` for any one byte."""
+def compile_hex_pattern(text: str, column: int = 1) -> re.Pattern[bytes]:
+    """`01 03 ?? 0a`: bytes in hex, `??` for any one byte. `column` is where `text` starts in
+    the typed line, so an error names the column the user sees."""
     pieces: list[bytes] = []
-    for word in text.replace(",", " ").split():
-        if word == "??":
+    for word in re.finditer(r"[^\s,]+", text):
+        if word.group() == "??":
             pieces.append(b".")
         else:
-            pieces.append(re.escape(parse_hex(word)))
+            pieces.append(re.escape(parse_hex(word.group(), column + word.start())))
     if not pieces:
         raise UsageError("no hex bytes given")
-    return re.compile(b"".join(pieces), re.DOTALL)
+    return _compile(b"".join(pieces), re.DOTALL, text)
 
 
 class Unmatched:

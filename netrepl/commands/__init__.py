@@ -32,6 +32,9 @@ class Param:
     optional: bool = False
     rest: bool = False
     """Takes the rest of the line verbatim, spaces included."""
+    when: Callable[[str], bool] | None = None
+    """For an optional word before others: taken only when it looks like this (a number),
+    and words remain for the parameters after it; else it is absent and they get the word."""
 
     @property
     def usage(self) -> str:
@@ -49,10 +52,13 @@ class Param:
 
 @dataclass(frozen=True)
 class Arguments:
-    """A command's checked argument values, with the column where each began in the line."""
+    """A command's checked argument values, with the column where each began in the line,
+    in the order given; `get` finds one by its parameter's name (an optional one may be
+    absent from the middle)."""
 
     values: tuple[str, ...] = ()
     columns: tuple[int, ...] = ()
+    names: tuple[str, ...] = ()
 
     def __getitem__(self, index: int) -> str:
         return self.values[index]
@@ -62,6 +68,10 @@ class Arguments:
 
     def column(self, index: int) -> int:
         return self.columns[index]
+
+    def get(self, name: str) -> str | None:
+        """The value of the parameter `name`, or None when it was not given."""
+        return self.values[self.names.index(name)] if name in self.names else None
 
 
 Handler = Callable[["Session", Arguments], None]
@@ -88,7 +98,8 @@ class Command:
         """Split and check the argument text, which starts at `column` of the typed line."""
         values: list[str] = []
         columns: list[int] = []
-        for param in self.params:
+        names: list[str] = []
+        for index, param in enumerate(self.params):
             stripped = text.lstrip()
             column += len(text) - len(stripped)
             text = stripped
@@ -97,19 +108,26 @@ class Command:
                     raise UsageError(f"/{self.name}: missing {param.name} (usage: {self.usage})")
                 break
             if param.rest:
-                value, text = text.rstrip(), ""
+                value, rest = text.rstrip(), ""
             else:
-                value, _, text = text.partition(" ")
+                value, _, rest = text.partition(" ")
+            if param.when is not None and not (
+                param.when(value)
+                and (rest.strip() or all(p.optional for p in self.params[index + 1 :]))
+            ):
+                continue  # absent: the word is the next parameter's
             if param.choices and value not in param.choices:
                 raise UsageError(
                     f"/{self.name}: {value!r} is not one of {', '.join(param.choices)}"
                 )
+            text = rest
             values.append(value)
             columns.append(column)
+            names.append(param.name)
             column += len(value) + 1
         if text.strip():
             raise UsageError(f"/{self.name}: unexpected {text.strip()!r} (usage: {self.usage})")
-        return Arguments(tuple(values), tuple(columns))
+        return Arguments(tuple(values), tuple(columns), tuple(names))
 
 
 @dataclass

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from netrepl.codec import quote
 from netrepl.commands import Arguments, Param, command
 from netrepl.errors import UsageError
-from netrepl.transport import Target, format_address, parse_host_port
+from netrepl.quantity import looks_like_whole, whole_or_none
+from netrepl.transport import Target, format_address, parse_host, parse_host_port
 
 if TYPE_CHECKING:
     from netrepl.session import Session
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     params=[Param("HOST"), Param("PORT")],
 )
 def _connect(session: Session, args: Arguments) -> None:
-    session.connect(args[0], args[1])
+    session.connect(parse_host(args[0]), args[1])
 
 
 @command("reconnect", "connect again to the last address", group="Connection")
@@ -120,21 +122,24 @@ def _cert(session: Session, args: Arguments) -> None:
     session.show_certificates(conn)
 
 
+# Client ids count connections from 1; no session lives to see more than this many.
+MAX_CLIENT_ID = 999_999_999
+
+
 def parse_client_id(text: str, name: str) -> int:
     """`3` or `#3`."""
-    digits = text.removeprefix("#")
-    if not (digits.isascii() and digits.isdigit()):
-        raise UsageError(f"{name}: {text!r} is not a client id (like 3 or #3; /clients)")
-    return int(digits)
+    number = whole_or_none(text.removeprefix("#"), MAX_CLIENT_ID)
+    if number is None:
+        raise UsageError(f"{name}: {quote(text)} is not a client id (like 3 or #3; /clients)")
+    return number
 
 
 def parse_target(text: str) -> Target:
     """/to's argument: all, last, N, #N or HOST:PORT."""
     if text in ("all", "last"):
         return text  # type: ignore[return-value]
-    digits = text.removeprefix("#")
-    if digits.isascii() and digits.isdigit():
-        return int(digits)
+    if looks_like_whole(text.removeprefix("#")):
+        return parse_client_id(text, "/to")
     return parse_host_port(text)
 
 

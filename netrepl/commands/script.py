@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from netrepl.codec import encoding_for_sending
 from netrepl.commands import Arguments, Param, command
 from netrepl.errors import UsageError
 from netrepl.payload import SendContext
+from netrepl.quantity import WAIT, looks_like_number
 from netrepl.script import run_script
 from netrepl.watch import compile_hex_pattern, compile_text_pattern
 
@@ -19,24 +19,12 @@ if TYPE_CHECKING:
 EXPECT_TIMEOUT = 5.0
 
 
-def parse_seconds(text: str, name: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"{name}: not a number of seconds: {text!r}") from None
-    if not value >= 0:
-        raise UsageError(f"{name}: seconds must be zero or more, not {text}")
-    return value
-
-
-def split_timeout(text: str) -> tuple[str, float]:
-    """`PATTERN [TIMEOUT]`: a last word that is a number is the timeout."""
+def split_timeout(text: str, what: str) -> tuple[str, float]:
+    """`PATTERN [TIMEOUT]`: a last word that is a number is the timeout, in WAIT's range
+    (`inf` and `nan` are not numbers here: they are part of the pattern)."""
     words = text.rsplit(None, 1)
-    if len(words) == 2:
-        try:
-            return words[0], parse_seconds(words[1], "timeout")
-        except UsageError:
-            pass
+    if len(words) == 2 and looks_like_number(words[1]):
+        return words[0], WAIT.parse(words[1], f"{what} timeout")
     return text, EXPECT_TIMEOUT
 
 
@@ -45,9 +33,10 @@ def split_timeout(text: str) -> tuple[str, float]:
     "wait S seconds (in scripts; Ctrl-C stops it)",
     group="Script",
     params=[Param("S")],
+    details=f"S is {WAIT.range} seconds, fractions allowed: `/sleep 0.25`.",
 )
 def _sleep(session: Session, args: Arguments) -> None:
-    session.sleep(parse_seconds(args[0], "/sleep"))
+    session.sleep(WAIT.parse(args[0], "/sleep"))
 
 
 @command(
@@ -55,17 +44,17 @@ def _sleep(session: Session, args: Arguments) -> None:
     "wait until what arrived since the last send matches REGEX (default timeout 5 s)",
     group="Script",
     params=[Param("REGEX", rest=True)],
-    details="""
+    details=f"""
 `/expect +PONG` or `/expect ^OK\\r\\n 2.5`: a last word that is a number is the timeout in
-seconds. The pattern is a Python regular expression matched against the received bytes (text
-in the current encoding; `\\xNN` matches a byte); `^` and `$` match at line starts and ends
-(before LF or CR LF), and a `$` waits for the line end to arrive. What it matches is used up,
-so two `/expect`s in a row wait for two answers. On a timeout a script stops there, and batch mode
-exits with status 3, naming the pattern.
+seconds ({WAIT.range}). The pattern is a Python regular expression matched against the
+received bytes (text in the current encoding; `\\xNN` matches a byte); `^` and `$` match at
+line starts and ends (before LF or CR LF), and a `$` waits for the line end to arrive. What it
+matches is used up, so two `/expect`s in a row wait for two answers. On a timeout a script
+stops there, and batch mode exits with status 3, naming the pattern.
 """,
 )
 def _expect(session: Session, args: Arguments) -> None:
-    pattern, timeout = split_timeout(args[0])
+    pattern, timeout = split_timeout(args[0], "/expect")
     session.expect(pattern, timeout)
 
 
@@ -74,11 +63,12 @@ def _expect(session: Session, args: Arguments) -> None:
     "like /expect, for bytes given in hex (?? matches any byte)",
     group="Script",
     params=[Param("HEX", rest=True)],
-    details="`/expect-hex 01 03 04 ?? ?? ?? ?? 2` waits 2 s for a Modbus reply of 4 data bytes.",
+    details="`/expect-hex 01 03 04 ?? ?? ?? ?? 2` waits 2 s for a Modbus reply of 4 data bytes;"
+    f" the timeout is {WAIT.range} seconds, as for /expect.",
 )
 def _expect_hex(session: Session, args: Arguments) -> None:
-    pattern, timeout = split_timeout(args[0])
-    session.expect(pattern, timeout, hex=True)
+    pattern, timeout = split_timeout(args[0], "/expect-hex")
+    session.expect(pattern, timeout, hex=True, column=args.column(0))
 
 
 @command(
@@ -116,8 +106,7 @@ def _when(session: Session, args: Arguments) -> None:
         session.note("\n".join(r.describe() for r in rules) if rules else "no /when rules")
         return
     pattern, reply = split_rule(args[0], "/when")
-    encoding = encoding_for_sending(session.settings.view.encoding)
-    compiled = compile_text_pattern(pattern, encoding)
+    compiled = compile_text_pattern(pattern, session.settings.view.encoding)
     check_reply(session, compiled, reply, hex=False)
     rule = session.replies.add(compiled, reply, hex=False, shown=pattern)
     session.note(f"rule {rule.number}: when {pattern} -> {reply}")
@@ -182,7 +171,7 @@ def _unwhen(session: Session, args: Arguments) -> None:
 def _record(session: Session, args: Arguments) -> None:
     if not args:
         recording = session.recording
-        session.note(f"recording to {recording.name}" if recording else "not recording")
+        session.note(f"recording to {recording.path}" if recording else "not recording")
     elif args[0] == "off":
         stopped = session.stop_recording()
         session.note(f"stopped recording to {stopped}" if stopped else "was not recording")

@@ -8,9 +8,14 @@ from typing import TYPE_CHECKING
 from netrepl.commands import Arguments, Param, command, show_or_set
 from netrepl.errors import UsageError
 from netrepl.payload import EOLS, PLACEHOLDERS, parse_hex_line
+from netrepl.quantity import DAY_SECONDS, MILLISECONDS, Whole, looks_like_whole
 
 if TYPE_CHECKING:
     from netrepl.session import Session
+
+CHUNK = Whole(1, 16 * 1024 * 1024, "bytes")
+EVERY = Whole(10, DAY_SECONDS * 1000, "milliseconds")
+REPEAT_COUNT = Whole(1, 1_000_000, "repetitions")
 
 
 @command(
@@ -100,13 +105,13 @@ def _placeholders(session: Session, args: Arguments) -> None:
     "send a file in pieces, with a progress bar: /sendfile PATH [--chunk N] [--delay MS]",
     group="Send",
     params=[Param("ARGS", rest=True)],
-    details="""
-Pieces of 64 KiB by default (`--chunk N` bytes), back to back or `--delay MS` apart, for a
-device with a small buffer. Ctrl-C stops it at once; the status line at the end says how many
-bytes reached the socket. In listen mode every client that reads gets the whole file; one
-that does not read for 10 s gets a contiguous beginning, and the line says how much each
-got. A device or a pipe is sent as it comes, until it ends or Ctrl-C. Put quotes around a
-path with spaces.
+    details=f"""
+Pieces of 64 KiB by default (`--chunk N` bytes, {CHUNK.range}), back to back or `--delay MS`
+apart ({MILLISECONDS.range}), for a device with a small buffer. Ctrl-C stops it at once; the
+status line at the end says how many bytes reached the socket. In listen mode every client
+that reads gets the whole file; one that does not read for 10 s gets a contiguous beginning,
+and the line says how much each got. A device or a pipe is sent as it comes, until it ends or
+Ctrl-C. Put quotes around a path with spaces.
 """,
 )
 def _sendfile(session: Session, args: Arguments) -> None:
@@ -118,15 +123,12 @@ def _sendfile(session: Session, args: Arguments) -> None:
     while words:
         word = words.pop(0)
         if word in ("--chunk", "--delay"):
-            if not words or not (words[0].isascii() and words[0].isdigit()):
+            if not words:
                 raise UsageError(f"/sendfile: {word} takes a whole number")
-            value = int(words.pop(0))
             if word == "--chunk":
-                if value < 1:
-                    raise UsageError("/sendfile: --chunk must be 1 or more")
-                chunk = value
+                chunk = CHUNK.parse(words.pop(0), "/sendfile --chunk")
             else:
-                delay = value / 1000
+                delay = MILLISECONDS.seconds(words.pop(0), "/sendfile --delay")
         elif path is None:
             path = word
         else:
@@ -143,9 +145,10 @@ def _sendfile(session: Session, args: Arguments) -> None:
     "send LINE every MS milliseconds until /stop; alone it lists what runs",
     group="Send",
     params=[Param("MS", optional=True), Param("LINE", optional=True, rest=True)],
-    details="""
-Like a GUI tool's "auto-send". LINE is handled as if typed each time, so `{counter}` and
-`{time}` change and commands work: `/every 1000 /x 01 03 00 00 00 01 {crc16-modbus}`.
+    details=f"""
+Like a GUI tool's "auto-send"; MS is {EVERY.range}. LINE is handled as if typed each time,
+so `{{counter}}` and `{{time}}` change and commands work:
+`/every 1000 /x 01 03 00 00 00 01 {{crc16-modbus}}`.
 Several can run at once; `/stop N` or `/stop all` ends them.
 """,
 )
@@ -156,7 +159,7 @@ def _every(session: Session, args: Arguments) -> None:
         return
     if len(args) < 2:
         raise UsageError("/every: give MS and the LINE to send")
-    interval = _milliseconds(args[0], "/every", minimum=10)
+    interval = EVERY.seconds(args[0], "/every")
     job = session.jobs.start(interval, args[1])
     session.note(f"job {job.number}: every {args[0]} ms: {args[1]} (/stop {job.number})")
 
@@ -175,19 +178,24 @@ def _stop(session: Session, args: Arguments) -> None:
 
 @command(
     "repeat",
-    "send LINE COUNT times, MS milliseconds apart: /repeat COUNT [MS] LINE",
+    "send LINE COUNT times, MS milliseconds apart (back to back without MS)",
     group="Send",
-    params=[Param("COUNT"), Param("LINE", rest=True)],
-    details="A second number before LINE is the interval: `/repeat 5 200 PING`; Ctrl-C stops.",
+    params=[
+        Param("COUNT"),
+        Param("MS", optional=True, when=looks_like_whole),
+        Param("LINE", rest=True),
+    ],
+    details=f"""
+`/repeat 5 200 PING` sends PING five times, 200 ms apart; a number right after COUNT is MS
+when a LINE follows it. COUNT is {REPEAT_COUNT.range}, MS {MILLISECONDS.range}. LINE is
+handled as if typed each time (commands too); Ctrl-C stops.
+""",
 )
 def _repeat(session: Session, args: Arguments) -> None:
-    if not (args[0].isascii() and args[0].isdigit()) or int(args[0]) < 1:
-        raise UsageError(f"/repeat: COUNT must be a whole number, 1 or more, not {args[0]!r}")
-    interval, line = 0.0, args[1]
-    first, _, rest = line.partition(" ")
-    if rest and first.isascii() and first.isdigit():
-        interval, line = _milliseconds(first, "/repeat"), rest
-    session.repeat(int(args[0]), interval, line)
+    count = REPEAT_COUNT.parse(args[0], "/repeat COUNT")
+    ms = args.get("MS")
+    interval = MILLISECONDS.seconds(ms, "/repeat MS") if ms is not None else 0.0
+    session.repeat(count, interval, args.get("LINE") or "")
 
 
 @command(
@@ -208,9 +216,3 @@ def _p(session: Session, args: Arguments) -> None:
         session.note("\n".join(lines) if lines else "no presets (see /help p)")
         return
     session.send_preset(args[0])
-
-
-def _milliseconds(text: str, name: str, minimum: int = 0) -> float:
-    if not (text.isascii() and text.isdigit()) or int(text) < minimum:
-        raise UsageError(f"{name}: MS must be a whole number of milliseconds, {minimum} or more")
-    return int(text) / 1000

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from netrepl.commands import Arguments, Param, command, show_or_set
 from netrepl.errors import UsageError
-from netrepl.framing import FRAME_MODES, parse_framing
+from netrepl.framing import FRAME_LENGTH, FRAME_MODES, IDLE_MS, parse_framing
 from netrepl.view import VIEW_NAMES
 
 if TYPE_CHECKING:
@@ -102,11 +102,11 @@ def _time(session: Session, args: Arguments) -> None:
     group="View",
     setup=True,
     params=[Param("MODE", suggestions=FRAME_MODES, optional=True, rest=True)],
-    details="""
+    details=f"""
 `raw` (the default): each read is shown as it comes. `idle 20`: a frame ends after 20 ms of
-silence, as GUI tools split packets. `line`: after each newline. `len 8`: every 8 bytes.
-`delim 0d 0a`: after each CR LF (any bytes, in hex). Other than raw, each frame is shown as a
-block under a header line, in every view.
+silence, as GUI tools split packets ({IDLE_MS.range} ms). `line`: after each newline. `len 8`:
+every 8 bytes ({FRAME_LENGTH.range}). `delim 0d 0a`: after each CR LF (any bytes, in hex).
+Other than raw, each frame is shown as a block under a header line, in every view.
 """,
 )
 def _frame(session: Session, args: Arguments) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import select
 import socket
 import threading
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from netrepl.codec import quote
 from netrepl.errors import ConnectError, UsageError
 
 if TYPE_CHECKING:
@@ -142,8 +144,41 @@ def format_sockaddr(address: object) -> str:
     return f"unix:{address}" if address else "unix:(unnamed)"
 
 
+class NoAddressInFamily(socket.gaierror):
+    """A -4 or -6 lookup found nothing, but the name has addresses of the other family."""
+
+
+def resolve(
+    host: str, port: int, family: int, kind: int, flags: int = 0
+) -> list[tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[str, int]]]:
+    """socket.getaddrinfo, for every transport. When a lookup limited to one family fails
+    for a name that has addresses of the other (`-6 localhost`), the error says so
+    (NoAddressInFamily) instead of calling the host unknown."""
+    try:
+        return socket.getaddrinfo(host, port, family, kind, 0, flags)  # type: ignore[return-value]
+    except socket.gaierror as error:
+        if family == socket.AF_UNSPEC:
+            raise
+        try:
+            found = socket.getaddrinfo(host, port, socket.AF_UNSPEC, kind, 0, flags)
+        except OSError:
+            raise error from None
+        others = list(dict.fromkeys(info[4][0] for info in found if info[0] != family))
+        if not others:
+            raise
+        names = {socket.AF_INET: "IPv4", socket.AF_INET6: "IPv6"}
+        wanted, other = names.get(family, "such"), names.get(found[0][0], "other")
+        if others == [host]:
+            reason = f"{host} is an {other} address, not {wanted}"
+        else:
+            reason = f"{host} has no {wanted} address, only {other} ({', '.join(others[:3])})"
+        raise NoAddressInFamily(error.errno, reason) from None
+
+
 def describe_os_error(error: OSError) -> str:
     """A short lower-case reason: `connection refused`, `unknown host`, `timed out`."""
+    if isinstance(error, NoAddressInFamily):
+        return error.strerror or "no address of the family asked for"
     if isinstance(error, socket.gaierror):
         detail = (error.strerror or "").lower()
         return f"unknown host ({detail})" if detail else "unknown host"
@@ -163,33 +198,70 @@ def describe_os_error(error: OSError) -> str:
 def parse_port(text: str, protocol: str = "tcp") -> int:
     """A port number (1-65535) or a service name from /etc/services (`http`, `smtp`)."""
     if text.isascii() and text.isdigit():
-        port = int(text)
+        port = int(text) if len(text) <= 5 else 0
         if 1 <= port <= 65535:
             return port
-        raise UsageError(f"port {text} is out of range (1-65535)")
+        raise UsageError(f"port {quote(text)} is out of range (1-65535)")
+    _check_typed(text, "port")
     try:
         return socket.getservbyname(text, protocol)
-    except OSError:
-        raise UsageError(f"unknown port {text!r}: give a number or a service name") from None
+    except (OSError, UnicodeError):
+        raise UsageError(f"unknown port {quote(text)}: give a number or a service name") from None
 
 
-def parse_host_port(text: str, *, port_optional: bool = False) -> tuple[str, int]:
-    """`10.0.0.1:502`, `[::1]:502`, `host:http`; `10.0.0.1` alone when `port_optional` (port 0)."""
+_IDNA_REASON = re.compile(r"\(UnicodeError: (.*)\)$")
+
+
+def parse_host(text: str, what: str = "host") -> str:
+    """A host name or address as typed (`[::1]` too), checked as the name lookup and TLS will
+    see it: every path that takes a host (the command line, /connect, /to, --source, --sni)
+    comes through here, so no transport ever meets one the IDNA codec or OpenSSL rejects
+    with an exception of its own. `what` names it in the error (`--sni`)."""
+    host = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    if not host:
+        raise UsageError(f"bad {what} {quote(text)}: it is empty")
+    _check_typed(host, what)
+    if any(char < " " or char == "\x7f" for char in host):
+        raise UsageError(f"bad {what} {quote(text)}: it holds a control character")
+    try:
+        host.encode("idna")
+    except UnicodeError as error:
+        found = _IDNA_REASON.search(str(error))
+        reason = found.group(1) if found else str(error)
+        if "label" in reason:
+            reason = "each dot-separated part of a name must be 1 to 63 characters"
+        raise UsageError(f"bad {what} {quote(text)}: {reason}") from None
+    return host
+
+
+def _check_typed(text: str, what: str) -> None:
+    """Text from the command line or stdin that was not valid UTF-8 carries its bytes as
+    lone surrogates (surrogateescape); no name or number is made of them."""
+    if any("\udc80" <= char <= "\udcff" for char in text):
+        raise UsageError(f"bad {what} {quote(text)}: not valid UTF-8")
+
+
+def parse_host_port(
+    text: str, *, port_optional: bool = False, what: str = "host"
+) -> tuple[str, int]:
+    """`10.0.0.1:502`, `[::1]:502`, `host:http`; `10.0.0.1` alone when `port_optional` (port 0).
+    `what` names the host in an error (`--source`)."""
     if text.startswith("["):
         host, bracket, rest = text[1:].partition("]")
         if not bracket or (rest and not rest.startswith(":")):
-            raise UsageError(f"bad address {text!r}: write [IPv6]:PORT")
+            raise UsageError(f"bad address {quote(text)}: write [IPv6]:PORT")
         port_text = rest[1:]
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
     else:
         host, port_text = text, ""  # a bare IPv4 address, a name, or a bare IPv6 address
     if not host:
-        raise UsageError(f"bad address {text!r}: no host")
+        raise UsageError(f"bad address {quote(text)}: no host")
+    host = parse_host(host, what)
     if not port_text:
         if port_optional:
             return host, 0
-        raise UsageError(f"bad address {text!r}: give HOST:PORT")
+        raise UsageError(f"bad address {quote(text)}: give HOST:PORT")
     return host, parse_port(port_text)
 
 

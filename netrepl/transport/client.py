@@ -22,6 +22,7 @@ from netrepl.transport import (
     describe_os_error,
     format_address,
     format_sockaddr,
+    resolve,
     wait_ready,
 )
 from netrepl.transport.base import Transport
@@ -86,9 +87,7 @@ def connect_stream(
         return sock
     assert endpoint.host is not None
     try:
-        addresses = socket.getaddrinfo(
-            endpoint.host, endpoint.port, endpoint.family, socket.SOCK_STREAM
-        )
+        addresses = resolve(endpoint.host, endpoint.port, endpoint.family, socket.SOCK_STREAM)
     except OSError as error:
         raise fail(describe_os_error(error)) from None
     last: OSError | None = None
@@ -120,7 +119,7 @@ def bind_source(sock: socket.socket, source: tuple[str, int]) -> None:
     """Bind the local end (--source) in the socket's own family. Raises ConnectError."""
     host, port = source
     try:
-        infos = socket.getaddrinfo(host, port, sock.family, sock.type, 0, socket.AI_PASSIVE)
+        infos = resolve(host, port, sock.family, sock.type, socket.AI_PASSIVE)
         sock.bind(infos[0][4])
     except OSError as error:
         raise ConnectError(
@@ -319,7 +318,9 @@ class StreamClient(Transport):
                 " (or --insecure)"
             )
         layer = TlsLayer(context, server_side=False, server_hostname=hostname)
-        early = client_handshake(sock, layer, deadline, self.cancel, endpoint.label)
+        early = client_handshake(
+            sock, layer, deadline, self.cancel, endpoint.label, endpoint.connect_timeout
+        )
         return layer, early
 
     # ---- reconnecting

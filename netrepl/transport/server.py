@@ -25,6 +25,7 @@ from netrepl.transport import (
     describe_os_error,
     format_address,
     format_sockaddr,
+    resolve,
 )
 from netrepl.transport.base import Transport
 from netrepl.transport.client import apply_socket_options
@@ -50,9 +51,9 @@ def listening_socket(endpoint: Endpoint, kind: socket.SocketKind) -> socket.sock
                 family, address = socket.AF_INET6, ("::", endpoint.port)
             dualstack = family == socket.AF_INET6 and endpoint.family != socket.AF_INET6
         else:
-            info = socket.getaddrinfo(
-                endpoint.host, endpoint.port, endpoint.family, kind, 0, socket.AI_PASSIVE
-            )[0]
+            info = resolve(endpoint.host, endpoint.port, endpoint.family, kind, socket.AI_PASSIVE)[
+                0
+            ]
             family, address, dualstack = info[0], info[4][:2], False
         if kind == socket.SOCK_STREAM:
             return socket.create_server(address, family=family, dualstack_ipv6=dualstack)

@@ -214,14 +214,42 @@ def _iso_time(value: str | None) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+# What OpenSSL says when the first answer is not a TLS record at all: a plaintext service
+# (an HTTP or SMTP banner, a device's prompt) read as a TLS header.
+_NOT_TLS_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL"}
+)
+# Verification failures that mean "this certificate's issuer is not trusted here" (OpenSSL's
+# X509_V_ERR_* codes): a private CA or a self-signed certificate.
+_UNTRUSTED_ISSUER_CODES = frozenset({2, 18, 19, 20, 21})
+_HOSTNAME_MISMATCH_CODE = 62
+
+
+def describe_client_handshake_error(error: ssl.SSLError) -> str:
+    """Why a client handshake failed, and what to do about it when that is clear."""
+    reason = describe_ssl_error(error)
+    if isinstance(error, ssl.SSLCertVerificationError):
+        if error.verify_code in _UNTRUSTED_ISSUER_CODES:
+            return f"{reason} (trust its CA with --cafile FILE, or skip the check with --insecure)"
+        if error.verify_code == _HOSTNAME_MISMATCH_CODE:
+            return f"{reason} (connect by a name it holds, or check another with --sni NAME)"
+        return reason
+    if error.reason in _NOT_TLS_REASONS:
+        hint = "the port does not seem to speak TLS (a plaintext service? try without --tls)"
+        return f"{reason}: {hint}"
+    return reason
+
+
 def client_handshake(
     sock: socket.socket,
     layer: TlsLayer,
     deadline: float | None,
     cancel: threading.Event,
     label: str,
+    timeout: float | None = None,
 ) -> bytes:
     """Run a client handshake on a blocking socket before the I/O thread takes it over.
+    `timeout` is what the deadline came from (--connect-timeout), for the error.
 
     Returns application data that arrived with the server's last handshake message (a
     server that speaks first, like SMTPS, may send both in one segment). Raises
@@ -229,6 +257,8 @@ def client_handshake(
     """
     what = f"TLS handshake with {label}"
     early = bytearray()
+    started = time.monotonic()
+    answered = False
     try:
         while not layer.handshake():
             sock.sendall(layer.take_outgoing())
@@ -236,6 +266,7 @@ def client_handshake(
             data = sock.recv(65536)
             if not data:
                 raise ConnectError(f"{what} failed: the peer closed")
+            answered = True
             early += layer.feed(data)
         sock.sendall(layer.take_outgoing())
         return bytes(early)
@@ -243,8 +274,14 @@ def client_handshake(
         # Send our alert (unknown CA, bad name...) so the server's log says why we left.
         with contextlib.suppress(OSError):
             sock.sendall(layer.take_outgoing())
-        raise ConnectError(f"{what} failed: {describe_ssl_error(error)}") from None
+        raise ConnectError(f"{what} failed: {describe_client_handshake_error(error)}") from None
     except TimeoutError:
-        raise ConnectError(f"{what} failed: timed out") from None
+        waited = f"{timeout:g} s" if timeout is not None else f"{time.monotonic() - started:.2g} s"
+        if answered:
+            raise ConnectError(f"{what} failed: the handshake timed out after {waited}") from None
+        raise ConnectError(
+            f"{what} failed: no TLS answer came (the handshake timed out after {waited}):"
+            " does this port speak TLS?"
+        ) from None
     except OSError as error:
         raise ConnectError(f"{what} failed: {describe_os_error(error)}") from None

@@ -24,11 +24,16 @@ from netrepl.codec import (
 ENCODINGS = ["utf-8", "gbk", "gb18030", "latin-1", AUTO]
 
 # One escape as codec writes it; a span may cover a run of adjacent escapes of one kind.
-ESCAPE = re.compile(r"\\x[0-9a-f]{2}|\\u[0-9a-f]{4}")
-ESCAPE_RUN = re.compile(r"(?:\\x[0-9a-f]{2}|\\u[0-9a-f]{4})+")
+ESCAPE = re.compile(r"\\x[0-9a-f]{2}|\\u[0-9a-f]{4}|\\U[0-9a-f]{8}")
+ESCAPE_RUN = re.compile(r"(?:\\x[0-9a-f]{2}|\\u[0-9a-f]{4}|\\U[0-9a-f]{8})+")
 
 BIDI_AND_SEPARATORS = {0x061C, 0x200E, 0x200F, 0x2028, 0x2029, *range(0x202A, 0x202F)}
 BIDI_AND_SEPARATORS |= set(range(0x2066, 0x206A))
+# Format characters a terminal draws as nothing (soft hyphen, zero-width space, joiners, word
+# joiner, invisible operators, BOM, annotation marks, tags): they must not pass for nothing.
+INVISIBLE = {0x00AD, 0x180E, 0x200B, 0x200C, 0x200D, *range(0x2060, 0x2066)}
+INVISIBLE |= {*range(0x206A, 0x2070), 0xFEFF, 0xFFF9, 0xFFFA, 0xFFFB}
+INVISIBLE |= {0xE0001, *range(0xE0020, 0xE0080)}
 
 
 def is_unsafe(char: str) -> bool:
@@ -39,6 +44,7 @@ def is_unsafe(char: str) -> bool:
         or 0x7F <= code <= 0x9F
         or 0xD800 <= code <= 0xDFFF
         or code in BIDI_AND_SEPARATORS
+        or code in INVISIBLE
     )
 
 
@@ -106,6 +112,7 @@ any_text = st.text(
         st.integers(0, 0x9F).map(chr),
         st.integers(0xD800, 0xDFFF).map(chr),
         st.sampled_from(sorted(map(chr, BIDI_AND_SEPARATORS))),
+        st.sampled_from(sorted(map(chr, INVISIBLE))),
         st.just("\\"),
     )
 )
@@ -200,8 +207,10 @@ def reference_escape(text: str) -> str:
             out.append(char)
         elif 0xDC00 <= code <= 0xDCFF:
             out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x100 and code != 0xAD:  # C0, DEL, C1: a byte's worth
+            out.append(f"\\x{code:02x}")
         else:
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
     return "".join(out)
 
 
@@ -411,3 +420,29 @@ def test_resolve_encoding_rejects_byte_and_non_text_codecs(name):
 )
 def test_auto_sends_utf8(encoding, sent):
     assert encoding_for_sending(encoding) == sent
+
+
+# ---- invisible format characters ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", sorted(INVISIBLE), ids=lambda code: f"U+{code:04X}")
+def test_an_invisible_format_character_is_shown_as_an_escape(code):
+    char = chr(code)
+    escape = f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    safe = escape_text(f"PO{char}NG")
+    assert safe.text == f"PO{escape}NG"
+    assert safe.escapes == ((2, 2 + len(escape), "control"),)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "gb18030", AUTO])
+def test_a_zero_width_space_in_the_stream_is_seen(encoding):
+    data = "PO\u200bNG 中\ufeff".encode("utf-8" if encoding == AUTO else encoding)
+    assert decode_whole(data, encoding).text == "PO\\u200bNG 中\\ufeff"
+
+
+def test_the_soft_hyphen_is_not_taken_for_an_undecodable_byte():
+    # Latin-1 text takes the fast path, which must know U+00AD too; `\xad` would read as
+    # the byte AD that UTF-8 could not decode.
+    assert escape_text("co\xadop").text == "co\\u00adop"
+    assert decode_whole(b"co\xadop", "latin-1").text == "co\\u00adop"
+    assert decode_whole(b"co\xadop", "utf-8") == SafeText("co\\xadop", ((2, 6, "invalid"),))

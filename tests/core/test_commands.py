@@ -282,3 +282,49 @@ def test_completions_offer_choices_or_suggestions():
     assert seen == [session], "suggestions are computed from the session given"
     help_param = REGISTRY.get("help").params[0]
     assert set(help_param.completions(session)) == EXPECTED_NAMES
+
+
+# ---- An optional word taken only when it looks like it (/repeat COUNT [MS] LINE) -----------
+
+
+def test_repeat_shows_its_optional_interval_everywhere():
+    assert REGISTRY.commands["repeat"].usage == "/repeat COUNT [MS] LINE..."
+    assert "  /repeat COUNT [MS] LINE..." in help_text()
+    assert help_text("repeat").startswith("usage: /repeat COUNT [MS] LINE...\n")
+    assert "### `/repeat COUNT [MS] LINE...`" in generate_reference()
+
+
+@pytest.mark.parametrize(
+    ("line", "values", "names", "columns"),
+    [
+        ("/repeat 5 200 PING", ("5", "200", "PING"), ("COUNT", "MS", "LINE"), (9, 11, 15)),
+        ("/repeat 5 PING", ("5", "PING"), ("COUNT", "LINE"), (9, 11)),
+        # A number with nothing after it is the LINE: MS would leave LINE missing.
+        ("/repeat 3 42", ("3", "42"), ("COUNT", "LINE"), (9, 11)),
+        ("/repeat 3 4x2 y", ("3", "4x2 y"), ("COUNT", "LINE"), (9, 11)),
+        ("/repeat 2  10   a b ", ("2", "10", "a b"), ("COUNT", "MS", "LINE"), (9, 12, 17)),
+    ],
+)
+def test_an_optional_word_is_taken_only_when_it_looks_like_it(line, values, names, columns):
+    _, args = REGISTRY.parse(line)
+    assert (args.values, args.names, args.columns) == (values, names, columns)
+    assert args.get("MS") == (values[1] if "MS" in names else None)
+    assert args.get("LINE") == values[-1]
+
+
+def test_an_optional_word_with_a_shape_in_a_registry_of_its_own():
+    registry = Registry()
+    registry.add(
+        Command(
+            "go",
+            "go",
+            "Send",
+            lambda session, args: None,
+            (Param("N", optional=True, when=str.isdigit), Param("WHAT", optional=True)),
+        )
+    )
+    assert registry.commands["go"].usage == "/go [N] [WHAT]"
+    assert registry.parse("/go 3")[1].names == ("N",)  # nothing required after it
+    assert registry.parse("/go x")[1].names == ("WHAT",)
+    assert registry.parse("/go 3 x")[1].names == ("N", "WHAT")
+    assert registry.parse("/go")[1].names == ()

@@ -324,21 +324,32 @@ def test_parse_framing(words, framing):
     assert parse_framing(words) == framing
 
 
+IDLE_RANGE = "is not a whole number of milliseconds from 1 to 60,000"
+LEN_RANGE = "is not a whole number of bytes from 1 to 1,048,576"
+
+
 @pytest.mark.parametrize(
     ("words", "message"),
     [
         ([], "give a mode: raw, idle, line, len, delim"),
         (["raw", "x"], "raw takes nothing more"),
         (["line", "10"], "line takes nothing more"),
-        (["idle"], "idle takes one whole number MS (milliseconds of silence)"),
-        (["idle", "0"], "idle takes one whole number MS (milliseconds of silence)"),
-        (["idle", "-5"], "idle takes one whole number MS (milliseconds of silence)"),
-        (["idle", "2.5"], "idle takes one whole number MS (milliseconds of silence)"),
-        (["idle", "²"], "idle takes one whole number MS (milliseconds of silence)"),
-        (["idle", "20", "30"], "idle takes one whole number MS (milliseconds of silence)"),
-        (["len"], "len takes one whole number N (bytes per frame)"),
-        (["len", "0"], "len takes one whole number N (bytes per frame)"),
-        (["len", "eight"], "len takes one whole number N (bytes per frame)"),
+        (["idle"], "idle takes one whole number MS (milliseconds of silence), 1 to 60,000"),
+        (["idle", "0"], f"idle: '0' {IDLE_RANGE}"),
+        (["idle", "-5"], f"idle: '-5' {IDLE_RANGE}"),
+        (["idle", "2.5"], f"idle: '2.5' {IDLE_RANGE}"),
+        (["idle", "²"], f"idle: '²' {IDLE_RANGE}"),
+        (["idle", "60001"], f"idle: '60001' {IDLE_RANGE}"),
+        (["idle", "1e30"], f"idle: '1e30' {IDLE_RANGE}"),
+        (["idle", "99999999999999999999"], f"idle: '99999999999999999999' {IDLE_RANGE}"),
+        (
+            ["idle", "20", "30"],
+            "idle takes one whole number MS (milliseconds of silence), 1 to 60,000",
+        ),
+        (["len"], "len takes one whole number N (bytes per frame), 1 to 1,048,576"),
+        (["len", "0"], f"len: '0' {LEN_RANGE}"),
+        (["len", "eight"], f"len: 'eight' {LEN_RANGE}"),
+        (["len", "1048577"], f"len: '1048577' {LEN_RANGE}"),
         (["delim"], "delim takes the delimiter in hex, like 0d 0a"),
         (["lines"], "unknown frame mode 'lines' (choose from raw, idle, line, len, delim)"),
         (["RAW"], "unknown frame mode 'RAW' (choose from raw, idle, line, len, delim)"),

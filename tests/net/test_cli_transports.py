@@ -668,7 +668,7 @@ def test_reconnect_after_the_peer_closes_and_comes_back(netrepl, sockets):
         (["--unix", "/tmp/x.sock", "127.0.0.1", "PORT"], "--unix PATH takes no HOST or PORT"),
         (["--unix", "/tmp/x.sock", "-4"], "--source, -4 and -6 are for TCP and UDP"),
         (["-u", "-l", "--max-clients", "2", "PORT"], "--max-clients is for TCP and unix"),
-        (["--max-clients", "0", "-l", "PORT"], "not a positive whole number"),
+        (["--max-clients", "0", "-l", "PORT"], "'0' is not a whole number of clients from 1"),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else None,
 )

@@ -364,3 +364,16 @@ def test_replay_of_a_logged_batch_session_equals_its_live_output(make_peer, tmp_
     streams = check_conversation(packets, client)
     assert streams["c2s"] == b"hello\n"
     assert streams["s2c"] == GBK_TEXT.encode("gbk") + bytes(range(20)) + b"hello\n"
+
+
+# ---- an endless input -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["replay"], ["export", "--pcap", "OUT"]])
+def test_an_endless_device_is_no_transcript_and_no_memory_error(tmp_path, command):
+    # /dev/zero has no newline: a line read whole would grow until memory runs out.
+    args = [str(tmp_path / "out.pcap") if word == "OUT" else word for word in command]
+    result = run_netrepl(command[0], "/dev/zero", *args[1:], timeout=30)
+    assert b"Traceback" not in result.stderr, result.stderr[-500:]
+    assert result.returncode == 2
+    assert result.stderr.decode() == ("netrepl: /dev/zero: line 1: over 32 MiB: not a transcript\n")

@@ -115,10 +115,13 @@ def test_expect_timeout_exits_3_naming_file_line_and_pattern(redis_peer, tmp_pat
         ("/nosuch", "unknown command /nosuch"),
         ("/expect (", "bad pattern '('"),
         ("/expect-hex 01 zz", "not a hex digit 'z'"),
-        ("/sleep soon", "/sleep: not a number of seconds: 'soon'"),
+        ("/sleep soon", "/sleep: 'soon' is not a number of seconds from 0 to 86,400"),
         ("/when PING PONG", "/when: write PATTERN -> REPLY"),
-        ("/every 5 tick", "/every: MS must be a whole number of milliseconds, 10 or more"),
-        ("/repeat 0 x", "/repeat: COUNT must be a whole number, 1 or more, not '0'"),
+        (
+            "/every 5 tick",
+            "/every: '5' is not a whole number of milliseconds from 10 to 86,400,000",
+        ),
+        ("/repeat 0 x", "/repeat COUNT: '0' is not a whole number of repetitions from 1 to"),
         ("/sendfile", "/sendfile: missing ARGS"),
         ("/run", "/run: missing FILE"),
         ("/p nothing", "/p: no preset 'nothing'"),
@@ -659,9 +662,9 @@ def test_sendfile_last_piece_is_the_rest(harness, make_peer, tmp_path):
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ("{path} --chunk 0", "/sendfile: --chunk must be 1 or more"),
+        ("{path} --chunk 0", "/sendfile --chunk: '0' is not a whole number of bytes from 1 to"),
         ("{path} --chunk", "/sendfile: --chunk takes a whole number"),
-        ("{path} --delay 1.5", "/sendfile: --delay takes a whole number"),
+        ("{path} --delay 1.5", "/sendfile --delay: '1.5' is not a whole number of milliseconds"),
         ("{path} extra", "/sendfile: unexpected 'extra'"),
         ('"{path}', "/sendfile: No closing quotation"),
         ("--chunk 10", "/sendfile: give the PATH of the file"),
