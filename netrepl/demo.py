@@ -144,7 +144,9 @@ class DemoPeer:
                 client.sendall(b"login: ")
             case ["hostile"]:
                 client.sendall(HOSTILE)
-            case ["flood", size] if size.isdigit() and int(size) <= FLOOD_LIMIT:
+            case ["flood", size] if (
+                size.isascii() and size.isdigit() and len(size) < 12 and int(size) <= FLOOD_LIMIT
+            ):
                 remaining = int(size)
                 while remaining:
                     piece = min(remaining, len(_FLOOD_CHUNK))

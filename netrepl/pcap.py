@@ -75,7 +75,10 @@ def parse_address(text: str) -> tuple[IPAddress | None, int | None]:
         address: IPAddress | None = ipaddress.ip_address(host)
     except ValueError:
         address = None
-    number = int(port) if port.isascii() and port.isdigit() and int(port) <= 65535 else None
+    # A crafted transcript's port of thousands of digits is no port (and int() would raise).
+    number = int(port) if port.isascii() and port.isdigit() and len(port) <= 5 else None
+    if number is not None and number > 65535:
+        number = None
     return address, number
 
 

@@ -30,6 +30,7 @@ from netrepl.transport import (
     describe_os_error,
     format_address,
     format_sockaddr,
+    resolve,
 )
 from netrepl.transport.base import Transport
 from netrepl.transport.client import bind_source
@@ -120,7 +121,7 @@ class DatagramTransport(Transport):
         endpoint = self.endpoint
         assert endpoint.host is not None
         try:
-            family, kind, proto, _, address = socket.getaddrinfo(
+            family, kind, proto, _, address = resolve(
                 endpoint.host, endpoint.port, endpoint.family, socket.SOCK_DGRAM
             )[0]
         except OSError as error:
@@ -235,9 +236,7 @@ class DatagramTransport(Transport):
         assert self._sock is not None
         flags = socket.AI_V4MAPPED if self._sock.family == socket.AF_INET6 else 0
         try:
-            address = socket.getaddrinfo(
-                host, port, self._sock.family, socket.SOCK_DGRAM, 0, flags
-            )[0][4]
+            address = resolve(host, port, self._sock.family, socket.SOCK_DGRAM, flags)[0][4]
         except OSError as error:
             raise UsageError(
                 f"cannot send to {format_address(host, port)}: {describe_os_error(error)}"

@@ -392,7 +392,10 @@ def test_oversized_datagram_is_cut_to_fit_and_counted():
         ("unix:pid 42", (None, None)),
         ("", (None, None)),
         ("1.2.3.4:99999", ("1.2.3.4", None)),
+        ("1.2.3.4:" + "9" * 5000, ("1.2.3.4", None)),  # a crafted transcript
+        ("1.2.3.4:²", ("1.2.3.4", None)),
     ],
+    ids=lambda value: value[:20] if isinstance(value, str) else None,
 )
 def test_parse_address(text, expected):
     address, port = parse_address(text)

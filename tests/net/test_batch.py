@@ -281,3 +281,11 @@ def test_peer_reset_exits_1(make_server):
     assert result.returncode == 1, result.stderr
     assert "netrepl: connection reset by peer" in result.stderr.decode()
     assert server.wait_finished() == b"hello\n"
+
+
+@pytest.mark.parametrize("size", ["9" * 5000, "²", "-1"])
+def test_demo_flood_with_a_bad_size_answers_with_its_usage(size):
+    stdin = f"flood {size}\nclose\n".encode()
+    result = run_netrepl("--demo", "--linger", "30", stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().endswith("usage: flood N (bytes, at most 1073741824)\nbye\n")
