@@ -12,7 +12,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from netrepl.events import Closed, Connected, HalfClosed, Received, Sent
+from netrepl.events import Closed, Connected, HalfClosed, Listening, Received, Sent
 from netrepl.transcript import Entry
 
 MAGIC = 0xA1B2C3D4
@@ -169,6 +169,9 @@ class PcapExport:
         """Connections with ends that are not IP addresses (unix, names): made-up ends."""
         self._flows: dict[int, _Flow] = {}
         self._ident = 0
+        self._listening = "tcp"
+        """A UDP listener's sends to an address it never heard from have no `connected`
+        record: they are datagrams all the same."""
 
     def feed(self, entry: Entry) -> bytes:
         """The packet records for one entry (often none), to append to the file."""
@@ -185,8 +188,10 @@ class PcapExport:
             case Received(conn, data, datagram):
                 flow = self._flows.get(conn) or self._midway(conn, "udp" if datagram else "tcp")
                 records += self._data(flow, at, False, data)
+            case Listening(_, protocol):
+                self._listening = "udp" if protocol == "udp" else "tcp"
             case Sent(conn, data):
-                flow = self._flows.get(conn) or self._midway(conn, "tcp")
+                flow = self._flows.get(conn) or self._midway(conn, self._listening)
                 records += self._data(flow, at, True, data)
             case HalfClosed(conn):
                 flow = self._flows.get(conn)

@@ -536,3 +536,17 @@ def test_tshark_reads_the_file(tmp_path):
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 8
     assert "INCORRECT" not in result.stdout, result.stdout
+
+
+def test_a_udp_listeners_send_to_an_address_it_never_heard_from_is_a_datagram():
+    export = PcapExport()
+    blob = file_header() + b"".join(
+        export.feed(entry)
+        for entry in entries(
+            (1.0, Listening("*:5000", "udp")),
+            (1.5, Sent(3, b"to a destination", False)),
+        )
+    )
+    (packet,) = read_pcap(blob)
+    assert (packet.protocol, packet.payload) == (17, b"to a destination")
+    assert export.midway == 1
