@@ -10,15 +10,17 @@ repaint callback from the REPL.
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from operator import itemgetter
 from typing import Protocol, TextIO
 
+from rich.cells import cell_len
 from rich.console import COLOR_SYSTEMS, Console
 from rich.style import Style
 from rich.text import Text
@@ -48,6 +50,12 @@ QUEUE_LIMIT = 8 * 1024 * 1024
 # Interactive, beyond this it is skipped at once: a frame shows 4-16 KiB and the backlog
 # keeps 64 KiB, so more only held memory (with 8 MiB, a flood peaked at 1.8x idle RSS).
 KEEP_UP_QUEUE_LIMIT = 1024 * 1024
+# Interactive: a message that data pushes off the screen within this time of being shown is
+# kept in view above the prompt until it is this old (an answer to a command in a flood).
+PIN_SECONDS = 3.0
+# Rows the prompt itself takes below the last line written (the input line and the toolbar,
+# and a row of slack): a message closer to the top than this is already out of view.
+PROMPT_ROWS = 3
 
 
 class Sink(Protocol):
@@ -165,9 +173,98 @@ def plain(text: Text) -> str:
     return text.plain
 
 
+# The styles AnsiFormatter writes: all that a formatted line holds besides its text.
+_SGR = re.compile(r"\x1b\[[0-9;]*m")
+# A gap of two spaces or more inside a line: a table's columns (/help, /stats).
+_COLUMN_GAP = re.compile(r"(?<=\S) {2,}(?=\S)")
+
+
+def text_width(line: str) -> int:
+    """Terminal cells of one line of plain text (wide characters take two)."""
+    return len(line) if line.isascii() else cell_len(line)
+
+
+def screen_rows(text: str, columns: int) -> int:
+    """How many rows `text` (lines each ending in a newline, SGR codes in them) takes on a
+    terminal `columns` wide: a line wider than that wraps onto more rows."""
+    rows = 0
+    for line in _SGR.sub("", text).split("\n")[:-1]:
+        rows += max(1, -(-text_width(line) // columns))
+    return rows
+
+
+def hanging_indent(line: str, width: int) -> int:
+    """Where the continuation rows of `line` start: under a table's last column when the line
+    has columns (the summaries of /help), else two cells in from the line's own indent."""
+    indent = len(line) - len(line.lstrip(" "))
+    gaps = list(_COLUMN_GAP.finditer(line, indent))
+    column = text_width(line[: gaps[-1].end()]) if gaps else indent + 2
+    return column if column <= width // 2 else min(indent + 2, width // 2)
+
+
+def wrap_message(text: Text, width: int) -> Text:
+    """`text` with every line wider than `width` cells broken at spaces onto more rows, each
+    continuation starting at the line's hanging indent; a word wider than a row is cut. The
+    styles stay on their characters. Lines that fit are returned as they are."""
+    plain = text.plain
+    if width < 8 or all(text_width(line) <= width for line in plain.split("\n")):
+        return text
+    wrapped = Text(end=text.end, style=text.style)
+    start = 0
+    for line in plain.split("\n"):
+        end = start + len(line)
+        indent = hanging_indent(line, width)
+        position, room = start, width
+        while True:
+            cut = _row_end(plain, position, end, room)
+            wrapped.append_text(text[position:cut])
+            position = cut
+            while position < end and plain[position] == " ":
+                position += 1
+            if position >= end:
+                break
+            wrapped.append("\n" + " " * indent)
+            room = width - indent
+        if end < len(plain):
+            wrapped.append("\n")
+        start = end + 1
+    return wrapped
+
+
+def _row_end(plain: str, start: int, end: int, room: int) -> int:
+    """Where the row that starts at `start` ends: after the last word that fits in `room`
+    cells, or, for a word wider than that, after the characters that fit."""
+    if text_width(plain[start:end]) <= room:
+        return end
+    fits = start
+    while fits < end and text_width(plain[start : fits + 1]) <= room:
+        fits += 1
+    space = plain.rfind(" ", start + 1, fits + 1)
+    return space if space > start else max(fits, start + 1)
+
+
+@dataclass
+class _Shown:
+    """A message written above the prompt, while it may still be pinned there."""
+
+    lines: list[str]
+    at: float
+    rows_after: int = 0
+    """Rows written below it since."""
+    pushed: bool = False
+    """Received data was written below it since (not only more messages)."""
+    pinned: bool = False
+
+
 class TerminalSink:
     """Interactive output: complete lines go above the prompt; an unfinished received line
     (a device's `login: `) is kept in `open_line_ansi` for the prompt to show until it ends.
+
+    Messages (status, info, errors) are wrapped at spaces to the terminal's width, with a
+    hanging indent, so no word is broken by the terminal's own wrapping. A message that
+    received data pushes off the screen within PIN_SECONDS of being shown (an answer to a
+    command during a flood) is kept in view above the prompt (`pinned_ansi`) until it is
+    that old; it stays in the scrollback too.
 
     Lines are cut in the formatted string, never by slicing `Text` (rich re-scans every
     slice for control codes, which cost more than the rest of a text frame). A cut at a
@@ -180,11 +277,17 @@ class TerminalSink:
         formatter: Callable[[Text], str],
         repaint: Callable[[], None],
         clear: Callable[[], None] | None = None,
+        size: Callable[[], tuple[int, int]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`size` gives the terminal's (columns, rows), asked at each frame (a window can
+        be resized at any time); `clear` clears the screen (/clear)."""
         self._out = out
         self._format = formatter
         self._repaint = repaint
         self._clear = clear
+        self._size = size
+        self._clock = clock
         self.open_line_ansi = ""
         self._open_length = 0  # characters of the open line, without its styles
         self.progress_ansi = ""
@@ -192,10 +295,35 @@ class TerminalSink:
         # A message ended an unfinished received line early; the newline that would have
         # ended it is then not shown again as an empty line.
         self._line_ended_early = False
+        self._shown: deque[_Shown] = deque(maxlen=64)
+        self._pinned: tuple[tuple[float, str], ...] = ()
+
+    @property
+    def screen_size(self) -> tuple[int, int]:
+        return self._size() if self._size is not None else (80, 24)
+
+    def frame_bytes(self, hex_view: bool) -> int:
+        """Received bytes one frame shows: what the screen can show. More would scroll by
+        unseen, and a terminal slower than the data spends its time drawing past the
+        prompt; the display skips the rest, and says so."""
+        columns, rows = self.screen_size
+        if hex_view:
+            return max(rows, 1) * 16  # one hexdump row for each row of the screen
+        return max(rows * columns, 256)
+
+    @property
+    def pinned_ansi(self) -> str:
+        """The pinned messages still fresh, for the prompt to show above itself ("" if
+        none). Called from the prompt's thread: it reads one tuple, swapped whole."""
+        now = self._clock()
+        return "".join(lines for until, lines in self._pinned if until > now)
 
     def write(self, outputs: list[Output]) -> None:
         parts: list[str] = []
-        open_before = self.open_line_ansi, self.progress_ansi
+        data: set[int] = set()  # the indices of parts that are received data
+        messages: list[tuple[int, _Shown]] = []
+        open_before = self.open_line_ansi, self.progress_ansi, self._pinned
+        columns, rows = self.screen_size
         for output in outputs:
             if output.channel == "progress":
                 assert output.text is not None
@@ -203,20 +331,75 @@ class TerminalSink:
                 continue
             if output.channel == "clear":
                 self._flush(parts)
+                messages.clear()
                 self.open_line_ansi, self._open_length = "", 0
+                self._shown.clear()
+                self._pinned = ()
                 if self._clear is not None:
                     self._clear()
                 continue
             assert output.text is not None, "the raw view exists in batch mode only"
             if output.channel == "data":
+                first = len(parts)
                 self._add_data(output.text, parts)
-            else:
-                parts.extend(self._commit_open_line())
-                message = self._format(output.text)
-                parts.append(message if output.text.plain.endswith("\n") else message + "\n")
+                data.update(range(first, len(parts)))
+                continue
+            if self.open_line_ansi:
+                data.add(len(parts))
+            parts.extend(self._commit_open_line())
+            text = output.text if output.channel == "echo" else wrap_message(output.text, columns)
+            message = self._format(text)
+            parts.append(message if text.plain.endswith("\n") else message + "\n")
+            if output.channel != "echo":
+                messages.append((len(parts), _Shown(parts[-1].splitlines(keepends=True), 0.0)))
+        self._pin(parts, data, messages, columns, rows)
         self._flush(parts)
-        if (self.open_line_ansi, self.progress_ansi) != open_before:
+        if (self.open_line_ansi, self.progress_ansi, self._pinned) != open_before:
             self._repaint()
+
+    def _pin(
+        self,
+        parts: list[str],
+        data: set[int],
+        messages: list[tuple[int, _Shown]],
+        columns: int,
+        rows: int,
+    ) -> None:
+        """Count the rows written below each recent message, and pin the ones that received
+        data pushed out of view while fresh (not a message longer than the screen by
+        itself). Runs before the frame is written, so the prompt drawn with the frame
+        already shows what it pins."""
+        now = self._clock()
+        while self._shown and now - self._shown[0].at >= PIN_SECONDS:
+            self._shown.popleft()
+        if not self._shown and not messages:
+            self._pinned = ()
+            return
+        part_rows = [screen_rows(part, columns) for part in parts]
+        written = sum(part_rows)
+        for shown in self._shown:
+            shown.rows_after += written
+            shown.pushed = shown.pushed or bool(data)
+        for index, shown in messages:
+            shown.at = now
+            shown.rows_after = sum(part_rows[index:])
+            shown.pushed = any(i >= index for i in data)
+            self._shown.append(shown)
+        visible = rows - PROMPT_ROWS
+        # The newest first, in a third of the screen at most: of a long answer (/help), its
+        # end.
+        room = max(rows // 3, 2)
+        kept: list[tuple[float, str]] = []
+        for shown in reversed(self._shown):
+            shown.pinned = shown.pinned or (
+                shown.pushed and shown.rows_after + len(shown.lines) > visible
+            )
+            if not shown.pinned or room <= 0:
+                continue
+            lines = shown.lines[-room:]
+            room -= len(lines)
+            kept.append((shown.at + PIN_SECONDS, "".join(lines)))
+        self._pinned = tuple(reversed(kept))
 
     def _add_data(self, text: Text, parts: list[str]) -> None:
         plain, ansi = text.plain, self._format(text)
@@ -328,9 +511,13 @@ class Display:
         clock: Callable[[], float] = time.time,
         *,
         keep_up: bool = False,
+        frame_bytes: Callable[[bool], int] | None = None,
     ) -> None:
+        """`frame_bytes(hex_view)`: interactive, what one frame may show of received data
+        (the screen's size; FRAME_BYTES_HEX or FRAME_BYTES_TEXT bound it either way)."""
         self.renderer = renderer
         self.sink = sink
+        self._frame_bytes = frame_bytes
         self._clock = clock
         """What ends an idle frame: the wall clock, or a replayed transcript's own time."""
         self._keep_up = keep_up
@@ -408,7 +595,7 @@ class Display:
             outputs: list[Output] = []
             started = time.monotonic()
             shown = 0
-            budget = FRAME_BYTES_HEX if self.renderer.view.mode == "hex" else FRAME_BYTES_TEXT
+            budget = self._frame_budget()
             while self._backlog:
                 if self._keep_up and (
                     shown >= budget or time.monotonic() - started > FRAME_SECONDS
@@ -434,6 +621,14 @@ class Display:
                 # interpreter: keys echo while a flood is shown.
                 time.sleep(max(0.0, FRAME_INTERVAL - (time.monotonic() - started)))
         self._write(None)
+
+    def _frame_budget(self) -> int:
+        """Received bytes the next frame may show."""
+        hex_view = self.renderer.view.mode == "hex"
+        budget = FRAME_BYTES_HEX if hex_view else FRAME_BYTES_TEXT
+        if self._frame_bytes is not None:
+            budget = min(budget, self._frame_bytes(hex_view))
+        return budget
 
     def _skip_oldest(self, limit: int) -> None:
         """Turn the oldest received data of the backlog into counts until `limit` is left."""

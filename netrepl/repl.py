@@ -1,8 +1,9 @@
 """The interactive front end: prompt_toolkit wired to a Session and the Display.
 
-Thin on purpose: it reads lines (with history, completion from the command registry, and a
-toolbar), echoes them through the display, and hands them to `Session.submit`. It never
-touches a socket and never writes to the terminal except through the display's sink.
+Thin on purpose: it reads lines (with history, completion from the command registry, a
+toolbar, pasted lines split as if typed), echoes them through the display, and hands them to
+`Session.submit` one at a time. It never touches a socket, and it writes to the terminal only
+the display's frames (each in one write, with the prompt drawn again) and the prompt itself.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import queue
+import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -27,12 +30,15 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import ANSI, StyleAndTextTuples, to_formatted_text
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.keys import Keys
+from prompt_toolkit.output import Output
 from prompt_toolkit.patch_stdout import StdoutProxy
+from prompt_toolkit.renderer import CPR_Support
 
 from netrepl.commands import REGISTRY, describe_target
-from netrepl.display import AnsiFormatter, Display, TerminalSink
+from netrepl.display import AnsiFormatter, Display, TerminalSink, screen_rows, text_width
 from netrepl.errors import NetreplError
-from netrepl.events import Event, Noticed, Submitted
+from netrepl.events import Event, Noticed, PauseChanged, Progress, Submitted
 from netrepl.options import Startup
 from netrepl.render import Renderer
 from netrepl.session import Session, Settings
@@ -43,6 +49,15 @@ SLOW_LINE_SECONDS = 0.4
 # Lines above the prompt are written at most this often; prompt_toolkit's default (0.2 s)
 # would make a steady trickle of lines look laggy.
 WRITE_INTERVAL = 0.03
+# A line entered while another runs waits its turn; once it has waited this long it is shown
+# as queued (a line behind a quick one runs at once and is echoed only then).
+QUEUED_AFTER_SECONDS = 0.15
+# The completion menu shows at most this many rows, and the prompt reserves rows for it only
+# while it is open.
+MENU_ROWS = 8
+# Synchronized output (DEC mode 2026): a terminal that knows it shows the frame only once it
+# is whole; one that does not ignores it.
+SYNC_BEGIN, SYNC_END = "\x1b[?2026h", "\x1b[?2026l"
 
 
 def state_dir() -> Path:
@@ -113,35 +128,140 @@ def prompt_text(session: Session) -> str:
     return " ".join(parts) + "> "
 
 
-def toolbar_text(session: Session, runner: LineRunner | None = None) -> str:
+class Activity:
+    """What the toolbar tells beyond the settings: a running send's progress and whether the
+    display is paused, noted from the session's events on their way to the display."""
+
+    def __init__(self, post: Callable[[Event], None]) -> None:
+        self._post = post
+        self.progress: Progress | None = None
+        self.paused = False
+
+    def post(self, event: Event) -> None:
+        if isinstance(event, Progress):
+            self.progress = None if event.finished else event
+        elif isinstance(event, PauseChanged):
+            self.paused = event.paused
+        self._post(event)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of the toolbar; when the width is short, the highest `drop` goes first."""
+
+    text: str
+    drop: int
+
+
+def shorten(text: str, width: int) -> str:
+    """`text` cut at a space to fit `width` cells, with an ellipsis (a word is cut only when
+    the first one alone is too wide)."""
+    if text_width(text) <= width:
+        return text
+    cut = text[: max(width - 1, 0)]
+    while cut and text_width(cut) > width - 1:
+        cut = cut[:-1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > 0 else cut).rstrip() + "…"
+
+
+def fit_toolbar(groups: list[list[Field]], width: int) -> str:
+    """` a  b  │  c  d ` in `width` cells: the fields that do not fit are left out whole,
+    least important first, never cut mid-word (the last one left is shortened at a space)."""
+    kept = [list(group) for group in groups]
+
+    def line() -> str:
+        shown = ["  ".join(f.text for f in group) for group in kept if group]
+        return " " + "  │  ".join(shown) + " "
+
+    while text_width(text := line()) > width:
+        fields = [f for group in kept for f in group]
+        if len(fields) <= 1:
+            if not fields:
+                return ""
+            only = fields[0]
+            return " " + shorten(only.text, width - 2) + " "
+        worst = max(fields, key=lambda f: f.drop)
+        for group in kept:
+            if worst in group:
+                group.remove(worst)
+                break
+    return text
+
+
+def toolbar_text(
+    session: Session,
+    runner: LineRunner | None = None,
+    activity: Activity | None = None,
+    width: int = 1000,
+) -> str:
+    """The bottom toolbar, fitted to `width`: where and how connected, what runs (a send's
+    progress), paused, the view and input settings, the byte counts."""
     settings = session.settings
     view = settings.view
     shown = view.encoding if view.mode == "text" else f"{view.mode} ({view.encoding})"
     transport = session.transport
     received = transport.received if transport else 0
     sent = transport.sent if transport else 0
+    where = [Field(session.address_label, 6), Field(session.state, 2)]
+    progress = activity.progress if activity is not None else None
     busy = runner.slow_line() if runner is not None else None
-    state = f"busy: {busy[:30]} (Ctrl-C stops it)" if busy is not None else session.state
-    return (
-        f" {session.address_label}  {state}  │  view {shown}  input {settings.input_mode}"
-        f"  eol {settings.eol}  │  rx {received:,} B  tx {sent:,} B "
-    )
+    if progress is not None:
+        percent = 100 * progress.done // progress.total if progress.total else 100
+        where.append(Field(f"{progress.label} {percent}%", 0))
+    elif busy is not None:
+        where.append(Field(f"busy: {shorten(busy, 40)}", 0))
+    if progress is not None or busy is not None:
+        where.append(Field("(Ctrl-C stops it)", 5))
+    waiting = runner.waiting if runner is not None else 0
+    if waiting:
+        where.append(Field(f"+{waiting} queued", 1))
+    settings_fields = [
+        Field(f"view {shown}", 4),
+        Field(f"input {settings.input_mode}", 8),
+        Field(f"eol {settings.eol}", 9),
+    ]
+    if activity is not None and activity.paused:
+        settings_fields.insert(1, Field("paused (/resume)", 0))
+    counts = [Field(f"rx {received:,} B", 3), Field(f"tx {sent:,} B", 7)]
+    return fit_toolbar([where, settings_fields, counts], width)
+
+
+@dataclass
+class _Entered:
+    line: str
+    echo: bool
+    echoed: bool = False
+    """Its echo is on the screen: at once when nothing ran, else when it starts."""
+    started: bool = False
 
 
 class LineRunner:
     """Runs entered lines one at a time on a thread of its own, in the order entered.
 
-    The prompt stays alive meanwhile: typing goes on while a slow connect or a send to a
-    peer that is not reading waits, and Ctrl-C can stop it (`interrupt`).
+    The prompt stays alive meanwhile: typing goes on while a slow connect, a script, or a
+    send to a peer that is not reading runs, and Ctrl-C can stop it (`interrupt`). A line
+    entered while another runs waits its turn; if it waits long it is shown as queued, and
+    it is echoed again when it runs, so the scrollback shows when it really went. Ctrl-C
+    stops the running line and drops the queued ones (as a shell drops type-ahead), saying
+    which.
     """
 
     def __init__(
-        self, session: Session, post: Callable[[Event], None], on_quit: Callable[[], None]
+        self,
+        session: Session,
+        post: Callable[[Event], None],
+        on_quit: Callable[[], None],
+        prompt: Callable[[], str] = lambda: "> ",
     ) -> None:
         self._session = session
         self._post = post
         self._on_quit = on_quit
-        self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._prompt = prompt
+        self._pending: deque[_Entered] = deque()
+        self._changed = threading.Condition()
+        self._stopped = False
+        self._told_queue = False  # the queue was explained since the running line started
         self.busy: str | None = None
         """The line running now, if any."""
         self._busy_since = 0.0
@@ -150,8 +270,38 @@ class LineRunner:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, line: str) -> None:
-        self._lines.put(line)
+    def submit(self, line: str, *, echo: bool = True) -> None:
+        """Run `line` after those before it; echo it (now, or when it starts)."""
+        with self._changed:
+            entered = _Entered(line, echo)
+            if echo and self.busy is None and not self._pending:
+                # Echoed while holding the lock: the runner cannot post its output first.
+                self._post(Submitted(self._prompt(), line))
+                entered.echoed = True
+            self._pending.append(entered)
+            self._changed.notify_all()
+        if echo and not entered.echoed:
+            timer = threading.Timer(QUEUED_AFTER_SECONDS, self._show_queued, (entered,))
+            timer.daemon = True
+            timer.start()
+
+    @property
+    def waiting(self) -> int:
+        """Lines entered and not started yet."""
+        return len(self._pending)
+
+    def _show_queued(self, entered: _Entered) -> None:
+        with self._changed:
+            if entered.started or entered not in self._pending:
+                return
+            self._post(Submitted(f"(queued) {self._prompt()}", entered.line))
+            if not self._told_queue and self.busy is not None:
+                self._told_queue = True
+                text = (
+                    f"queued behind {shorten(self.busy, 60)}: lines typed now run when it"
+                    " ends; Ctrl-C stops it and drops them"
+                )
+                self._post(Noticed(text, "status"))
 
     def slow_line(self) -> str | None:
         """The running line once it has taken long enough to be worth telling (a connect,
@@ -162,35 +312,71 @@ class LineRunner:
         return busy
 
     def interrupt(self) -> bool:
-        """Stop the running line (Ctrl-C); False when nothing runs."""
-        if self.busy is None:
+        """Ctrl-C on an empty line: stop the running line and drop the queued ones, with a
+        line saying so; False when nothing runs or waits."""
+        with self._changed:
+            dropped = [entered.line for entered in self._pending]
+            self._pending.clear()
+            running = self.busy is not None
+            if running:
+                self._session.cancel.set()
+        if not running and not dropped:
             return False
-        self._session.cancel.set()
+        parts = ["interrupting…"] if running else []
+        if dropped:
+            lines = "line" if len(dropped) == 1 else "lines"
+            shown = ", ".join(shorten(line, 30) for line in dropped[:5])
+            more = f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""
+            parts.append(f"dropped {len(dropped)} queued {lines}, not run: {shown}{more}")
+        self._post(Noticed(" ".join(parts), "status"))
         return True
 
     def stop(self, timeout: float = 5.0) -> None:
+        with self._changed:
+            self._stopped = True
+            self._pending.clear()
+            self._changed.notify_all()
         self._session.cancel.set()
-        self._lines.put(None)
         self._thread.join(timeout)
 
-    def _run(self) -> None:
-        while (line := self._lines.get()) is not None:
+    def _next(self) -> _Entered | None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._pending or self._stopped)
+            if self._stopped:
+                return None
+            entered = self._pending.popleft()
+            entered.started = True
             if self._session.quit_requested:
-                continue  # lines typed after /quit are not run
+                return entered  # not run: lines typed after /quit
             self._busy_since = time.monotonic()
-            self.busy = line
+            self.busy = entered.line
             self._session.cancel.clear()
+            if entered.echo and not entered.echoed:
+                self._post(Submitted(self._prompt(), entered.line))
+            return entered
+
+    def _run(self) -> None:
+        while (entered := self._next()) is not None:
+            if self.busy is None:
+                continue
             try:
-                self._session.submit_typed(line)
+                self._session.submit_typed(entered.line)
             except NetreplError as error:
                 self._post(Noticed(str(error), "error"))
             except Exception as error:  # a bug must not kill the session: show it, go on
                 self._post(Noticed(f"internal error: {error!r}", "error"))
             finally:
-                self.busy = None
+                with self._changed:
+                    self.busy = None
+                    self._told_queue = False
                 self._session.cancel.clear()
             if self._session.quit_requested:
                 self._on_quit()
+
+
+def entered_lines(text: str) -> list[str]:
+    """The lines of an entered or pasted text, each handled as if typed on its own."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 class AboveThePrompt:
@@ -208,22 +394,41 @@ class AboveThePrompt:
         self.app: Application[str] | None = None
         self._fallback = fallback
 
+    def size(self) -> tuple[int, int]:
+        """The terminal's (columns, rows)."""
+        app = self.app
+        if app is not None:
+            size = app.output.get_size()
+            return size.columns, size.rows
+        size = shutil.get_terminal_size()
+        return size.columns, size.lines
+
     def write(self, text: str) -> None:
+        self._on_prompt(lambda app: _write_above(app, text), text)
+
+    def clear(self) -> None:
+        """Clear the screen; the prompt is drawn again at its top (/clear, as Ctrl-L)."""
+        self._on_prompt(_clear_screen, "")
+
+    def flush(self) -> None:
+        pass  # every write is complete when it returns
+
+    def _on_prompt(self, step: Callable[[Application[str]], object], fallback: str) -> None:
+        """Run `step` on the prompt's event loop and wait for it; without a prompt, write
+        `fallback` directly."""
         app = self.app
         loop = app.loop if app is not None else None
         if app is None or loop is None or not app.is_running:
-            self._fallback.write(text)
-            self._fallback.flush()
+            self._write_fallback(fallback)
             return
         written = threading.Event()
 
         async def frame() -> None:
             try:
                 if app.is_running:
-                    await _write_above(app, text)
+                    await step(app)  # type: ignore[misc]
                 else:
-                    self._fallback.write(text)
-                    self._fallback.flush()
+                    self._write_fallback(fallback)
             finally:
                 written.set()
 
@@ -232,38 +437,109 @@ class AboveThePrompt:
         while not written.wait(0.1) and app.is_running:
             pass
 
-    def flush(self) -> None:
-        pass  # every write is complete when it returns
+    def _write_fallback(self, text: str) -> None:
+        if text:
+            self._fallback.write(text)
+            self._fallback.flush()
+
+
+@contextlib.contextmanager
+def one_write(output: Output) -> Iterator[None]:
+    """Everything written to `output` inside goes out in one write at the end, wrapped in
+    synchronized output: the renderer flushes after erasing, after resetting and after
+    drawing, and a terminal reading between those flushes would show no prompt."""
+    output.flush()
+    flush = output.flush
+    output.flush = lambda: None  # type: ignore[method-assign]
+    try:
+        output.write_raw(SYNC_BEGIN)
+        yield
+        output.write_raw(SYNC_END)
+    finally:
+        del output.flush  # the class's own again
+        flush()
 
 
 async def _write_above(app: Application[str], text: str) -> None:
-    """On the prompt's event loop: erase the prompt, write, draw it again below. What
-    prompt_toolkit's in_terminal does, but without leaving raw mode (see AboveThePrompt)."""
+    """On the prompt's event loop: erase the prompt, write, draw it again below, as one
+    write. What prompt_toolkit's in_terminal does, but without leaving raw mode (see
+    AboveThePrompt) and without showing the screen between the steps."""
     renderer = app.renderer
-    if app.output.responds_to_cpr:
+    output = app.output
+    if output.responds_to_cpr:
         # The layout waits on the terminal's answer about the cursor; erasing before it came
         # would erase from a row the renderer no longer knows.
         await renderer.wait_for_cpr_responses()
-    renderer.erase()
-    app.output.write_raw(text)
-    app.output.flush()
-    renderer.reset()
-    renderer.request_absolute_cursor_position()
-    app._redraw()
+    # prompt_toolkit draws the toolbar only once it knows the rows below the cursor, which
+    # the terminal tells only after the frame: the row the prompt starts on after the text
+    # is worked out here from the row it starts on now, and the answer (still asked for)
+    # corrects it if the terminal wrapped the text differently.
+    row: int | None = None
+    if renderer.cpr_support == CPR_Support.SUPPORTED and renderer.height_is_known:
+        size = output.get_size()
+        below = renderer.rows_above_layout + screen_rows(text, size.columns)
+        row = min(below, size.rows - 1) + 1
+    with one_write(output):
+        renderer.erase()
+        output.write_raw(text)
+        if row is not None:
+            renderer.report_absolute_cursor_row(row)
+        renderer.request_absolute_cursor_position()
+        app._redraw()
 
 
-def key_bindings(runner: LineRunner, post: Callable[[Event], None]) -> KeyBindings:
+async def _clear_screen(app: Application[str]) -> None:
+    """prompt_toolkit's clear (Ctrl-L), drawn again in the same write, toolbar included."""
+    renderer = app.renderer
+    with one_write(app.output):
+        renderer.clear()
+        if renderer.cpr_support == CPR_Support.SUPPORTED:
+            renderer.report_absolute_cursor_row(1)
+        app._redraw()
+
+
+class NetreplPrompt(PromptSession[str]):
+    """A PromptSession that reserves rows below the input for the completion menu only
+    while the menu is open, and only as many as it shows (prompt_toolkit reserves eight
+    always when completing while typing: seven empty rows above the toolbar)."""
+
+    @property  # type: ignore[override]
+    def reserve_space_for_menu(self) -> int:
+        buffer = getattr(self, "default_buffer", None)
+        state = buffer.complete_state if buffer is not None else None
+        if state is None or not state.completions:
+            return 0
+        return min(self._menu_rows, len(state.completions) + 1)
+
+    @reserve_space_for_menu.setter
+    def reserve_space_for_menu(self, rows: int) -> None:
+        self._menu_rows = rows
+
+
+def key_bindings(runner: LineRunner) -> KeyBindings:
     bindings = KeyBindings()
 
     @bindings.add("c-c")
     @bindings.add("<sigint>")
     def _interrupt(event: KeyPressEvent) -> None:
-        # Clear the line; or stop what runs; never leave (Ctrl-D and /quit do).
+        # Clear the line; or stop what runs and drop what waits; never leave (Ctrl-D and
+        # /quit do).
         buffer = event.app.current_buffer
         if buffer.text:
             buffer.reset()
-        elif runner.interrupt():
-            post(Noticed("interrupting…", "status"))
+        else:
+            runner.interrupt()
+
+    @bindings.add(Keys.BracketedPaste)
+    def _paste(event: KeyPressEvent) -> None:
+        # Each pasted line as if typed and entered; a last line without its end stays in
+        # the buffer, to be edited.
+        buffer = event.current_buffer
+        *complete, rest = entered_lines(event.data)
+        for line in complete:
+            buffer.insert_text(line)
+            buffer.validate_and_handle()
+        buffer.insert_text(rest)
 
     return bindings
 
@@ -277,38 +553,43 @@ def run_interactive(
     """Connect (or listen) and run the prompt until /quit or Ctrl-D. Raises ConnectError if
     the first connection fails (the caller turns it into exit status 1)."""
     proxy = StdoutProxy(raw=True, sleep_between_writes=WRITE_INTERVAL)
-    prompt_session: PromptSession[str] | None = None
+    prompt_session: NetreplPrompt | None = None
 
     def repaint() -> None:
         if prompt_session is not None:
             prompt_session.app.invalidate()
 
     above = AboveThePrompt(sys.__stdout__)
-    sink = TerminalSink(above, AnsiFormatter(), repaint)
-    display = Display(Renderer(settings.view), sink, keep_up=True)
-    session = Session(settings, display.post)
+    sink = TerminalSink(above, AnsiFormatter(), repaint, clear=above.clear, size=above.size)
+    display = Display(Renderer(settings.view), sink, keep_up=True, frame_bytes=sink.frame_bytes)
+    activity = Activity(display.post)
+    session = Session(settings, activity.post)
 
     def leave() -> None:
         app = prompt_session.app if prompt_session is not None else None
         if app is not None and app.is_running and app.loop is not None:
             app.loop.call_soon_threadsafe(app.exit)
 
-    runner = LineRunner(session, display.post, leave)
+    runner = LineRunner(session, display.post, leave, lambda: prompt_text(session))
 
     def message() -> StyleAndTextTuples:
         fragments: StyleAndTextTuples = []
-        if sink.progress_ansi:
-            fragments.extend(to_formatted_text(ANSI(sink.progress_ansi + "\n")))
-        if sink.open_line_ansi:
-            fragments.extend(to_formatted_text(ANSI(sink.open_line_ansi + "\n")))
+        for above_input in (sink.pinned_ansi, sink.progress_ansi, sink.open_line_ansi):
+            if above_input:
+                end = "" if above_input.endswith("\n") else "\n"
+                fragments.extend(to_formatted_text(ANSI(above_input + end)))
         fragments.append(("bold", prompt_text(session)))
         return fragments
 
+    def toolbar() -> str:
+        return toolbar_text(session, runner, activity, above.size()[0])
+
     def accept(buffer: Buffer) -> bool:
         # The prompt keeps running while the line is handled, so everything the display
-        # writes goes above it through run_in_terminal and never races a redraw.
-        display.post(Submitted(prompt_text(session), buffer.text))
-        runner.submit(buffer.text)
+        # writes goes above it and never races a redraw. A buffer holding newlines (a
+        # recalled paste) is several lines, each entered as if typed.
+        for line in entered_lines(buffer.text):
+            runner.submit(line)
         return False  # clear the line, keep the prompt
 
     display.start()
@@ -322,21 +603,22 @@ def run_interactive(
             session.close_files()
             display.stop()
             raise
-        prompt_session = PromptSession(
+        prompt_session = NetreplPrompt(
             message=message,
-            bottom_toolbar=lambda: toolbar_text(session, runner),
+            bottom_toolbar=toolbar,
             completer=CommandCompleter(session),
             history=open_history(),
             auto_suggest=AutoSuggestFromHistory(),
-            key_bindings=key_bindings(runner, display.post),
+            key_bindings=key_bindings(runner),
             erase_when_done=True,
             refresh_interval=0.5,
+            reserve_space_for_menu=MENU_ROWS,
         )
         prompt_session.default_buffer.accept_handler = accept
         above.app = prompt_session.app
         runner.start()
         if startup.script is not None:
-            runner.submit(f"/run {startup.script}")
+            runner.submit(f"/run {startup.script}", echo=False)
         try:
             prompt_session.prompt()
         except EOFError:
