@@ -1,0 +1,277 @@
+"""What the screen shows, in a pty read by a terminal emulator (pyte): /clear, the toolbar at
+any width, the rows between the prompt and the toolbar, long messages wrapped at spaces, the
+prompt and toolbar under a flood, answers that stay readable while data scrolls, a resize.
+
+Samples of the screen are taken as a terminal shows it: at each sample, everything that had
+arrived is fed to the emulator first. Loops are bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from netrepl.commands import help_text
+from tests.e2e.test_flood import FLOOD_LINE, SKIPPED, Flooder
+from tests.e2e.test_interactive import enter, keys, ready, rows, start, toolbar
+from tests.terminal import Terminal
+
+SAMPLE_SECONDS = 0.05
+TOOLBAR_ROW = re.compile(r"^ TCP \S+  connected  .*│  rx [\d,]+ B(?:  tx [\d,]+ B)?$")
+PROMPT_ROW = re.compile(r"^(?:\S+ )?>(?: |$)")
+
+
+@pytest.fixture
+def flood() -> Iterator[Callable[..., Flooder]]:
+    """flood(sock, pattern=...) -> a running Flooder, stopped at teardown."""
+    flooders: list[Flooder] = []
+
+    def make(sock: socket.socket, **options: object) -> Flooder:
+        flooder = Flooder(sock, **options)  # type: ignore[arg-type]
+        flooders.append(flooder)
+        return flooder
+
+    yield make
+    for flooder in flooders:
+        flooder.stop()
+
+
+def resize(terminal: Terminal, rows: int, columns: int) -> None:
+    """Resize the window: the pty (netrepl gets SIGWINCH) and the emulated screen."""
+    terminal.screen.resize(rows, columns)
+    terminal.child.setwinsize(rows, columns)
+
+
+def drain(terminal: Terminal, limit: float = 0.5) -> None:
+    """Feed the emulator everything that has arrived (for at most `limit` s of reading)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and terminal._pump(0):
+        pass
+
+
+def prompt_and_toolbar_shown(lines: list[str]) -> bool:
+    toolbars = [i for i, line in enumerate(lines) if TOOLBAR_ROW.match(line)]
+    prompts = [i for i, line in enumerate(lines) if PROMPT_ROW.match(line)]
+    return bool(toolbars) and bool(prompts) and min(prompts) < max(toolbars)
+
+
+def samples(terminal: Terminal, count: int) -> list[list[str]]:
+    """`count` screens, SAMPLE_SECONDS apart, each as the terminal shows it then."""
+    screens = []
+    next_at = time.monotonic() + SAMPLE_SECONDS
+    for _ in range(count):
+        while (left := next_at - time.monotonic()) > 0:
+            terminal._pump(left)
+        next_at += SAMPLE_SECONDS
+        drain(terminal)
+        screens.append(terminal.screen_lines())
+    return screens
+
+
+# ---- /clear and Ctrl-L ---------------------------------------------------------------------------
+
+
+def test_clear_clears_the_screen_and_draws_the_prompt_at_the_top(spawn, make_peer):
+    peer = make_peer(greeting=b"before the clear\n")
+    terminal, client = start(spawn, peer)
+    terminal.expect_screen(rows("before the clear"))
+    enter(terminal, "/clear")
+    terminal.expect_screen(r"^>\n")  # the prompt on the first row
+    ready(terminal)
+    assert "before the clear" not in terminal.screen_text()
+    assert "/clear" not in terminal.screen_text()
+
+    client.send(b"after the clear\n")
+    terminal.expect_screen(r"^after the clear\n>\n")
+    enter(terminal, "typed")
+    assert client.wait_for(b"typed\n") == b"typed\n"
+    terminal.expect_screen(r"^after the clear\n> typed\n>\n")
+
+
+def test_ctrl_l_clears_the_screen_too(spawn, make_peer):
+    peer = make_peer(greeting=b"before ctrl-l\n")
+    terminal, _ = start(spawn, peer)
+    terminal.expect_screen(rows("before ctrl-l"))
+    keys(terminal, "\x0c")
+    terminal.expect_screen(r"^>\n")
+    ready(terminal)
+    assert "before ctrl-l" not in terminal.screen_text()
+
+
+# ---- the toolbar ---------------------------------------------------------------------------------
+
+
+def toolbar_row(terminal: Terminal) -> str:
+    return next(line for line in reversed(terminal.screen_lines()) if line.startswith(" TCP "))
+
+
+def test_toolbar_fits_a_narrow_terminal_by_leaving_out_whole_fields(spawn, make_peer):
+    peer = make_peer(greeting=b"hello\n")
+    terminal, _ = start(spawn, peer)
+    ready(terminal)
+    resize(terminal, 30, 60)
+    address = f"127.0.0.1:{peer.port}"
+    # eol, input and tx go first; what stays is whole.
+    terminal.expect_screen(rf"(?m)^ TCP {re.escape(address)}  connected  │  view utf-8  │  rx 6 B$")
+    resize(terminal, 30, 40)
+    terminal.expect_screen(r"(?m)^ connected  │  view utf-8  │  rx 6 B$")
+    resize(terminal, 30, 120)
+    terminal.expect_screen(toolbar(peer) + r"view utf-8  input text  eol lf  │  rx 6 B  tx 0 B$")
+
+
+def test_toolbar_during_sendfile_shows_its_progress_whole(spawn, make_peer, tmp_path):
+    path = tmp_path / "firmware.bin"
+    path.write_bytes(bytes(300_000))
+    peer = make_peer()
+    terminal, client = start(spawn, peer)
+    enter(terminal, f"/sendfile {path} --chunk 1000 --delay 10")
+    terminal.expect_screen(
+        r"(?m)^ TCP \S+  connected  sendfile firmware\.bin \d+%  \(Ctrl-C stops it\)  │  "
+        r"view utf-8(?:  input text)?(?:  eol lf)?  │  rx 0 B  tx [\d,]+ B$"
+    )
+    resize(terminal, 30, 60)
+    # The send and how to stop it stay; the settings and the address go first.
+    terminal.expect_screen(
+        r"(?m)^ connected  sendfile firmware\.bin \d+%  (?:\(Ctrl-C stops it\)  )?│"
+        r"(?:  view utf-8  │)?  rx 0 B$"
+    )
+    terminal.type("\x03")
+    terminal.expect_screen(r"(?m)^sendfile firmware\.bin: interrupted, ")
+    client.wait_for_size(1000)
+
+
+def test_toolbar_says_the_display_is_paused(spawn, make_peer):
+    peer = make_peer()
+    terminal, client = start(spawn, peer)
+    enter(terminal, "/pause")
+    terminal.expect_screen(toolbar(peer) + r"view utf-8  paused \(/resume\)  input text")
+    client.send(b"unseen\n")
+    terminal.expect_screen(toolbar(peer) + r".*│  rx 7 B  tx 0 B$")
+    enter(terminal, "/resume")
+    terminal.expect_screen(toolbar(peer) + r"view utf-8  input text")
+    assert "paused (/resume)" not in toolbar_row(terminal)
+
+
+def test_no_empty_rows_between_the_prompt_and_the_toolbar_unless_completing(spawn, make_peer):
+    peer = make_peer()
+    terminal, client = start(spawn, peer)
+    ready(terminal)
+    client.send(b"".join(b"line %02d\n" % i for i in range(40)))  # more than the screen
+    terminal.expect_screen(rows("line 39"))
+    enter(terminal, "x")
+    # The prompt right above the toolbar, on the last row.
+    terminal.expect_screen(r"(?m)^> x\n(?:.*\n)*>\n TCP \S+  connected  │  .* B\Z")
+    # The completion menu gets the rows it needs while it is open.
+    keys(terminal, "/view ")
+    terminal.expect_screen(
+        r"(?m)^> /view\s*\n\s+hex\s*\n\s+text\s*\n\s+utf8\s*\n\s+gbk\s*\n\s+auto\s*\n\s+raw$"
+    )
+
+
+# ---- long messages -------------------------------------------------------------------------------
+
+
+def test_help_wraps_at_spaces_under_the_summary_column(spawn, make_peer):
+    peer = make_peer()
+    terminal, _ = start(spawn, peer)
+    enter(terminal, "/help")
+    terminal.expect_screen(r"(?m)^  /clear +clear the screen$")
+    lines = terminal.screen_lines()
+    words = set(help_text().split())
+    column = len(re.search(r"(?m)^  /clear +", help_text()).group())  # where summaries start
+    shown = lines[: next(i for i, line in enumerate(lines) if line.startswith("  /clear ")) + 1]
+    broken = [word for line in shown for word in line.split() if word not in words]
+    assert not broken, f"words cut: {broken}\n" + "\n".join(shown)
+    continuations = [line for line in shown if line.startswith(" " * column)]
+    assert continuations, "\n".join(shown)  # some summaries are longer than a row
+    at_summary = [line for line in continuations if line[column] != " "]
+    assert at_summary == continuations, "\n".join(continuations)
+    # The table as a whole, read back: every summary whole.
+    joined = re.sub(rf"\n {{{column}}}(?=\S)", " ", "\n".join(lines))
+    for line in help_text().splitlines()[1:]:
+        if line.startswith("  /") and line.split()[0] in ("/expect", "/to"):
+            assert line in joined.splitlines(), line
+
+
+def test_a_message_wider_than_a_narrow_terminal_keeps_its_words(spawn, make_peer):
+    peer = make_peer()
+    terminal, _ = start(spawn, peer)
+    ready(terminal)
+    resize(terminal, 30, 50)
+    terminal.expect_screen(r"(?m)^ connected  │  view utf-8  │  rx 0 B$")
+    terminal.enter("/nosuch-command-with-a-long-name")
+    terminal.expect_screen(
+        rows("unknown command /nosuch-command-with-a-long-name", "  (/help lists the commands)")
+    )
+
+
+# ---- under a flood: the prompt and the toolbar, and answers that stay readable -----------------
+
+
+@pytest.mark.parametrize("view", ["utf8", "hex", "auto", "gbk"])
+def test_prompt_and_toolbar_stay_on_screen_under_a_flood(spawn, make_peer, flood, view):
+    peer = make_peer()
+    terminal, client = start(spawn, peer, "--view", view)
+    ready(terminal)
+    pattern = bytes(range(256)) if view == "hex" else FLOOD_LINE
+    flooder = flood(client.sock, pattern=pattern)
+    terminal.expect_screen("00 01 02 03" if view == "hex" else "flood-line")
+    screens = samples(terminal, 80)
+    assert not flooder.done.is_set(), "the flood ended while sampling"
+    shown = [prompt_and_toolbar_shown(screen) for screen in screens]
+    missing = [screen for screen, ok in zip(screens, shown, strict=True) if not ok]
+    assert sum(shown) >= 0.95 * len(screens), (
+        f"prompt and toolbar on screen in {sum(shown)} of {len(screens)} samples; one without:\n"
+        + "\n".join(missing[0])
+    )
+    keys(terminal, "still typing")
+    terminal.expect_screen(r"(?m)^> still typing$")
+
+
+def visible_for(terminal: Terminal, pattern: str, seconds: float) -> tuple[int, int]:
+    """From when `pattern` is first on the screen: in how many of the samples over the next
+    `seconds` it is still there, of how many."""
+    terminal.expect_screen(pattern, timeout=15)
+    regex = re.compile(pattern)
+    screens = samples(terminal, int(seconds / SAMPLE_SECONDS))
+    return sum(regex.search("\n".join(s)) is not None for s in screens), len(screens)
+
+
+def test_an_answer_typed_during_a_flood_stays_readable_for_3_s(spawn, make_peer, flood):
+    peer = make_peer()
+    terminal, client = start(spawn, peer)
+    ready(terminal)
+    flooder = flood(client.sock, pattern=FLOOD_LINE)
+    terminal.expect_screen("flood-line")
+    terminal.enter("/stats")
+    report = r"(?m)^received +[\d,]+ bytes in [\d,]+ reads.*\nsent +0 bytes in 0 sends"
+    seen, taken = visible_for(terminal, report, 2.9)
+    assert seen == taken, f"/stats readable in {seen} of {taken} samples over 2.9 s"
+    # The line about what the screen skipped, too.
+    seen, taken = visible_for(terminal, SKIPPED, 2.9)
+    assert seen == taken, f"the skipped line readable in {seen} of {taken} samples over 2.9 s"
+    assert not flooder.done.is_set(), "the flood ended too soon"
+    # Data keeps scrolling above the answer meanwhile.
+    assert "flood-line" in terminal.screen_text()
+
+
+def test_pinned_answers_leave_once_old(spawn, make_peer, flood):
+    peer = make_peer()
+    terminal, client = start(spawn, peer)
+    ready(terminal)
+    flooder = flood(client.sock, pattern=FLOOD_LINE)
+    terminal.expect_screen("flood-line")
+    terminal.enter("/nosuch")
+    answer = r"(?m)^unknown command /nosuch \(/help lists the commands\)$"
+    terminal.expect_screen(answer)
+    flooder.stop()
+    # Once the flood stopped and the answer is old, it is no longer held above the prompt
+    # (it is in the scrollback, where data pushed it).
+    deadline = time.monotonic() + 6
+    while re.search(answer, terminal.screen_text()) and time.monotonic() < deadline:
+        terminal._pump(0.1)
+    assert not re.search(answer, terminal.screen_text()), terminal.screen_text()
