@@ -309,7 +309,9 @@ class TerminalSink:
         columns, rows = self.screen_size
         if hex_view:
             return max(rows, 1) * 16  # one hexdump row for each row of the screen
-        return max(rows * columns, 256)
+        # Half a screen's cells: lines are mostly shorter than the width, and escapes of
+        # undecodable bytes take four cells and their colour codes.
+        return max(rows * columns // 2, 256)
 
     @property
     def pinned_ansi(self) -> str:

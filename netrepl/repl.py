@@ -392,6 +392,7 @@ class AboveThePrompt:
 
     def __init__(self, fallback: TextIO) -> None:
         self.app: Application[str] | None = None
+        self.reflow: Reflow | None = None
         self._fallback = fallback
 
     def size(self) -> tuple[int, int]:
@@ -404,7 +405,7 @@ class AboveThePrompt:
         return size.columns, size.lines
 
     def write(self, text: str) -> None:
-        self._on_prompt(lambda app: _write_above(app, text), text)
+        self._on_prompt(lambda app: _write_above(app, text, self.reflow), text)
 
     def clear(self) -> None:
         """Clear the screen; the prompt is drawn again at its top (/clear, as Ctrl-L)."""
@@ -460,7 +461,7 @@ def one_write(output: Output) -> Iterator[None]:
         flush()
 
 
-async def _write_above(app: Application[str], text: str) -> None:
+async def _write_above(app: Application[str], text: str, reflow: Reflow | None = None) -> None:
     """On the prompt's event loop: erase the prompt, write, draw it again below, as one
     write. What prompt_toolkit's in_terminal does, but without leaving raw mode (see
     AboveThePrompt) and without showing the screen between the steps."""
@@ -475,12 +476,16 @@ async def _write_above(app: Application[str], text: str) -> None:
     # is worked out here from the row it starts on now, and the answer (still asked for)
     # corrects it if the terminal wrapped the text differently.
     row: int | None = None
-    if renderer.cpr_support == CPR_Support.SUPPORTED and renderer.height_is_known:
+    narrower = reflow is not None and reflow.narrower()
+    if renderer.cpr_support == CPR_Support.SUPPORTED and renderer.height_is_known and not narrower:
         size = output.get_size()
         below = renderer.rows_above_layout + screen_rows(text, size.columns)
         row = min(below, size.rows - 1) + 1
     with one_write(output):
-        renderer.erase()
+        if reflow is not None:
+            reflow.erase()
+        else:
+            renderer.erase()
         output.write_raw(text)
         if row is not None:
             renderer.report_absolute_cursor_row(row)
@@ -496,6 +501,71 @@ async def _clear_screen(app: Application[str]) -> None:
         if renderer.cpr_support == CPR_Support.SUPPORTED:
             renderer.report_absolute_cursor_row(1)
         app._redraw()
+
+
+class Reflow:
+    """Erasing the prompt after the window got narrower. prompt_toolkit erases its rows by
+    moving up as many rows as it drew above the cursor. Most terminals (VTE, kitty, iTerm2,
+    Windows Terminal, tmux) reflow their rows to a narrower width, so a long typed line then
+    covers more rows than that, and the rows above where the erase began stay on the screen:
+    a copy of the line in the scrollback. Here the move is by the rows the drawn rows take
+    once reflowed, whenever the prompt is erased (a frame written above it, a redraw at the
+    new size, the resize itself). A terminal that cuts rows instead (xterm) then loses as
+    many rows above the prompt from the screen, only when a drawn row was wider than the new
+    width (a long typed line); the log and the scrollback keep what they held.
+    """
+
+    def __init__(self, app: Application[str]) -> None:
+        self._app = app
+        self._standard_resize = app._on_resize
+        self._columns = self._drawing = app.output.get_size().columns
+        """The width the prompt was last drawn at."""
+        app.before_render += self._before_render
+        app.after_render += self._after_render
+
+    def narrower(self) -> bool:
+        return self._app.output.get_size().columns < self._columns
+
+    def erase(self) -> None:
+        """Erase the prompt (as `Renderer.erase`) from where its first row is now."""
+        app = self._app
+        screen = app.renderer.last_rendered_screen
+        if not self.narrower() or screen is None:
+            app.renderer.erase()
+            return
+        columns = app.output.get_size().columns
+        cursor = screen.get_cursor_position(app.layout.current_window)
+        rows = cursor.x // columns
+        for y in range(cursor.y):
+            drawn = [x + ch.width for x, ch in screen.data_buffer[y].items() if ch.char.strip()]
+            rows += max(1, -(-max(drawn, default=0) // columns))
+        output = app.output
+        output.write_raw("\r")
+        output.cursor_up(rows)
+        output.erase_down()
+        output.reset_attributes()
+        output.enable_autowrap()
+        app.renderer.reset(leave_alternate_screen=False)
+
+    def on_resize(self) -> None:
+        """SIGWINCH: prompt_toolkit's handler, unless narrower (the redraw erases)."""
+        if self.narrower():
+            self._app._redraw()
+        else:
+            self._standard_resize()
+
+    def _before_render(self, app: Application[str]) -> None:
+        # Any redraw may be the first at the new width: a refresh or a key can come before
+        # the resize signal is handled.
+        if self.narrower() and app.renderer.last_rendered_screen is not None:
+            self.erase()
+            app.renderer.request_absolute_cursor_position()
+        # The width this render draws at (asked again after it, a resize during the render
+        # would be taken for the width it drew at).
+        self._drawing = app.output.get_size().columns
+
+    def _after_render(self, app: Application[str]) -> None:
+        self._columns = self._drawing
 
 
 class NetreplPrompt(PromptSession[str]):
@@ -615,7 +685,9 @@ def run_interactive(
             reserve_space_for_menu=MENU_ROWS,
         )
         prompt_session.default_buffer.accept_handler = accept
-        above.app = prompt_session.app
+        reflow = Reflow(prompt_session.app)
+        prompt_session.app._on_resize = reflow.on_resize  # type: ignore[method-assign]
+        above.app, above.reflow = prompt_session.app, reflow
         runner.start()
         if startup.script is not None:
             runner.submit(f"/run {startup.script}", echo=False)

@@ -13,12 +13,13 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 
+import pyte
 import pytest
 
 from netrepl.commands import help_text
 from tests.e2e.test_flood import FLOOD_LINE, SKIPPED, Flooder
 from tests.e2e.test_interactive import enter, keys, ready, rows, start, toolbar
-from tests.terminal import Terminal
+from tests.terminal import Terminal, _AnsweringScreen
 
 SAMPLE_SECONDS = 0.05
 TOOLBAR_ROW = re.compile(r"^ TCP \S+  connected  .*│  rx [\d,]+ B(?:  tx [\d,]+ B)?$")
@@ -275,3 +276,77 @@ def test_pinned_answers_leave_once_old(spawn, make_peer, flood):
     while re.search(answer, terminal.screen_text()) and time.monotonic() < deadline:
         terminal._pump(0.1)
     assert not re.search(answer, terminal.screen_text()), terminal.screen_text()
+
+
+# ---- resizing the window -------------------------------------------------------------------------
+
+
+class ReflowingScreen(_AnsweringScreen):
+    """A screen that reflows its rows when it gets narrower, as VTE, kitty, iTerm2, Windows
+    Terminal and tmux do (pyte itself cuts them): a row wider than the new width continues on
+    the rows below, the cursor stays on its character, and rows pushed off the top go to the
+    scrollback (`history`)."""
+
+    history: list[str]
+
+    def resize(self, lines: int | None = None, columns: int | None = None) -> None:
+        lines, columns = lines or self.lines, columns or self.columns
+        if columns >= self.columns:
+            super().resize(lines, columns)
+            return
+        rows: list[list[pyte.screens.Char]] = []
+        cursor = (0, 0)
+        for y in range(self.lines):
+            line = self.buffer[y]
+            width = max((x + 1 for x, char in line.items() if char.data.strip()), default=0)
+            cells = [line[x] for x in range(width)]
+            if y == self.cursor.y:
+                cursor = (len(rows) + self.cursor.x // columns, self.cursor.x % columns)
+            rows += [cells[i : i + columns] for i in range(0, width, columns)] or [[]]
+        while len(rows) > lines and len(rows) - 1 > cursor[0] and not rows[-1]:
+            rows.pop()
+        drop = max(0, len(rows) - lines)
+        self.history = [
+            *getattr(self, "history", []),
+            *("".join(c.data for c in r) for r in rows[:drop]),
+        ]
+        self.buffer.clear()
+        for y, cells in enumerate(rows[drop:]):
+            for x, char in enumerate(cells):
+                self.buffer[y][x] = char
+        self.cursor.y, self.cursor.x = max(cursor[0] - drop, 0), cursor[1]
+        self.lines, self.columns = lines, columns
+        self.set_margins()
+        self.dirty.update(range(lines))
+
+
+def test_narrowing_the_window_while_a_long_line_is_typed_leaves_one_copy(spawn, make_peer):
+    peer = make_peer(greeting=b"".join(b"data %02d\n" % i for i in range(40)))
+    terminal = spawn(*peer.args)
+    terminal.screen = ReflowingScreen(terminal.screen.columns, terminal.screen.lines)
+    terminal.screen.child = terminal.child
+    terminal._stream = pyte.ByteStream(terminal.screen)
+    terminal.expect_screen(rows("data 39"))
+    ready(terminal)
+    line = " ".join(f"w{i:03d}" for i in range(50))  # 249 characters
+    terminal.type(line)
+    terminal.expect_screen(r"(?m)w049$")
+    asked = terminal.raw.count(b"\x1b[6n")
+    resize(terminal, 30, 60)
+    # netrepl erases and asks where the cursor is, then draws the prompt again once told.
+    terminal._wait(
+        lambda: (
+            terminal.raw.count(b"\x1b[6n") > asked
+            and b"\x1b[?25h" in terminal.raw[terminal.raw.rindex(b"\x1b[6n") :]
+        ),
+        "the prompt drawn again at the new width",
+        None,
+    )
+    drain(terminal)
+    wrapped = [("> " + line)[i : i + 60] for i in range(0, len(line) + 2, 60)]
+    terminal.expect_screen(rows(*wrapped))
+    screen = terminal.screen_text()
+    assert screen.count("> w000") == 1, screen
+    assert "> w000" not in "\n".join(terminal.screen.history), terminal.screen.history
+    terminal.enter()
+    assert peer.wait_for_client().wait_for(line.encode() + b"\n").endswith(line.encode() + b"\n")
