@@ -263,8 +263,8 @@ class TerminalSink:
     Messages (status, info, errors) are wrapped at spaces to the terminal's width, with a
     hanging indent, so no word is broken by the terminal's own wrapping. A message that
     received data pushes off the screen within PIN_SECONDS of being shown (an answer to a
-    command during a flood) is kept in view above the prompt (`pinned_ansi`) until it is
-    that old; it stays in the scrollback too.
+    command during a flood) is kept in view just above the prompt (`pinned_ansi`, which the
+    REPL writes below each frame) until it is that old; it stays in the scrollback too.
 
     Lines are cut in the formatted string, never by slicing `Text` (rich re-scans every
     slice for control codes, which cost more than the rest of a text frame). A cut at a
@@ -315,8 +315,8 @@ class TerminalSink:
 
     @property
     def pinned_ansi(self) -> str:
-        """The pinned messages still fresh, for the prompt to show above itself ("" if
-        none). Called from the prompt's thread: it reads one tuple, swapped whole."""
+        """The pinned messages still fresh, for the REPL to keep just above the prompt (""
+        if none). Called from the prompt's thread: it reads one tuple, swapped whole."""
         now = self._clock()
         return "".join(lines for until, lines in self._pinned if until > now)
 
@@ -324,7 +324,7 @@ class TerminalSink:
         parts: list[str] = []
         data: set[int] = set()  # the indices of parts that are received data
         messages: list[tuple[int, _Shown]] = []
-        open_before = self.open_line_ansi, self.progress_ansi, self._pinned
+        open_before = self.open_line_ansi, self.progress_ansi
         columns, rows = self.screen_size
         for output in outputs:
             if output.channel == "progress":
@@ -356,7 +356,7 @@ class TerminalSink:
                 messages.append((len(parts), _Shown(parts[-1].splitlines(keepends=True), 0.0)))
         self._pin(parts, data, messages, columns, rows)
         self._flush(parts)
-        if (self.open_line_ansi, self.progress_ansi, self._pinned) != open_before:
+        if (self.open_line_ansi, self.progress_ansi) != open_before:
             self._repaint()
 
     def _pin(

@@ -388,12 +388,20 @@ class AboveThePrompt:
     run_in_terminal switches the tty to cooked mode for every write, so keys typed during a
     flood were echoed by the tty and Backspaces lost. Waiting here slows the display thread
     to the terminal's pace, and its own skipping then drops what cannot be shown.
+
+    Between the frames and the prompt it keeps `kept()` (the answers the sink pins while
+    data scrolls): written below each frame's text and erased with the prompt before the
+    next, so it never reaches the scrollback twice. It is not part of prompt_toolkit's
+    layout: in a flood, a layout rows taller made every redraw (each key) cost 20-50 ms.
     """
 
     def __init__(self, fallback: TextIO) -> None:
         self.app: Application[str] | None = None
         self.reflow: Reflow | None = None
+        self.kept: Callable[[], str] = lambda: ""
+        self._kept_shown = ""
         self._fallback = fallback
+        self._frames: asyncio.Lock | None = None
 
     def size(self) -> tuple[int, int]:
         """The terminal's (columns, rows)."""
@@ -405,14 +413,29 @@ class AboveThePrompt:
         return size.columns, size.lines
 
     def write(self, text: str) -> None:
-        self._on_prompt(lambda app: _write_above(app, text, self.reflow), text)
+        self._on_prompt(lambda app: self._frame(app, text), text)
 
     def clear(self) -> None:
         """Clear the screen; the prompt is drawn again at its top (/clear, as Ctrl-L)."""
-        self._on_prompt(_clear_screen, "")
+        self._on_prompt(self._clear, "")
 
     def flush(self) -> None:
         pass  # every write is complete when it returns
+
+    async def keep_fresh(self, app: Application[str]) -> None:
+        """On the prompt's loop, while it runs: what is kept above the prompt expires."""
+        while app.is_running:
+            await asyncio.sleep(0.25)
+            if self.kept() != self._kept_shown:
+                await self._frame(app, "")
+
+    def drop_kept(self) -> None:
+        """Once the prompt is gone (it erased itself): erase what was kept above it."""
+        rows = screen_rows(self._kept_shown, self.size()[0])
+        self._kept_shown = ""
+        if rows:
+            self._fallback.write(f"\x1b[{rows}A\x1b[J")
+            self._fallback.flush()
 
     def _on_prompt(self, step: Callable[[Application[str]], object], fallback: str) -> None:
         """Run `step` on the prompt's event loop and wait for it; without a prompt, write
@@ -443,6 +466,64 @@ class AboveThePrompt:
             self._fallback.write(text)
             self._fallback.flush()
 
+    async def _frame(self, app: Application[str], text: str) -> None:
+        """On the prompt's event loop: erase the prompt (and what is kept above it), write,
+        draw it again below, as one write. What prompt_toolkit's in_terminal does, but
+        without leaving raw mode and without showing the screen between the steps. Frames
+        (the display's, and expiries) take turns."""
+        if self._frames is None:
+            self._frames = asyncio.Lock()
+        async with self._frames:
+            renderer = app.renderer
+            output = app.output
+            if output.responds_to_cpr:
+                # The layout waits on the terminal's answer about the cursor; erasing before
+                # it came would erase from a row the renderer no longer knows.
+                await renderer.wait_for_cpr_responses()
+            size = output.get_size()
+            kept = self.kept()
+            # Counted at today's width: a terminal that reflowed them on narrowing holds
+            # them on that many rows now.
+            kept_rows = screen_rows(self._kept_shown, size.columns)
+            # prompt_toolkit draws the toolbar only once it knows the rows below the cursor,
+            # which the terminal tells only after the frame: the row the prompt starts on is
+            # worked out here from the row it starts on now, and the answer (still asked
+            # for) corrects it if the terminal wrapped the text differently.
+            row: int | None = None
+            narrower = self.reflow is not None and self.reflow.narrower()
+            if (
+                renderer.cpr_support == CPR_Support.SUPPORTED
+                and renderer.height_is_known
+                and not narrower
+            ):
+                top = max(renderer.rows_above_layout - kept_rows, 0)
+                row = min(top + screen_rows(text + kept, size.columns), size.rows - 1) + 1
+            with one_write(output):
+                if self.reflow is not None:
+                    self.reflow.erase()
+                else:
+                    renderer.erase()
+                if kept_rows:
+                    output.cursor_up(kept_rows)
+                    output.erase_down()
+                output.write_raw(text + kept)
+                self._kept_shown = kept
+                if row is not None:
+                    renderer.report_absolute_cursor_row(row)
+                renderer.request_absolute_cursor_position()
+                app._redraw()
+
+    async def _clear(self, app: Application[str]) -> None:
+        """prompt_toolkit's clear (Ctrl-L), drawn again in the same write, toolbar
+        included; what was kept above the prompt goes too."""
+        renderer = app.renderer
+        with one_write(app.output):
+            renderer.clear()
+            self._kept_shown = ""
+            if renderer.cpr_support == CPR_Support.SUPPORTED:
+                renderer.report_absolute_cursor_row(1)
+            app._redraw()
+
 
 @contextlib.contextmanager
 def one_write(output: Output) -> Iterator[None]:
@@ -459,48 +540,6 @@ def one_write(output: Output) -> Iterator[None]:
     finally:
         del output.flush  # the class's own again
         flush()
-
-
-async def _write_above(app: Application[str], text: str, reflow: Reflow | None = None) -> None:
-    """On the prompt's event loop: erase the prompt, write, draw it again below, as one
-    write. What prompt_toolkit's in_terminal does, but without leaving raw mode (see
-    AboveThePrompt) and without showing the screen between the steps."""
-    renderer = app.renderer
-    output = app.output
-    if output.responds_to_cpr:
-        # The layout waits on the terminal's answer about the cursor; erasing before it came
-        # would erase from a row the renderer no longer knows.
-        await renderer.wait_for_cpr_responses()
-    # prompt_toolkit draws the toolbar only once it knows the rows below the cursor, which
-    # the terminal tells only after the frame: the row the prompt starts on after the text
-    # is worked out here from the row it starts on now, and the answer (still asked for)
-    # corrects it if the terminal wrapped the text differently.
-    row: int | None = None
-    narrower = reflow is not None and reflow.narrower()
-    if renderer.cpr_support == CPR_Support.SUPPORTED and renderer.height_is_known and not narrower:
-        size = output.get_size()
-        below = renderer.rows_above_layout + screen_rows(text, size.columns)
-        row = min(below, size.rows - 1) + 1
-    with one_write(output):
-        if reflow is not None:
-            reflow.erase()
-        else:
-            renderer.erase()
-        output.write_raw(text)
-        if row is not None:
-            renderer.report_absolute_cursor_row(row)
-        renderer.request_absolute_cursor_position()
-        app._redraw()
-
-
-async def _clear_screen(app: Application[str]) -> None:
-    """prompt_toolkit's clear (Ctrl-L), drawn again in the same write, toolbar included."""
-    renderer = app.renderer
-    with one_write(app.output):
-        renderer.clear()
-        if renderer.cpr_support == CPR_Support.SUPPORTED:
-            renderer.report_absolute_cursor_row(1)
-        app._redraw()
 
 
 class Reflow:
@@ -631,6 +670,7 @@ def run_interactive(
 
     above = AboveThePrompt(sys.__stdout__)
     sink = TerminalSink(above, AnsiFormatter(), repaint, clear=above.clear, size=above.size)
+    above.kept = lambda: sink.pinned_ansi
     display = Display(Renderer(settings.view), sink, keep_up=True, frame_bytes=sink.frame_bytes)
     activity = Activity(display.post)
     session = Session(settings, activity.post)
@@ -642,13 +682,22 @@ def run_interactive(
 
     runner = LineRunner(session, display.post, leave, lambda: prompt_text(session))
 
+    parsed: dict[tuple[str, str, str], StyleAndTextTuples] = {}
+
     def message() -> StyleAndTextTuples:
-        fragments: StyleAndTextTuples = []
-        for above_input in (sink.pinned_ansi, sink.progress_ansi, sink.open_line_ansi):
-            if above_input:
-                end = "" if above_input.endswith("\n") else "\n"
-                fragments.extend(to_formatted_text(ANSI(above_input + end)))
-        fragments.append(("bold", prompt_text(session)))
+        # prompt_toolkit asks for the message several times per redraw, and its ANSI parser
+        # is slow on a long open line: parsed once per change.
+        key = (sink.progress_ansi, sink.open_line_ansi, prompt_text(session))
+        fragments = parsed.get(key)
+        if fragments is None:
+            fragments = []
+            for above_input in key[:2]:
+                if above_input:
+                    end = "" if above_input.endswith("\n") else "\n"
+                    fragments.extend(to_formatted_text(ANSI(above_input + end)))
+            fragments.append(("bold", key[2]))
+            parsed.clear()
+            parsed[key] = fragments
         return fragments
 
     def toolbar() -> str:
@@ -691,11 +740,13 @@ def run_interactive(
         runner.start()
         if startup.script is not None:
             runner.submit(f"/run {startup.script}", echo=False)
+        app = prompt_session.app
         try:
-            prompt_session.prompt()
+            prompt_session.prompt(pre_run=lambda: app.create_background_task(above.keep_fresh(app)))
         except EOFError:
             pass  # Ctrl-D on an empty line
         finally:
+            above.drop_kept()
             runner.stop()
             session.close_all()
             display.stop()
