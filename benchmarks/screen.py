@@ -119,7 +119,8 @@ def prompt_visible(bench: Bench) -> list[Row]:
             terminal = EmulatedTerminal(procs.pty(["--view", view, "127.0.0.1", str(flooder.port)]))
             terminal.wait_for(r"^ \S+ \S+  connected  │  view .*tx 0 B$", 30, "the first prompt")
             terminal.pty.send(b"go\r")
-            terminal.wait_for(r"^(?:00000|\d{8} )", 10, "the flood on screen")
+            first_row = r"^[0-9a-f]{8}  [0-9a-f]{2} " if view == "hex" else r"^\d{8} "
+            terminal.wait_for(first_row, 10, "the flood on screen")
             shown = sample(terminal, count)
             status = quit_netrepl(terminal)
         row.netrepl = Quantity(shown, "samples")
