@@ -356,6 +356,10 @@ class TerminalSink:
                 messages.append((len(parts), _Shown(parts[-1].splitlines(keepends=True), 0.0)))
         self._pin(parts, data, messages, columns, rows)
         self._flush(parts)
+        # Fresh from when they are on the screen: the write waits for the terminal.
+        now = self._clock()
+        for _, shown in messages:
+            shown.at = now
         if (self.open_line_ansi, self.progress_ansi) != open_before:
             self._repaint()
 
@@ -387,7 +391,8 @@ class TerminalSink:
             shown.rows_after = sum(part_rows[index:])
             shown.pushed = any(i >= index for i in data)
             self._shown.append(shown)
-        visible = rows - PROMPT_ROWS
+        # Rows data scrolls in: below them the prompt, and what is pinned already.
+        visible = max(rows - PROMPT_ROWS - sum(kept.count("\n") for _, kept in self._pinned), 1)
         # The newest first, in a third of the screen at most: of a long answer (/help), its
         # end.
         room = max(rows // 3, 2)
