@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import datagrams, flood, receiving, rendering, startup
+from benchmarks import datagrams, flood, receiving, rendering, screen, startup
 from benchmarks.bench import BUDGET_SECONDS, Bench
 from benchmarks.processes import REPO
 from benchmarks.results import Row, table, write_json
@@ -34,6 +34,7 @@ FIGURES: list[tuple[str, Figure, float]] = [
     ("hex-render", rendering.hex_render, 20),
     ("flood", flood.flood, 20),
     ("long-line", flood.long_line, 10),
+    ("prompt-visible", screen.prompt_visible, 30),
     ("receive-raw", receiving.receive_raw, 20),
     ("udp-burst", datagrams.udp_burst, 35),
     ("receive-log", receiving.receive_log, 60),

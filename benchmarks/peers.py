@@ -21,13 +21,14 @@ CHUNK_SIZE = 1 << 20
 # What the sink reads per call: the same as netrepl's reader (transport/stream.py READ_SIZE).
 SINK_READ_SIZE = 1024 * 1024
 WAIT_SECONDS = 120.0
-PATTERNS = ("binary", "high", "noline")
+PATTERNS = ("binary", "high", "noline", "lines")
 
 
 def pattern_chunk(kind: str) -> bytes:
     """1 MiB that a flood repeats: `binary` any byte (no two 16-byte lines alike, so
     `hexdump -C` squeezes nothing), `high` bytes 0x80-0xff only (the hexdump gutter is all
-    dots: typed letters are easy to find among it), `noline` UTF-8 text with no CR or LF."""
+    dots: typed letters are easy to find among it), `noline` UTF-8 text with no CR or LF,
+    `lines` UTF-8 text in lines of 40-100 characters (a log being tailed)."""
     rng = random.Random(f"netrepl-bench-{kind}")
     if kind == "binary":
         return rng.randbytes(CHUNK_SIZE)
@@ -37,6 +38,18 @@ def pattern_chunk(kind: str) -> bytes:
         words = ["flood", "设备", "数据", "line", "without", "end", "0123456789", "中文", "\t"]
         text = " ".join(rng.choice(words) for _ in range(CHUNK_SIZE // 4)).encode()
         return text[:CHUNK_SIZE] if len(text) >= CHUNK_SIZE else (text * 2)[:CHUNK_SIZE]
+    if kind == "lines":
+        words = ["flood", "设备", "数据", "line", "status", "ok", "0123456789", "温度", "reading"]
+        out = bytearray()
+        number = 0
+        while len(out) < CHUNK_SIZE:
+            width = rng.randrange(40, 100)
+            line = f"{number:08d}"
+            while len(line) < width:
+                line += " " + rng.choice(words)
+            out += line.encode() + b"\n"
+            number += 1
+        return bytes(out[:CHUNK_SIZE])
     raise ValueError(f"unknown pattern {kind!r}")
 
 

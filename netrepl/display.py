@@ -10,15 +10,17 @@ repaint callback from the REPL.
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from operator import itemgetter
 from typing import Protocol, TextIO
 
+from rich.cells import cell_len
 from rich.console import COLOR_SYSTEMS, Console
 from rich.style import Style
 from rich.text import Text
@@ -72,6 +74,12 @@ DATAGRAM_WAIT_STEP = 0.005
 # which the collector walked again and again (pauses up to 185 ms, every thread stopped,
 # the I/O thread too).
 BATCH_FRAME_BYTES = 256 * 1024
+# Interactive: a message that data pushes off the screen within this time of being shown is
+# kept in view above the prompt until it is this old (an answer to a command in a flood).
+PIN_SECONDS = 3.0
+# Rows the prompt itself takes below the last line written (the input line and the toolbar,
+# and a row of slack): a message closer to the top than this is already out of view.
+PROMPT_ROWS = 3
 
 
 class Sink(Protocol):
@@ -189,9 +197,98 @@ def plain(text: Text) -> str:
     return text.plain
 
 
+# The styles AnsiFormatter writes: all that a formatted line holds besides its text.
+_SGR = re.compile(r"\x1b\[[0-9;]*m")
+# A gap of two spaces or more inside a line: a table's columns (/help, /stats).
+_COLUMN_GAP = re.compile(r"(?<=\S) {2,}(?=\S)")
+
+
+def text_width(line: str) -> int:
+    """Terminal cells of one line of plain text (wide characters take two)."""
+    return len(line) if line.isascii() else cell_len(line)
+
+
+def screen_rows(text: str, columns: int) -> int:
+    """How many rows `text` (lines each ending in a newline, SGR codes in them) takes on a
+    terminal `columns` wide: a line wider than that wraps onto more rows."""
+    rows = 0
+    for line in _SGR.sub("", text).split("\n")[:-1]:
+        rows += max(1, -(-text_width(line) // columns))
+    return rows
+
+
+def hanging_indent(line: str, width: int) -> int:
+    """Where the continuation rows of `line` start: under a table's last column when the line
+    has columns (the summaries of /help), else two cells in from the line's own indent."""
+    indent = len(line) - len(line.lstrip(" "))
+    gaps = list(_COLUMN_GAP.finditer(line, indent))
+    column = text_width(line[: gaps[-1].end()]) if gaps else indent + 2
+    return column if column <= width // 2 else min(indent + 2, width // 2)
+
+
+def wrap_message(text: Text, width: int) -> Text:
+    """`text` with every line wider than `width` cells broken at spaces onto more rows, each
+    continuation starting at the line's hanging indent; a word wider than a row is cut. The
+    styles stay on their characters. Lines that fit are returned as they are."""
+    plain = text.plain
+    if width < 8 or all(text_width(line) <= width for line in plain.split("\n")):
+        return text
+    wrapped = Text(end=text.end, style=text.style)
+    start = 0
+    for line in plain.split("\n"):
+        end = start + len(line)
+        indent = hanging_indent(line, width)
+        position, room = start, width
+        while True:
+            cut = _row_end(plain, position, end, room)
+            wrapped.append_text(text[position:cut])
+            position = cut
+            while position < end and plain[position] == " ":
+                position += 1
+            if position >= end:
+                break
+            wrapped.append("\n" + " " * indent)
+            room = width - indent
+        if end < len(plain):
+            wrapped.append("\n")
+        start = end + 1
+    return wrapped
+
+
+def _row_end(plain: str, start: int, end: int, room: int) -> int:
+    """Where the row that starts at `start` ends: after the last word that fits in `room`
+    cells, or, for a word wider than that, after the characters that fit."""
+    if text_width(plain[start:end]) <= room:
+        return end
+    fits = start
+    while fits < end and text_width(plain[start : fits + 1]) <= room:
+        fits += 1
+    space = plain.rfind(" ", start + 1, fits + 1)
+    return space if space > start else max(fits, start + 1)
+
+
+@dataclass
+class _Shown:
+    """A message written above the prompt, while it may still be pinned there."""
+
+    lines: list[str]
+    at: float
+    rows_after: int = 0
+    """Rows written below it since."""
+    pushed: bool = False
+    """Received data was written below it since (not only more messages)."""
+    pinned: bool = False
+
+
 class TerminalSink:
     """Interactive output: complete lines go above the prompt; an unfinished received line
     (a device's `login: `) is kept in `open_line_ansi` for the prompt to show until it ends.
+
+    Messages (status, info, errors) are wrapped at spaces to the terminal's width, with a
+    hanging indent, so no word is broken by the terminal's own wrapping. A message that
+    received data pushes off the screen within PIN_SECONDS of being shown (an answer to a
+    command during a flood) is kept in view just above the prompt (`pinned_ansi`, which the
+    REPL writes below each frame) until it is that old; it stays in the scrollback too.
 
     Lines are cut in the formatted string, never by slicing `Text` (rich re-scans every
     slice for control codes, which cost more than the rest of a text frame). A cut at a
@@ -204,11 +301,17 @@ class TerminalSink:
         formatter: Callable[[Text], str],
         repaint: Callable[[], None],
         clear: Callable[[], None] | None = None,
+        size: Callable[[], tuple[int, int]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`size` gives the terminal's (columns, rows), asked at each frame (a window can
+        be resized at any time); `clear` clears the screen (/clear)."""
         self._out = out
         self._format = formatter
         self._repaint = repaint
         self._clear = clear
+        self._size = size
+        self._clock = clock
         self.open_line_ansi = ""
         self._open_length = 0  # characters of the open line, without its styles
         self.progress_ansi = ""
@@ -216,10 +319,37 @@ class TerminalSink:
         # A message ended an unfinished received line early; the newline that would have
         # ended it is then not shown again as an empty line.
         self._line_ended_early = False
+        self._shown: deque[_Shown] = deque(maxlen=64)
+        self._pinned: tuple[tuple[float, str], ...] = ()
+
+    @property
+    def screen_size(self) -> tuple[int, int]:
+        return self._size() if self._size is not None else (80, 24)
+
+    def frame_bytes(self, hex_view: bool) -> int:
+        """Received bytes one frame shows: what the screen can show. More would scroll by
+        unseen, and a terminal slower than the data spends its time drawing past the
+        prompt; the display skips the rest, and says so."""
+        columns, rows = self.screen_size
+        if hex_view:
+            return max(rows, 1) * 16  # one hexdump row for each row of the screen
+        # Half a screen's cells: lines are mostly shorter than the width, and escapes of
+        # undecodable bytes take four cells and their colour codes.
+        return max(rows * columns // 2, 256)
+
+    @property
+    def pinned_ansi(self) -> str:
+        """The pinned messages still fresh, for the REPL to keep just above the prompt (""
+        if none). Called from the prompt's thread: it reads one tuple, swapped whole."""
+        now = self._clock()
+        return "".join(lines for until, lines in self._pinned if until > now)
 
     def write(self, outputs: list[Output]) -> None:
         parts: list[str] = []
+        data: set[int] = set()  # the indices of parts that are received data
+        messages: list[tuple[int, _Shown]] = []
         open_before = self.open_line_ansi, self.progress_ansi
+        columns, rows = self.screen_size
         for output in outputs:
             if output.channel == "progress":
                 assert output.text is not None
@@ -227,20 +357,80 @@ class TerminalSink:
                 continue
             if output.channel == "clear":
                 self._flush(parts)
+                messages.clear()
                 self.open_line_ansi, self._open_length = "", 0
+                self._shown.clear()
+                self._pinned = ()
                 if self._clear is not None:
                     self._clear()
                 continue
             assert output.text is not None, "the raw view exists in batch mode only"
             if output.channel == "data":
+                first = len(parts)
                 self._add_data(output.text, parts)
-            else:
-                parts.extend(self._commit_open_line())
-                message = self._format(output.text)
-                parts.append(message if output.text.plain.endswith("\n") else message + "\n")
+                data.update(range(first, len(parts)))
+                continue
+            if self.open_line_ansi:
+                data.add(len(parts))
+            parts.extend(self._commit_open_line())
+            text = output.text if output.channel == "echo" else wrap_message(output.text, columns)
+            message = self._format(text)
+            parts.append(message if text.plain.endswith("\n") else message + "\n")
+            if output.channel != "echo":
+                messages.append((len(parts), _Shown(parts[-1].splitlines(keepends=True), 0.0)))
+        self._pin(parts, data, messages, columns, rows)
         self._flush(parts)
+        # Fresh from when they are on the screen: the write waits for the terminal.
+        now = self._clock()
+        for _, shown in messages:
+            shown.at = now
         if (self.open_line_ansi, self.progress_ansi) != open_before:
             self._repaint()
+
+    def _pin(
+        self,
+        parts: list[str],
+        data: set[int],
+        messages: list[tuple[int, _Shown]],
+        columns: int,
+        rows: int,
+    ) -> None:
+        """Count the rows written below each recent message, and pin the ones that received
+        data pushed out of view while fresh (not a message longer than the screen by
+        itself). Runs before the frame is written, so the prompt drawn with the frame
+        already shows what it pins."""
+        now = self._clock()
+        while self._shown and now - self._shown[0].at >= PIN_SECONDS:
+            self._shown.popleft()
+        if not self._shown and not messages:
+            self._pinned = ()
+            return
+        part_rows = [screen_rows(part, columns) for part in parts]
+        written = sum(part_rows)
+        for shown in self._shown:
+            shown.rows_after += written
+            shown.pushed = shown.pushed or bool(data)
+        for index, shown in messages:
+            shown.at = now
+            shown.rows_after = sum(part_rows[index:])
+            shown.pushed = any(i >= index for i in data)
+            self._shown.append(shown)
+        # Rows data scrolls in: below them the prompt, and what is pinned already.
+        visible = max(rows - PROMPT_ROWS - sum(kept.count("\n") for _, kept in self._pinned), 1)
+        # The newest first, in a third of the screen at most: of a long answer (/help), its
+        # end.
+        room = max(rows // 3, 2)
+        kept: list[tuple[float, str]] = []
+        for shown in reversed(self._shown):
+            shown.pinned = shown.pinned or (
+                shown.pushed and shown.rows_after + len(shown.lines) > visible
+            )
+            if not shown.pinned or room <= 0:
+                continue
+            lines = shown.lines[-room:]
+            room -= len(lines)
+            kept.append((shown.at + PIN_SECONDS, "".join(lines)))
+        self._pinned = tuple(reversed(kept))
 
     def _add_data(self, text: Text, parts: list[str]) -> None:
         plain, ansi = text.plain, self._format(text)
@@ -354,9 +544,13 @@ class Display:
         keep_up: bool = False,
         live: bool = True,
         on_failure: Callable[[str], None] | None = None,
+        frame_bytes: Callable[[bool], int] | None = None,
     ) -> None:
+        """`frame_bytes(hex_view)`: interactive, what one frame may show of received data
+        (the screen's size; FRAME_BYTES_HEX or FRAME_BYTES_TEXT bound it either way)."""
         self.renderer = renderer
         self.sink = sink
+        self._frame_bytes = frame_bytes
         self._clock = clock
         """What ends an idle frame: the wall clock, or a replayed transcript's own time."""
         self._keep_up = keep_up
@@ -394,16 +588,20 @@ class Display:
         with self._changed:
             if self.failure is not None:
                 return  # nobody will ever take it: a poster must never wait on a dead display
-            if size and self._queued_bytes >= self._queue_limit:
-                if self._keep_up:
-                    # The display is far behind: this data will never be shown anyway.
-                    self._queue_skipped(event)  # type: ignore[arg-type]
-                    self._changed.notify()
-                    return
-                if threading.current_thread() is not self._thread:
-                    self._changed.wait_for(
-                        lambda: self._queued_bytes < QUEUE_LIMIT or self.failure is not None
+            if size and self._queued_bytes >= self._queue_limit and self._keep_up:
+                # The display is far behind: this data will never be shown anyway.
+                self._queue_skipped(event)  # type: ignore[arg-type]
+                self._changed.notify()
+                return
+            if size and not self._keep_up and threading.current_thread() is not self._thread:
+                # Batch: all that waits to be shown counts, queued or taken into the backlog
+                # (which drains a frame at a time): a slow stdout slows the socket instead.
+                self._changed.wait_for(
+                    lambda: (
+                        self._queued_bytes + self._backlog_bytes < QUEUE_LIMIT
+                        or self.failure is not None
                     )
+                )
             self._queue.append(event)
             self._queued_bytes += size
             self._changed.notify()
@@ -416,7 +614,10 @@ class Display:
             self._datagram_at = now
             self._datagram_lag = time.time() - event.at
             limit = self._queue_limit if self._keep_up else DATAGRAM_QUEUE_LIMIT
-            if self._queued_bytes + EVENT_OVERHEAD * len(self._queue) >= limit:
+            waiting = self._queued_bytes + EVENT_OVERHEAD * len(self._queue)
+            if not self._keep_up:
+                waiting += self._backlog_bytes  # taken, not yet shown: memory all the same
+            if waiting >= limit:
                 self._queue_skipped(event)
             else:
                 self._queue.append(event)
@@ -484,7 +685,7 @@ class Display:
             outputs: list[Output] = []
             started = time.monotonic()
             shown = 0
-            budget = FRAME_BYTES_HEX if self.renderer.view.mode == "hex" else FRAME_BYTES_TEXT
+            budget = self._frame_budget()
             while self._backlog:
                 if self._keep_up and (
                     shown >= budget or time.monotonic() - started > FRAME_SECONDS
@@ -534,6 +735,14 @@ class Display:
                 break
         self._rendering_since = time.monotonic()
 
+    def _frame_budget(self) -> int:
+        """Received bytes the next frame may show."""
+        hex_view = self.renderer.view.mode == "hex"
+        budget = FRAME_BYTES_HEX if hex_view else FRAME_BYTES_TEXT
+        if self._frame_bytes is not None:
+            budget = min(budget, self._frame_bytes(hex_view))
+        return budget
+
     def _skip_oldest(self, limit: int) -> None:
         """Turn the oldest received data of the backlog into counts until `limit` is left."""
         if self._backlog_bytes <= limit:
@@ -564,6 +773,9 @@ class Display:
             return [Output("error", Text(f"display error: {error!r}", end=""))]
 
     def _write(self, outputs: list[Output] | None) -> None:
+        if not self._keep_up:
+            with self._changed:
+                self._changed.notify_all()  # the backlog shrank: batch posters have room
         if self.output_failed:
             return  # stdout is gone (a closed pipe): keep draining, stop writing
         try:

@@ -38,6 +38,15 @@ def _stats(session: Session, args: Arguments) -> None:
     session.post(StatsRequested(time.time()))
 
 
-@command("clear", "clear the screen", group="Session", setup=True)
+@command(
+    "clear",
+    "clear the screen",
+    group="Session",
+    setup=True,
+    details="""
+Ctrl-L at the prompt does the same. The prompt is drawn again at the top; received data is
+still counted and logged.
+""",
+)
 def _clear(session: Session, args: Arguments) -> None:
     session.post(ClearRequested())

@@ -23,6 +23,12 @@ def rows(*lines: str) -> str:
     return "(?m)^" + r"\n".join(re.escape(line) for line in lines) + "$"
 
 
+def unwrapped(text: str) -> str:
+    """Messages as one line each again: netrepl wraps a long one at spaces, its continuation
+    rows indented by two (a line without columns)."""
+    return re.sub(r"\n  (?=\S)", " ", text)
+
+
 def address(peer: Peer) -> str:
     return f"[{peer.host}]:{peer.port}" if ":" in peer.host else f"{peer.host}:{peer.port}"
 

@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from tests.e2e.test_interactive import rows
+from tests.e2e.test_interactive import rows, unwrapped
 from tests.net.conftest import WAIT
 from tests.net.test_cli_transports import Certs, TlsPeer, make_certs, not_after, recv_until
 from tests.peers import PeerClient
@@ -196,12 +196,16 @@ def test_tls_client_shows_version_expiry_and_the_chain(spawn, certs):
     with TlsPeer(certs, greeting=b"hello over tls\n") as peer:
         terminal = spawn("--tls", "--cafile", certs.ca, "127.0.0.1", str(peer.port))
         terminal.expect(rf"connected to 127\.0\.0\.1:{peer.port} from 127\.0\.0\.1:\d+\n")
-        # One status line (longer than the screen is wide: read from the output stream).
+        # One status line, longer than the screen is wide: wrapped at spaces, its
+        # continuation rows indented.
         expires = not_after(certs.server_cert)
-        status = terminal.expect(
+        terminal.expect(r"days left\); verified\n")
+        status = re.search(
             r"(?m)^(?:TLS )?(TLSv1\.[23]) \S+; certificate (.+), expires "
-            rf"{re.escape(expires)} \(([\d,]+) days left\); verified$"
+            rf"{re.escape(expires)} \(([\d,]+) days left\); verified$",
+            unwrapped(terminal.plain),
         )
+        assert status is not None, terminal.plain
         assert "OU=Testing cert" in status.group(2)
         # trustme certificates run until the year 3000.
         assert int(status.group(3).replace(",", "")) > 300_000

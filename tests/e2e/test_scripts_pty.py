@@ -13,7 +13,9 @@ from tests.terminal import Terminal
 
 def busy(terminal: Terminal, line: str) -> None:
     """Wait until the toolbar says `line` is running (and how to stop it)."""
-    terminal.expect_screen(rf"(?m)^ TCP \S+  busy: {re.escape(line[:30])} \(Ctrl-C stops it\)  │")
+    terminal.expect_screen(
+        rf"(?m)^ TCP \S+  connected  busy: {re.escape(line)}  \(Ctrl-C stops it\)  │"
+    )
 
 
 def test_sendfile_shows_progress_and_ctrl_c_stops_it(spawn, make_peer, tmp_path):
@@ -31,7 +33,10 @@ def test_sendfile_shows_progress_and_ctrl_c_stops_it(spawn, make_peer, tmp_path)
         r"\S+ \S+  \(Ctrl-C stops it\)\n>$"
     )
     terminal.expect_screen(bar)
-    busy(terminal, line)
+    # The toolbar says what runs, how far it is, and how to stop it.
+    terminal.expect_screen(
+        r"(?m)^ TCP \S+  connected  sendfile firmware\.bin \d+%  \(Ctrl-C stops it\)  │"
+    )
     client.wait_for_size(20_000)
     terminal.type("\x03")
 
