@@ -32,7 +32,7 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.path.relative_to(ROOT)}:{self.first}"
+        return f"{self.path.relative_to(ROOT)}:{self.first + 1}"
 
 
 def code_blocks(path: Path) -> list[Block]:

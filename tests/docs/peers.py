@@ -31,16 +31,16 @@ def loopback(address: tuple[str, int]) -> str:
 class Role:
     """Something netrepl talks to in a doc session.
 
-    `sent` counts the bytes it handed to netrepl (what netrepl's `rx` must reach); `received`
-    the bytes it took from netrepl and has finished answering (what netrepl's `tx` must
-    reach), so when both match netrepl's counters, every answer is on its way or read.
+    Per connection, it counts the bytes it handed to netrepl (what netrepl's `rx` must
+    reach) and the bytes it took from netrepl and has finished answering (what netrepl's
+    `tx` must reach): when both match netrepl's counters, every answer is read.
     """
 
     def __init__(self, doc_address: str) -> None:
         self.doc_address = doc_address
         """How this host reads in the doc: `192.168.1.7:502`."""
-        self.sent = 0
-        self.received = 0
+        self._tallies: list[list[int]] = []
+        """[sent, received] for each connection, in the order they began."""
         self._changed = threading.Condition()
 
     # ---- what a session asks of every role
@@ -73,23 +73,29 @@ class Role:
 
     # ---- counting and waiting
 
-    def count(self, *, sent: int = 0, received: int = 0) -> None:
+    def new_tally(self) -> int:
+        """Start counting a connection; its number (0, 1, ...)."""
         with self._changed:
-            self.sent += sent
-            self.received += received
+            self._tallies.append([0, 0])
+            self._changed.notify_all()
+            return len(self._tallies) - 1
+
+    def count(self, *, sent: int = 0, received: int = 0, tally: int = -1) -> None:
+        with self._changed:
+            self._tallies[tally][0] += sent
+            self._tallies[tally][1] += received
             self._changed.notify_all()
 
-    def counts(self) -> tuple[int, int]:
+    def counts(self, since: int = 0) -> tuple[int, int]:
+        """(sent, received) over the connections from number `since` on."""
         with self._changed:
-            return self.sent, self.received
+            tallies = self._tallies[since:]
+            return sum(t[0] for t in tallies), sum(t[1] for t in tallies)
 
     def wait(self, predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
         with self._changed:
             if not self._changed.wait_for(predicate, timeout):
                 raise AssertionError(f"{type(self).__name__} {self.doc_address}: no {what}")
-
-    def wait_received_beyond(self, count: int) -> None:
-        self.wait(lambda: self.received > count, f"bytes from netrepl beyond {count}")
 
 
 # ---- servers: netrepl connects to them --------------------------------------------------------
@@ -102,14 +108,15 @@ class Connection:
     connection ends): by then the role has sent every answer the chunk asked for.
     """
 
-    def __init__(self, role: Role, sock: socket.socket) -> None:
+    def __init__(self, role: Role, sock: socket.socket, tally: int) -> None:
         self._role = role
         self._sock = sock
+        self._tally = tally
         self._unanswered = 0
         self._pending = b""
 
     def recv(self) -> bytes:
-        self._role.count(received=self._unanswered)
+        self._role.count(received=self._unanswered, tally=self._tally)
         self._unanswered = 0
         try:
             data = self._sock.recv(65536)
@@ -140,11 +147,11 @@ class Connection:
 
     def send(self, data: bytes) -> None:
         self._sock.sendall(data)
-        self._role.count(sent=len(data))
+        self._role.count(sent=len(data), tally=self._tally)
 
     def finish(self) -> None:
         """What was read is answered; the connection ends here (the peer hangs up)."""
-        self._role.count(received=self._unanswered)
+        self._role.count(received=self._unanswered, tally=self._tally)
         self._unanswered = 0
 
 
@@ -205,15 +212,15 @@ class Server(Role):
             self._sockets.append(sock)
             with self._changed:
                 self._ends.append(loopback(address))
-                self._changed.notify_all()
-            threading.Thread(target=self._run, args=(sock,), daemon=True).start()
+                tally = self.new_tally()
+            threading.Thread(target=self._run, args=(sock, tally), daemon=True).start()
 
-    def _run(self, sock: socket.socket) -> None:
+    def _run(self, sock: socket.socket, tally: int) -> None:
         try:
             if self._context is not None:
                 sock = self._context.wrap_socket(sock, server_side=True)
                 self._sockets.append(sock)
-            connection = Connection(self, sock)
+            connection = Connection(self, sock, tally)
             self.serve(connection)
             connection.finish()
             sock.shutdown(socket.SHUT_RDWR)
@@ -438,11 +445,13 @@ class DeviceClient(Role):
 
     def __init__(self, doc_address: str) -> None:
         super().__init__(doc_address)
+        self.new_tally()
         self._sock: socket.socket | None = None
         self.real_address = ""
 
     def connect(self, address: tuple[str, int]) -> None:
         self._sock = socket.create_connection(address, timeout=WAIT)
+        self._sock.settimeout(None)  # the reader waits for replies as long as the session runs
         self.real_address = loopback(self._sock.getsockname())
         threading.Thread(target=self._read_loop, args=(self._sock,), daemon=True).start()
 
@@ -473,6 +482,7 @@ class DatagramSender(Role):
 
     def __init__(self, doc_address: str) -> None:
         super().__init__(doc_address)
+        self.new_tally()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind(("127.0.0.1", 0))
         self.real_address = loopback(self._sock.getsockname())
@@ -520,12 +530,13 @@ class BuiltInDemo(Role):
 
     def __init__(self) -> None:
         super().__init__("(inside netrepl)")
-        self.sent = len(demo.GREETING + demo.GBK_LINE + demo.BINARY_INTRO + demo.BINARY_FRAME)
-        self.sent += len(b"\r\n")
+        self.new_tally()
+        greeting = demo.GREETING + demo.GBK_LINE + demo.BINARY_INTRO + demo.BINARY_FRAME
+        self.count(sent=len(greeting + b"\r\n"))
 
     def typed(self, line: str) -> None:
         if line.startswith("/"):
             return
         # An unknown line is echoed back; only the lines in the table are modelled.
-        self.count(sent=len(self.ANSWERS.get(line, line.encode() + b"\n")), received=0)
-        self.count(received=len(line.encode()) + 1)
+        answer = self.ANSWERS.get(line, line.encode() + b"\n")
+        self.count(sent=len(answer), received=len(line.encode()) + 1)

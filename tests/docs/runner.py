@@ -15,6 +15,11 @@ loosening a line:
   order of first appearance;
 - the seconds of a `/time delta` header and a certificate's expiry → the values declared.
 A loopback address left over after that is an error, not a doc line.
+
+Besides what a session shows, the runner reads two things from netrepl's screen: the prompt
+ends in `> ` (it types only then), and the toolbar says `rx N B` and `tx N B` (it types the
+next line only once those count every byte the peers sent and took). If netrepl changes
+either, change `ScrollbackTerminal.prompt_ready` or `toolbar_counts`, then regenerate.
 """
 
 from __future__ import annotations
@@ -54,9 +59,11 @@ screen before typing, and a row shown after the next echo would not be what they
 
 @dataclass(frozen=True)
 class Type:
-    """Type a command that puts nothing on the wire (`/hex`, `/time delta`, `/quit`)."""
+    """Type a command that puts nothing on the wire (`/hex`, `/time delta`, `/quit`);
+    `connects`: how many connections it opens (`/reconnect`), waited for."""
 
     line: str
+    connects: int = 0
 
 
 @dataclass(frozen=True)
@@ -234,32 +241,36 @@ class DocValues:
 
     def apply(self, lines: list[str]) -> list[str]:
         text = "\n".join(lines)
-        for real, shown in self.known.items():
-            text = re.sub(r"(?<![\w.])" + re.escape(real) + r"(?!\d)", shown, text)
-        unknown = list(getattr(self._session, "unknown", ()))
-        left = list(dict.fromkeys(_LOOPBACK.findall(text)))
-        doc_side = set(self.known.values())
-        left = [address for address in left if address not in doc_side]
-        if len(left) > len(unknown):
+        shown = dict(self.known)
+        declared = getattr(self._session, "unknown", ())
+        unknown = [a for a in dict.fromkeys(_LOOPBACK.findall(text)) if a not in shown]
+        if len(unknown) > len(declared):
             raise AssertionError(
-                f"loopback addresses with no doc address: {left[len(unknown) :]}\n{text}"
+                f"loopback addresses with no doc address: {unknown[len(declared) :]}\n{text}"
             )
-        for real, shown in zip(left, unknown, strict=False):
-            text = re.sub(r"(?<![\w.])" + re.escape(real) + r"(?!\d)", shown, text)
+        shown.update(zip(unknown, declared, strict=False))
+        if shown:
+            # One pass: a doc value may be some other run's real port (50112 is ephemeral).
+            reals = sorted(shown, key=len, reverse=True)
+            pattern = r"(?<![\w.])(?:" + "|".join(map(re.escape, reals)) + r")(?!\d)"
+            text = re.sub(pattern, lambda match: shown[match[0]], text)
         for vary in self._session.vary:
-            shown_values = iter(vary.shown)
-
-            def replace(match: re.Match[str], values=shown_values, vary=vary) -> str:
-                value = next(values, None)
-                if value is None:
-                    raise AssertionError(f"more matches of {vary.pattern!r} than values")
-                start, end = match.span(1)
-                whole = match.group(0)
-                base = match.start(0)
-                return whole[: start - base] + value + whole[end - base :]
-
-            text = re.sub(vary.pattern, replace, text, flags=re.MULTILINE)
+            text = re.sub(vary.pattern, _replacer(vary), text, flags=re.MULTILINE)
         return text.split("\n")
+
+
+def _replacer(vary: Vary) -> Callable[[re.Match[str]], str]:
+    """Replace group 1 of each match by the next of `vary.shown`."""
+    values = iter(vary.shown)
+
+    def replace(match: re.Match[str]) -> str:
+        value = next(values, None)
+        if value is None:
+            raise AssertionError(f"more matches of {vary.pattern!r} than values {vary.shown}")
+        whole = match.string
+        return whole[match.start(0) : match.start(1)] + value + whole[match.end(1) : match.end(0)]
+
+    return replace
 
 
 # ---- interactive -------------------------------------------------------------------------------
@@ -279,7 +290,9 @@ class ScrollbackTerminal(Terminal):
     than the rows a person sees at once, and the doc shows all of it), wide enough that no
     line the docs show is wrapped by the terminal (a reader's window may be any width)."""
 
-    def __init__(self, args: list[str], env: dict[str, str], timeout: float = WAIT) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], cwd: str, timeout: float = WAIT
+    ) -> None:
         # Not Terminal.__init__: its screen keeps no scrollback, and is narrower.
         self.timeout = timeout
         self.raw = bytearray()
@@ -290,6 +303,7 @@ class ScrollbackTerminal(Terminal):
             sys.executable,
             ["-m", "netrepl", *args],
             env=env,
+            cwd=cwd,
             dimensions=(ROWS, DOC_COLUMNS),
             timeout=timeout,
         )
@@ -356,7 +370,10 @@ class _Play:
         self.terminal = terminal
         self.listening_at: str | None = None
         self.peers = {peer.doc_address: peer for peer in session.peers}
+        self.since = 0
+        """The first connection the toolbar counts: /reconnect opens a transport anew."""
         self.live_prompt = ""
+        self.live_between: list[str] = []
         self.live_toolbar = ""
 
     def begin(self) -> None:
@@ -384,13 +401,20 @@ class _Play:
     def do(self, step: Step) -> None:
         terminal = self.terminal
         match step:
-            case Type(line):
+            case Type(line, connects):
                 terminal.wait_for(terminal.prompt_ready, "the prompt")
+                before = self._connections()
                 for peer in self.session.peers:
                     peer.typed(line)
                 terminal.enter(line)
                 if line == "/quit":
                     return
+                terminal.wait_for(
+                    lambda: self._connections() >= before + connects,
+                    f"{connects} new connection(s) from {line!r}",
+                )
+                if connects:
+                    self.since = before
             case Send(line):
                 terminal.wait_for(terminal.prompt_ready, "the prompt")
                 before = sum(peer.counts()[1] for peer in self.session.peers)
@@ -414,20 +438,23 @@ class _Play:
                     peer.push(data)
         self.settle()
 
+    def _connections(self) -> int:
+        return sum(len(peer.netrepl_ends()) for peer in self.session.peers)
+
     def settle(self) -> None:
         """Wait until netrepl has shown what the peers did: it names every connection and
         sender, its toolbar counts every byte they sent and took, and the screen is still."""
         terminal = self.terminal
         peers = self.session.peers
-        named = [address for peer in peers for address in peer.named_by_netrepl()]
+        named = {address for peer in peers for address in peer.named_by_netrepl()}
         terminal.wait_for(
-            lambda: all(a in "\n".join(terminal.all_lines()) for a in named),
-            f"netrepl to name {named}",
+            lambda: named <= set(_LOOPBACK.findall("\n".join(terminal.all_lines()))),
+            f"netrepl to name {sorted(named)}",
         )
 
         def counted() -> bool:
-            sent = sum(peer.counts()[0] for peer in peers)
-            received = sum(peer.counts()[1] for peer in peers)
+            counts = [peer.counts(self.since) for peer in peers]
+            sent, received = sum(c[0] for c in counts), sum(c[1] for c in counts)
             return terminal.toolbar_counts() == (sent, received)
 
         terminal.wait_for(counted, "the toolbar to count what the peers sent and took")
@@ -441,10 +468,9 @@ class _Play:
             if now != last:
                 still_since, last = time.monotonic(), now
         rows = terminal.rows()
-        y = terminal.screen.cursor.y
+        # The prompt, the cursor as `_`, and the toolbar: what `screen` sessions end with.
         self.live_prompt = terminal.before_cursor() + "_"
-        between = [row for row in rows[y + 1 : -1] if row]
-        assert not between, f"rows between the prompt and the toolbar: {between}"
+        self.live_between = [row for row in rows[terminal.screen.cursor.y + 1 : -1] if row]
         self.live_toolbar = rows[-1]
 
     def end(self) -> list[str]:
@@ -468,7 +494,7 @@ class _Play:
 def _run_interactive(session: Interactive, home: str) -> list[str]:
     args = real_arguments(_split(session.command), session.peers)
     env = _environment(home, session.peers, terminal_env(os.path.join(home, "state")))
-    terminal = ScrollbackTerminal(args, env)
+    terminal = ScrollbackTerminal(args, env, cwd=home)
     try:
         play = _Play(session, terminal)
         play.begin()
@@ -481,6 +507,8 @@ def _run_interactive(session: Interactive, home: str) -> list[str]:
     values = DocValues(session)
     values.collect(play.listening_at)
     if session.screen:
+        # Only empty rows are left out (prompt_toolkit keeps room for completions there).
+        assert not play.live_between, f"rows under the prompt: {play.live_between}"
         lines = [*lines, play.live_prompt, play.live_toolbar]
     lines = values.apply(lines)
     if session.start_at is not None:

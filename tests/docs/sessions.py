@@ -171,7 +171,7 @@ def guide_http() -> Session:
             Send("Host: example.com"),
             Send("Connection: close"),
             Send(""),
-            Type("/reconnect"),
+            Type("/reconnect", connects=1),
         ],
     )
 
