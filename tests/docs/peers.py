@@ -28,6 +28,14 @@ def loopback(address: tuple[str, int]) -> str:
     return f"{address[0]}:{address[1]}"
 
 
+def _end(sock: socket.socket) -> None:
+    """Close `sock`, waking a thread blocked on it first (close alone does not, on Linux)."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
 class Role:
     """Something netrepl talks to in a doc session.
 
@@ -181,10 +189,8 @@ class Server(Role):
         self._thread.start()
 
     def stop(self) -> None:
-        self._listener.close()
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.close()
+        for sock in [self._listener, *self._sockets]:
+            _end(sock)
 
     def doc_values(self) -> dict[str, str]:
         tls = self.tls.doc_values() if self.tls is not None else {}
@@ -467,8 +473,7 @@ class DeviceClient(Role):
 
     def stop(self) -> None:
         if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
+            _end(self._sock)
 
     def doc_values(self) -> dict[str, str]:
         return {self.real_address: self.doc_address} if self.real_address else {}
@@ -487,6 +492,7 @@ class DatagramSender(Role):
         self._sock.bind(("127.0.0.1", 0))
         self.real_address = loopback(self._sock.getsockname())
         self.used = False
+        self._stopped = threading.Event()
 
     def start(self) -> None:
         threading.Thread(target=self._read_loop, daemon=True).start()
@@ -498,12 +504,13 @@ class DatagramSender(Role):
 
     def _read_loop(self) -> None:
         with contextlib.suppress(OSError):
-            while True:
+            while not self._stopped.is_set():
                 data, _ = self._sock.recvfrom(65536)
                 self.count(received=len(data))
 
     def stop(self) -> None:
-        self._sock.close()
+        self._stopped.set()
+        _end(self._sock)
 
     def doc_values(self) -> dict[str, str]:
         return {self.real_address: self.doc_address}

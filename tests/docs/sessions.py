@@ -54,6 +54,8 @@ READ_10_REGISTERS = "/x 00 01 00 00 00 06 01 03 00 00 00 0a"
 
 
 def session(declare: Callable[[], Session]) -> Callable[[], Session]:
+    """Register a session under its function's name: a function, so each run gets fresh
+    peers."""
     SESSIONS[declare.__name__.replace("_", "-")] = declare
     return declare
 
