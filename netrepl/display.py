@@ -75,8 +75,9 @@ DATAGRAM_WAIT_STEP = 0.005
 # the I/O thread too).
 BATCH_FRAME_BYTES = 256 * 1024
 # Interactive: a message that data pushes off the screen within this time of being shown is
-# kept in view above the prompt until it is this old (an answer to a command in a flood).
-PIN_SECONDS = 3.0
+# kept in view above the prompt until it is this old (an answer to a command in a flood). The
+# promise is 3 s: the half second more covers a terminal that draws the frame late.
+PIN_SECONDS = 3.5
 # Rows the prompt itself takes below the last line written (the input line and the toolbar,
 # and a row of slack): a message closer to the top than this is already out of view.
 PROMPT_ROWS = 3
