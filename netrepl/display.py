@@ -715,6 +715,7 @@ class Display:
                 # Frames at a human pace leave the prompt and the sockets their share of the
                 # interpreter: keys echo while a flood is shown.
                 time.sleep(max(0.0, FRAME_INTERVAL - (time.monotonic() - started)))
+        self._write(self._guarded(self.renderer.finish))
         self._write(None)
 
     def _datagrams_arriving(self) -> bool:

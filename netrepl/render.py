@@ -301,7 +301,26 @@ class Renderer:
             self.latest_at = max(self.latest_at, event.at)
         if isinstance(event, Skipped):
             return self._skipped_by_display(event)
-        return self._render(event)
+        if isinstance(event, Received | ViewChanged | PauseChanged | ClearRequested):
+            return self._render(event)
+        # Anything else is shown below what arrived before it: a hex row still waiting for
+        # the rest of its 16 bytes goes first (an echo typed right after a reply).
+        return self._release_rows() + self._render(event)
+
+    def _release_rows(self) -> list[Output]:
+        outputs: list[Output] = []
+        for conn, stream in list(self._received.items()):
+            if stream.held:
+                outputs += self._from(conn, stream.release())
+        return outputs
+
+    def finish(self) -> list[Output]:
+        """The display is stopping: what is still held, and a last line about skipped data."""
+        outputs = self._release_rows()
+        if self._flood.reads:
+            self._flood_grew = False  # said now, however recent the last skip
+            outputs += self._said_skipped(float("inf"))
+        return outputs
 
     def _render(self, event: Event) -> list[Output]:
         match event:

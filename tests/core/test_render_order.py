@@ -9,7 +9,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netrepl.events import Connected, Received, Sent
+from netrepl.events import Connected, Received, Sent, Skipped, Submitted
 from netrepl.framing import Framing
 from netrepl.render import Output, Renderer
 from netrepl.view import View
@@ -98,3 +98,20 @@ def test_deltas_are_never_negative_and_clock_times_follow_the_wire(framing, step
     for header in headers(outputs):
         delta = re.match(r"── \+(-?\d+\.\d+)s", header)
         assert delta is not None and float(delta.group(1)) >= 0, header
+
+
+def test_an_echo_is_shown_below_a_hex_row_that_arrived_before_it():
+    renderer = connected(View("hex"))
+    outputs = renderer.render(Received(1, b"ABCDEFGHIJKLMNOPQRST", at=T))
+    outputs += renderer.render(Submitted("> ", "/eol crlf"))
+    outputs += renderer.tick(T + 0.05)
+    text = "".join(out.text.plain for out in outputs if out.text is not None)
+    assert text.index("|QRST|") < text.index("> /eol crlf"), text
+
+
+def test_a_display_that_stops_in_a_flood_still_says_what_it_skipped():
+    renderer = connected(View("text"))
+    renderer.render(Skipped(1, 5_000_000, 5, at=T))
+    assert renderer.tick(T + 0.1) == []  # said every 2 s while it lasts: not yet
+    text = "".join(out.text.plain for out in renderer.finish() if out.text is not None)
+    assert "skipped 5,000,000 bytes in 5 reads to keep up" in text
