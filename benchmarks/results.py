@@ -20,6 +20,10 @@ Goal = Literal["ratio_min", "ratio_max", "max"]
 `max`: netrepl's value <= target (in its own unit; no reference)."""
 
 
+COUNTS = ("datagrams", "samples")
+"""Units of things counted, shown as whole numbers."""
+
+
 @dataclass
 class Quantity:
     value: float
@@ -29,8 +33,10 @@ class Quantity:
     def text(self) -> str:
         if self.unit == "MB/s" and self.value >= 1000:
             return f"{self.value / 1000:.2f} GB/s"
+        if self.unit in COUNTS:
+            return f"{self.value:,.0f} {self.unit}"
         if self.value >= 100:
-            return f"{self.value:.0f} {self.unit}"
+            return f"{self.value:,.0f} {self.unit}"
         if self.value >= 10:
             return f"{self.value:.1f} {self.unit}"
         return f"{self.value:.2f} {self.unit}"
