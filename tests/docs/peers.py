@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 import trustme
 
 from netrepl import demo
+from tests.net.test_scripts import crc16_modbus  # written apart from netrepl.checksum
 
 WAIT = 10.0
 """Seconds any single wait on a peer may take before the session fails."""
@@ -299,16 +300,6 @@ class HttpLike(Server):
             if close:
                 return
             head = []
-
-
-def crc16_modbus(data: bytes) -> bytes:
-    """CRC-16/MODBUS, low byte first, written out here apart from netrepl.checksum."""
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc.to_bytes(2, "little")
 
 
 class ModbusDevice(Server):

@@ -5,11 +5,16 @@ Every netrepl a test starts is killed and its pty closed at teardown, whatever t
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.terminal import Terminal, terminal_env
+
+if TYPE_CHECKING:
+    from tests.e2e.test_flood import Flooder
 
 
 @pytest.fixture
@@ -26,3 +31,21 @@ def spawn(private_state) -> Iterator[Callable[..., Terminal]]:
     for terminal in terminals:
         terminal.close()
         terminal.child.close(force=True)
+
+
+@pytest.fixture
+def flood() -> Iterator[Callable[..., Flooder]]:
+    """flood(sock, data=... | pattern=..., close=False) -> a running Flooder (see
+    tests/e2e/test_flood.py), stopped at teardown."""
+    from tests.e2e.test_flood import Flooder
+
+    flooders: list[Flooder] = []
+
+    def make(sock: socket.socket, **options: object) -> Flooder:
+        flooder = Flooder(sock, **options)  # type: ignore[arg-type]
+        flooders.append(flooder)
+        return flooder
+
+    yield make
+    for flooder in flooders:
+        flooder.stop()

@@ -143,22 +143,6 @@ class Flooder:
         self._thread.join(WAIT)
 
 
-@pytest.fixture
-def flood() -> Iterator[Callable[..., Flooder]]:
-    """flood(sock, data=... | pattern=..., close=False) -> a running Flooder, stopped at
-    teardown."""
-    flooders: list[Flooder] = []
-
-    def make(sock: socket.socket, **options: object) -> Flooder:
-        flooder = Flooder(sock, **options)  # type: ignore[arg-type]
-        flooders.append(flooder)
-        return flooder
-
-    yield make
-    for flooder in flooders:
-        flooder.stop()
-
-
 # ---- a terminal as fast as netrepl ---------------------------------------------------------------
 
 

@@ -9,36 +9,19 @@ arrived is fed to the emulator first. Loops are bounded in count and time.
 from __future__ import annotations
 
 import re
-import socket
 import time
-from collections.abc import Callable, Iterator
 
 import pyte
 import pytest
 
 from netrepl.commands import help_text
-from tests.e2e.test_flood import FLOOD_LINE, SKIPPED, Flooder
+from tests.e2e.test_flood import FLOOD_LINE, SKIPPED
 from tests.e2e.test_interactive import enter, keys, ready, rows, start, toolbar
 from tests.terminal import Terminal, _AnsweringScreen
 
 SAMPLE_SECONDS = 0.05
 TOOLBAR_ROW = re.compile(r"^ TCP \S+  connected  .*│  rx [\d,]+ B(?:  tx [\d,]+ B)?$")
 PROMPT_ROW = re.compile(r"^(?:\S+ )?>(?: |$)")
-
-
-@pytest.fixture
-def flood() -> Iterator[Callable[..., Flooder]]:
-    """flood(sock, pattern=...) -> a running Flooder, stopped at teardown."""
-    flooders: list[Flooder] = []
-
-    def make(sock: socket.socket, **options: object) -> Flooder:
-        flooder = Flooder(sock, **options)  # type: ignore[arg-type]
-        flooders.append(flooder)
-        return flooder
-
-    yield make
-    for flooder in flooders:
-        flooder.stop()
 
 
 def resize(terminal: Terminal, rows: int, columns: int) -> None:
