@@ -43,7 +43,8 @@ class Delivery(ABC):
     `write` queues a piece for every recipient still in the send, waiting for those whose
     queue is full (each up to SEND_WAIT_SECONDS; a recipient that takes nothing in that time
     is not reading, and is left out of the rest of this send); `withdraw` takes back what has
-    not reached the sockets when the user interrupts. Any thread but an I/O loop's.
+    not reached the sockets when the user interrupts. Any thread; on an I/O loop's own thread
+    (an automatic reply) nothing waits.
     """
 
     def __init__(self, recipients: list[Recipient]) -> None:
