@@ -20,17 +20,14 @@ from collections import deque
 from collections.abc import Callable, Iterator
 
 from netrepl.display import AnsiFormatter, Display, StreamSink, plain
-from netrepl.errors import NetreplError
+from netrepl.errors import ExitStatus, NetreplError
 from netrepl.events import Closed, Connected, Event, Noticed
 from netrepl.options import Startup
 from netrepl.render import Renderer
-from netrepl.script import run_script, status_of
+from netrepl.script import run_script
 from netrepl.session import Session, Settings
 from netrepl.transport import Endpoint
 
-EXIT_OK, EXIT_CONNECTION, EXIT_USAGE = 0, 1, 2
-EXIT_INTERNAL = 4
-"""netrepl itself failed (a bug): the line on stderr says where."""
 # A stdin line longer than this (no newline in sight: `< /dev/zero`) stops the run, rather
 # than grow without bound.
 MAX_LINE = 1024 * 1024
@@ -153,7 +150,7 @@ class BatchRun:
             number += 1
             if len(raw) > MAX_LINE:
                 self.session.error(f"stdin line {number} is over {MAX_LINE:,} bytes")
-                return EXIT_USAGE
+                return ExitStatus.USAGE
             line = raw.decode("utf-8", "surrogateescape")
             line = line.removesuffix("\n").removesuffix("\r")
             self.session.wait_on_connect()
@@ -163,10 +160,10 @@ class BatchRun:
                 if self.stopping():
                     raise Stopped from None
                 self.session.error(f"stdin line {number}: {error}")
-                return status_of(error)
+                return error.status
             if self.session.quit_requested:
                 break
-        return EXIT_OK
+        return ExitStatus.OK
 
     def feed_raw(self) -> int:
         """--stdin raw: stdin's bytes, exactly, as one payload to the current target."""
@@ -181,8 +178,8 @@ class BatchRun:
             self.session.send_stream(pieces(), "stdin", None)
         except NetreplError as error:
             self.session.error(f"stdin: {error}")
-            return status_of(error)
-        return EXIT_OK
+            return error.status
+        return ExitStatus.OK
 
     def end_of_input(self, *, shutdown: bool, linger: float) -> None:
         """Stdin has ended: half-close (unless `shutdown` is False), then read until the
@@ -260,39 +257,39 @@ def run_batch(
         except NetreplError:
             if display.failure is None:
                 raise
-            return EXIT_INTERNAL  # the failure interrupted the connect, and is said already
+            return ExitStatus.INTERNAL  # the failure interrupted the connect, and is said already
         try:
             status = run_startup_script(session, startup.script)
-            if status == EXIT_OK and not session.quit_requested:
+            if status == ExitStatus.OK and not session.quit_requested:
                 status = run.feed_raw() if run.raw else run.feed_lines()
-            if status == EXIT_OK and not session.quit_requested:
+            if status == ExitStatus.OK and not session.quit_requested:
                 run.end_of_input(shutdown=shutdown, linger=linger)
         except Stopped:
-            status = EXIT_OK
+            status = ExitStatus.OK
         transport = session.transport
-        if status == EXIT_OK and transport is not None and transport.failure:
-            status = EXIT_CONNECTION
+        if status == ExitStatus.OK and transport is not None and transport.failure:
+            status = ExitStatus.CONNECTION
         session.wait_on_connect()
-        if status == EXIT_OK and session.on_connect_failure is not None:
-            status = status_of(session.on_connect_failure)
+        if status == ExitStatus.OK and session.on_connect_failure is not None:
+            status = session.on_connect_failure.status
     finally:
         session.close_all()
         display.stop()
     if display.failure is not None:
-        return EXIT_INTERNAL
+        return ExitStatus.INTERNAL
     return status
 
 
 def run_startup_script(session: Session, script: str | None) -> int:
     """--script FILE, before stdin: 0, or the exit status of the line that failed."""
     if script is None:
-        return EXIT_OK
+        return ExitStatus.OK
     try:
         run_script(session, script, session.take_startup_hold())
     except NetreplError as error:
         session.error(str(error))
-        return status_of(error)
-    return EXIT_OK
+        return error.status
+    return ExitStatus.OK
 
 
 def first_client_gone(session: Session) -> bool:

@@ -37,15 +37,13 @@ from prompt_toolkit.renderer import CPR_Support
 
 from netrepl.commands import REGISTRY, describe_target
 from netrepl.display import AnsiFormatter, Display, TerminalSink, screen_rows, text_width
-from netrepl.errors import NetreplError
+from netrepl.errors import ExitStatus, NetreplError
 from netrepl.events import Event, Noticed, PauseChanged, Progress, Submitted
 from netrepl.options import Startup
 from netrepl.render import Renderer
 from netrepl.session import Session, Settings
 from netrepl.transport import Endpoint
 
-EXIT_INTERNAL = 4
-"""netrepl itself failed (a bug): the line on stderr says where."""
 # A line that runs longer than this is shown in the toolbar, with how to stop it.
 SLOW_LINE_SECONDS = 0.4
 # Lines above the prompt are written at most this often; prompt_toolkit's default (0.2 s)
@@ -771,5 +769,5 @@ def run_interactive(
             display.stop()
     if display.failure is not None:
         print(f"netrepl: {display.failure}", file=sys.__stderr__, flush=True)
-        return EXIT_INTERNAL
+        return ExitStatus.INTERNAL
     return 0

@@ -16,11 +16,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
-from netrepl.errors import NetreplError, UsageError
+from netrepl.errors import ExitStatus, NetreplError, UsageError
 from netrepl.files import describe_path_error, is_stream, open_for_reading, shown_path
 from netrepl.quantity import whole_or_none
 from netrepl.transport.loop import IOLoop
-from netrepl.watch import ExpectTimeout
 
 if TYPE_CHECKING:
     from netrepl.session import Session
@@ -31,26 +30,15 @@ MAX_DEPTH = 8
 # A script line is a typed line: one longer than this means the file is no script (and an
 # endless device without newlines, /dev/zero, would otherwise grow memory without end).
 MAX_LINE = 1024 * 1024
-EXIT_CONNECTION, EXIT_USAGE, EXIT_EXPECT = 1, 2, 3
 
 
 class ScriptError(NetreplError):
-    """A script line failed: the message names the file and line; `status` is the exit code."""
+    """A script line failed: the message names the file and line; `status` is that of the
+    line's own error (an /expect that timed out ends a batch run with 3)."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: ExitStatus) -> None:
         super().__init__(message)
         self.status = status
-
-
-def status_of(error: NetreplError) -> int:
-    """The batch exit status for an error: 3 expect timeout, 2 usage, 1 connection."""
-    if isinstance(error, ScriptError):
-        return error.status
-    if isinstance(error, ExpectTimeout):
-        return EXIT_EXPECT
-    if isinstance(error, UsageError):
-        return EXIT_USAGE
-    return EXIT_CONNECTION
 
 
 def read_script(path: str) -> list[tuple[int, str]]:
@@ -80,7 +68,7 @@ def script_lines(path: str, cancel: threading.Event | None = None) -> Iterator[t
             if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
                 raise ScriptError(
                     f"{path}:{number}: a line over {MAX_LINE:,} bytes: not a script of typed lines",
-                    EXIT_USAGE,
+                    ExitStatus.USAGE,
                 )
             line = raw.decode("utf-8", "surrogateescape").removesuffix("\n").removesuffix("\r")
             if not line.lstrip().startswith("#"):
@@ -135,7 +123,7 @@ def run_script(
             try:
                 session.submit(line)
             except NetreplError as error:
-                raise ScriptError(f"{path}:{number}: {error}", status_of(error)) from None
+                raise ScriptError(f"{path}:{number}: {error}", error.status) from None
             if session.quit_requested:
                 return
     finally:

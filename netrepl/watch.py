@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from netrepl.codec import encode_for_sending, quote
-from netrepl.errors import NetreplError, UsageError
+from netrepl.errors import ExitStatus, NetreplError, UsageError
 from netrepl.events import Event, Received, Sent
 from netrepl.payload import parse_hex
 
@@ -29,6 +29,8 @@ WHEN_LIMIT_PER_SECOND = 20
 
 class ExpectTimeout(NetreplError):
     """An /expect that did not match in time (exit status 3 in batch mode and scripts)."""
+
+    status = ExitStatus.EXPECT
 
 
 def compile_text_pattern(text: str, encoding: str) -> re.Pattern[bytes]:

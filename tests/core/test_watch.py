@@ -15,17 +15,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netrepl.errors import ConnectError, NetreplError, SendError, UsageError
+from netrepl.errors import ConnectError, ExitStatus, NetreplError, SendError, UsageError
 from netrepl.events import Received, Sent
 from netrepl.payload import SendContext, build_payload, parse_hex_line
-from netrepl.script import (
-    EXIT_CONNECTION,
-    EXIT_EXPECT,
-    EXIT_USAGE,
-    ScriptError,
-    read_script,
-    status_of,
-)
+from netrepl.script import ScriptError, read_script
 from netrepl.watch import (
     WHEN_LIMIT_PER_SECOND,
     WINDOW,
@@ -304,7 +297,7 @@ def test_timeout_names_the_pattern_and_takes_the_timeout():
     with pytest.raises(ExpectTimeout, match=r"^expect timed out after 0\.2 s: OK\\r\\n$") as info:
         buffer.wait(re.compile(rb"OK\r\n"), 0.2, threading.Event(), r"OK\r\n")
     assert 0.2 <= time.monotonic() - started < 3
-    assert status_of(info.value) == EXIT_EXPECT
+    assert info.value.status == ExitStatus.EXPECT
 
 
 def test_cancel_interrupts_a_wait_at_once():
@@ -688,19 +681,20 @@ def test_read_script_expands_the_home_directory(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("error", "status"),
     [
-        (ExpectTimeout("expect timed out after 1 s: x"), EXIT_EXPECT),
-        (UsageError("bad"), EXIT_USAGE),
-        (SendError("not connected"), EXIT_CONNECTION),
-        (ConnectError("refused"), EXIT_CONNECTION),
-        (NetreplError("expect x: interrupted"), EXIT_CONNECTION),
-        (ScriptError("a.nrs:3: expect timed out", EXIT_EXPECT), 3),
-        (ScriptError("a.nrs:1: b.nrs:2: bad", EXIT_USAGE), 2),
+        (ExpectTimeout("expect timed out after 1 s: x"), ExitStatus.EXPECT),
+        (UsageError("bad"), ExitStatus.USAGE),
+        (SendError("not connected"), ExitStatus.CONNECTION),
+        (ConnectError("refused"), ExitStatus.CONNECTION),
+        (NetreplError("expect x: interrupted"), ExitStatus.CONNECTION),
+        (ScriptError("a.nrs:3: expect timed out", ExitStatus.EXPECT), 3),
+        (ScriptError("a.nrs:1: b.nrs:2: bad", ExitStatus.USAGE), 2),
         (ScriptError("anything", 7), 7),
     ],
 )
-def test_status_of(error, status):
-    assert status_of(error) == status
+def test_each_error_carries_its_exit_status(error, status):
+    assert error.status == status
 
 
 def test_exit_statuses_are_those_of_batch_mode():
-    assert (EXIT_CONNECTION, EXIT_USAGE, EXIT_EXPECT) == (1, 2, 3)
+    assert (ExitStatus.CONNECTION, ExitStatus.USAGE, ExitStatus.EXPECT) == (1, 2, 3)
+    assert (ExitStatus.OK, ExitStatus.INTERNAL, ExitStatus.INTERRUPTED) == (0, 4, 130)
