@@ -35,7 +35,7 @@ from prompt_toolkit.output import Output
 from prompt_toolkit.patch_stdout import StdoutProxy
 from prompt_toolkit.renderer import CPR_Support
 
-from netrepl.commands import REGISTRY, describe_target
+from netrepl.commands import REGISTRY
 from netrepl.display import AnsiFormatter, Display, TerminalSink, screen_rows, text_width
 from netrepl.errors import ExitStatus, NetreplError
 from netrepl.events import Event, Noticed, PauseChanged, Progress, Submitted
@@ -43,6 +43,7 @@ from netrepl.options import Startup
 from netrepl.render import Renderer
 from netrepl.session import Session, Settings
 from netrepl.transport import Endpoint
+from netrepl.transport.target import describe_target
 
 # A line that runs longer than this is shown in the toolbar, with how to stop it.
 SLOW_LINE_SECONDS = 0.4

@@ -1,5 +1,5 @@
 """`python -m netrepl.commands` prints docs/commands.md, generated from the registry."""
 
-from netrepl.commands import reference_markdown
+from netrepl.commands.registry import reference_markdown
 
 print(reference_markdown(), end="")

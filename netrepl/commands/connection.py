@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from netrepl.codec import quote
-from netrepl.commands import Arguments, Param, command
+from netrepl.commands.registry import Arguments, Param, command
 from netrepl.errors import UsageError
-from netrepl.quantity import looks_like_whole, whole_or_none
-from netrepl.transport import Target, format_address, parse_host, parse_host_port
+from netrepl.transport import parse_host
+from netrepl.transport.target import describe_target, parse_client_id, parse_target
 
 if TYPE_CHECKING:
     from netrepl.session import Session
@@ -120,38 +119,6 @@ def _kick(session: Session, args: Arguments) -> None:
 def _cert(session: Session, args: Arguments) -> None:
     conn = parse_client_id(args[0], "/cert") if args else None
     session.show_certificates(conn)
-
-
-# Client ids count connections from 1; no session lives to see more than this many.
-MAX_CLIENT_ID = 999_999_999
-
-
-def parse_client_id(text: str, name: str) -> int:
-    """`3` or `#3`."""
-    number = whole_or_none(text.removeprefix("#"), MAX_CLIENT_ID)
-    if number is None:
-        raise UsageError(f"{name}: {quote(text)} is not a client id (like 3 or #3; /clients)")
-    return number
-
-
-def parse_target(text: str) -> Target:
-    """/to's argument: all, last, N, #N or HOST:PORT."""
-    if text in ("all", "last"):
-        return text  # type: ignore[return-value]
-    if looks_like_whole(text.removeprefix("#")):
-        return parse_client_id(text, "/to")
-    return parse_host_port(text)
-
-
-def describe_target(target: Target, *, short: bool = False) -> str:
-    """`#2`, `10.0.0.5:502`, `all clients` (`all` when short), `the last sender` (`last`)."""
-    if isinstance(target, int):
-        return f"#{target}"
-    if isinstance(target, tuple):
-        return format_address(*target)
-    if short:
-        return target
-    return {"all": "all clients", "last": "the last sender"}[target]
 
 
 def format_duration(seconds: float) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from netrepl.commands import REGISTRY, Arguments, Param, command, help_text
+from netrepl.commands.registry import REGISTRY, Arguments, Param, command, help_text
 from netrepl.events import ClearRequested, StatsRequested
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from netrepl.commands import Arguments, Param, command
+from netrepl.commands.registry import Arguments, Param, command
 
 if TYPE_CHECKING:
     from netrepl.session import Session

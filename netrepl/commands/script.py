@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from netrepl.commands import Arguments, Param, command
+from netrepl.commands.registry import Arguments, Param, command
 from netrepl.errors import UsageError
 from netrepl.payload import SendContext
 from netrepl.quantity import WAIT, looks_like_number

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING
 
-from netrepl.commands import Arguments, Param, command, show_or_set
+from netrepl.commands.registry import Arguments, Param, command, show_or_set
 from netrepl.errors import UsageError
 from netrepl.payload import EOLS, PLACEHOLDERS, parse_hex_line
 from netrepl.quantity import DAY_SECONDS, MILLISECONDS, Whole, looks_like_whole

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from netrepl.commands import Arguments, Param, command, show_or_set
+from netrepl.commands.registry import Arguments, Param, command, show_or_set
 from netrepl.errors import UsageError
 from netrepl.framing import FRAME_LENGTH, FRAME_MODES, IDLE_MS, parse_framing
 from netrepl.view import VIEW_NAMES

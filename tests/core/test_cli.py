@@ -11,10 +11,11 @@ import pytest
 
 from netrepl import __version__
 from netrepl.cli import main
-from netrepl.commands import describe_target, format_duration, parse_client_id, parse_target
+from netrepl.commands.connection import format_duration
 from netrepl.errors import UsageError
 from netrepl.options import parse_options
 from netrepl.transport import Endpoint, TlsOptions, format_sockaddr, parse_host_port
+from netrepl.transport.target import describe_target, parse_client_id, parse_target
 from netrepl.view import View
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from netrepl.commands import GROUPS, REGISTRY, Command, Param, Registry, help_text
-from netrepl.commands import reference_markdown as generate_reference
+from netrepl.commands import REGISTRY
+from netrepl.commands.registry import GROUPS, Command, Param, Registry, help_text
+from netrepl.commands.registry import reference_markdown as generate_reference
 from netrepl.errors import UsageError
 from netrepl.payload import parse_hex
 

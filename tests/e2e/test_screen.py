@@ -14,7 +14,8 @@ import time
 import pyte
 import pytest
 
-from netrepl.commands import help_text
+import netrepl.commands  # noqa: F401 (declares the commands that help_text lists)
+from netrepl.commands.registry import help_text
 from tests.e2e.test_flood import FLOOD_LINE, SKIPPED
 from tests.e2e.test_interactive import enter, keys, ready, rows, start, toolbar
 from tests.terminal import Terminal, _AnsweringScreen
