@@ -33,7 +33,7 @@ from netrepl.events import (
 from netrepl.files import check_readable, is_stream, open_for_reading, read_at_most
 from netrepl.framing import Framing
 from netrepl.log import CaptureFile, Recording, SessionMemory, TranscriptLog
-from netrepl.payload import InputMode, SendContext, build_payload
+from netrepl.payload import EOLS, InputMode, SendContext, build_payload
 from netrepl.render import certificate_lines
 from netrepl.script import PeriodicJobs
 from netrepl.transcript import WIRE_EVENTS
@@ -383,6 +383,25 @@ class Session:
             raise UsageError("/cert: not connected")
         chain = self.transport.chain(conn)
         self.note("\n".join(certificate_lines(chain)))
+
+    # ---- settings of what typed lines send (they apply to the next line)
+
+    def set_input_mode(self, mode: str) -> None:
+        if mode not in ("text", "hex"):
+            raise UsageError(f"/input: {mode!r} is not one of text, hex")
+        self.settings.input_mode = mode  # type: ignore[assignment]
+
+    def set_eol(self, eol: str) -> None:
+        if eol not in EOLS:
+            raise UsageError(f"/eol: {eol!r} is not one of {', '.join(EOLS)}")
+        self.settings.eol = eol
+
+    def set_escapes(self, on: bool) -> None:
+        self.settings.escapes = on
+
+    def request_quit(self) -> None:
+        """/quit: the front end leaves after the line that asked (a script stops there)."""
+        self.quit_requested = True
 
     def set_view_name(self, name: str) -> None:
         if name == "raw" and not self.settings.batch:

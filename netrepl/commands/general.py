@@ -25,7 +25,7 @@ def _help(session: Session, args: Arguments) -> None:
 
 @command("quit", "close the connection and leave (also Ctrl-D)", group="Session", aliases=["exit"])
 def _quit(session: Session, args: Arguments) -> None:
-    session.quit_requested = True
+    session.request_quit()
 
 
 @command(

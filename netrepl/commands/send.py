@@ -45,10 +45,7 @@ def _x(session: Session, args: Arguments) -> None:
     details="In hex input every typed line is parsed like /x and no end of line is added.",
 )
 def _input(session: Session, args: Arguments) -> None:
-    def apply(mode: str) -> None:
-        session.settings.input_mode = mode  # type: ignore[assignment]
-
-    show_or_set(session, args, "input", session.settings.input_mode, apply)
+    show_or_set(session, args, "input", session.settings.input_mode, session.set_input_mode)
 
 
 @command(
@@ -59,10 +56,7 @@ def _input(session: Session, args: Arguments) -> None:
     params=[Param("EOL", choices=tuple(EOLS), optional=True)],
 )
 def _eol(session: Session, args: Arguments) -> None:
-    def apply(eol: str) -> None:
-        session.settings.eol = eol
-
-    show_or_set(session, args, "eol", session.settings.eol, apply)
+    show_or_set(session, args, "eol", session.settings.eol, session.set_eol)
 
 
 @command(
@@ -74,7 +68,7 @@ def _eol(session: Session, args: Arguments) -> None:
 )
 def _escapes(session: Session, args: Arguments) -> None:
     def apply(state: str) -> None:
-        session.settings.escapes = state == "on"
+        session.set_escapes(state == "on")
 
     show_or_set(session, args, "escapes", "on" if session.settings.escapes else "off", apply)
 
