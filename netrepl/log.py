@@ -11,11 +11,11 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import BinaryIO, TextIO
 
 from netrepl.errors import UsageError
-from netrepl.events import Event, Received
+from netrepl.events import Closed, Connected, Event, Listening, Received
 from netrepl.files import describe_path_error, open_for_writing, shown_path
 from netrepl.transcript import Entry, Logged, header, to_line, to_pieces
 
@@ -144,6 +144,112 @@ class Recording:
         """Never raises: whatever did not reach the disk is already in `failed`."""
         with contextlib.suppress(OSError, ValueError):
             self._file.close()
+
+
+class SessionFiles:
+    """The files a session keeps what happens in: the transcript log (--log, /log), the raw
+    capture (--capture, /capture) and the recording of typed lines (/record).
+
+    Each can be started and stopped at any time, from any thread. `write` takes every wire
+    event on the thread that posts it, in order; a log started mid-connection begins with
+    the listener and the open connections, so `netrepl export` knows their addresses. A file
+    that fails (a full disk) is said once through `report` and never raises.
+    """
+
+    def __init__(self, report: Callable[[str], None]) -> None:
+        self.log: TranscriptLog | None = None
+        self.capture: CaptureFile | None = None
+        self.recording: Recording | None = None
+        self._report = report
+        self._reported: set[str] = set()
+        # Starting a log and logging an event exclude each other: nothing lost or doubled.
+        self._lock = threading.Lock()
+        self._open: dict[int | None, tuple[Event, float]] = {}
+        """What a log started now must begin with (the listener under None)."""
+
+    def write(self, event: Event, at: float) -> None:
+        with self._lock:
+            self._note_open(event, at)
+            log, capture = self.log, self.capture
+            if log is not None:
+                log.write(event, at)
+                self._said(log.failed)
+            if capture is not None:
+                capture.write(event)
+                self._said(capture.failed)
+
+    def forget_connections(self) -> None:
+        """A new transport: the connections of the old one are no longer open."""
+        with self._lock:
+            self._open.clear()
+
+    def _note_open(self, event: Event, at: float) -> None:
+        if isinstance(event, Listening):
+            self._open.clear()
+            self._open[None] = (event, at)
+        elif isinstance(event, Connected):
+            self._open[event.conn] = (event, at)
+        elif isinstance(event, Closed):
+            self._open.pop(event.conn, None)
+
+    def _said(self, failure: str | None) -> None:
+        if failure is not None and failure not in self._reported:
+            self._reported.add(failure)
+            self._report(failure)
+
+    def start_log(self, path: str) -> None:
+        log = TranscriptLog(path)
+        with self._lock:
+            for event, at in self._open.values():
+                log.write(event, at)
+            self.stop_log()
+            self.log = log
+
+    def stop_log(self) -> str | None:
+        """Stop the log; the path it was written to, if there was one."""
+        log, self.log = self.log, None
+        if log is None:
+            return None
+        log.close()
+        self._said(log.failed)
+        return log.path
+
+    def start_capture(self, path: str) -> None:
+        capture = CaptureFile(path)
+        self.stop_capture()
+        self.capture = capture
+
+    def stop_capture(self) -> str | None:
+        capture, self.capture = self.capture, None
+        if capture is None:
+            return None
+        capture.close()
+        self._said(capture.failed)
+        return capture.path
+
+    def start_recording(self, path: str) -> None:
+        recording = Recording(path)
+        self.stop_recording()
+        self.recording = recording
+
+    def stop_recording(self) -> str | None:
+        recording, self.recording = self.recording, None
+        if recording is None:
+            return None
+        recording.close()
+        return recording.path
+
+    def record(self, line: str) -> None:
+        """A typed (or piped) line, for /record; /record itself is not recorded."""
+        recording = self.recording
+        if recording is not None and not line.startswith("/record"):
+            recording.write(line)
+            self._said(recording.failed)
+
+    def close(self) -> None:
+        self.stop_log()
+        self.stop_capture()
+        self.stop_recording()
 
 
 class SessionMemory:

@@ -734,7 +734,7 @@ def run_interactive(
             session.begin(startup)
             session.open(endpoint)
         except NetreplError:
-            session.close_files()
+            session.files.close()
             display.stop()
             raise
         prompt_session = NetreplPrompt(

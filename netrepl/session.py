@@ -24,7 +24,6 @@ from netrepl.events import (
     Closed,
     Connected,
     Event,
-    Listening,
     Noticed,
     PauseChanged,
     Progress,
@@ -32,7 +31,7 @@ from netrepl.events import (
 )
 from netrepl.files import check_readable, is_stream, open_for_reading, read_at_most
 from netrepl.framing import Framing
-from netrepl.log import CaptureFile, Recording, SessionMemory, TranscriptLog
+from netrepl.log import SessionFiles, SessionMemory
 from netrepl.payload import EOLS, InputMode, SendContext, build_payload
 from netrepl.render import certificate_lines
 from netrepl.script import PeriodicJobs
@@ -87,8 +86,7 @@ class Session:
     ) -> None:
         self.settings = settings
         self._show = post
-        self.log: TranscriptLog | None = None
-        self.capture: CaptureFile | None = None
+        self.files = SessionFiles(lambda failure: self._show(Noticed(failure, "error")))
         self.memory = SessionMemory()
         self.expect_buffer = ExpectBuffer()
         self.replies = AutoReplies(self._answer, self.error)
@@ -104,11 +102,7 @@ class Session:
         self.on_connect: str | None = None
         """A script to run after every connect and reconnect (--on-connect)."""
         self.script_depth = 0
-        self.recording: Recording | None = None
         self._send_lock = threading.RLock()
-        # Starting a log and logging an event exclude each other: nothing is lost or doubled.
-        self._logging = threading.Lock()
-        self._open_records: dict[int | None, tuple[Event, float]] = {}
         # Watchers see events in order; while a script sets up its rules they wait.
         self._watching = threading.RLock()
         self._holds = 0
@@ -121,7 +115,6 @@ class Session:
         self._on_connect_running = 0
         self.on_connect_failure: NetreplError | None = None
         """The last --on-connect script that failed (batch mode exits with its status)."""
-        self._reported: set[str] = set()
         self.endpoint = endpoint
         """What /reconnect opens again: the last endpoint opened (or given)."""
         self.transport: Transport | None = None
@@ -143,15 +136,7 @@ class Session:
         if isinstance(event, WIRE_EVENTS):
             at = getattr(event, "at", 0.0) or time.time()
             self.memory.add(event, at)
-            with self._logging:
-                self._note_open(event, at)
-                log, capture = self.log, self.capture
-                if log is not None:
-                    log.write(event, at)
-                    self._report_failure(log.failed)
-                if capture is not None:
-                    capture.write(event)
-                    self._report_failure(capture.failed)
+            self.files.write(event, at)
             with self._watching:
                 held = self._holds or self._replaying
                 if held:
@@ -205,22 +190,6 @@ class Session:
                     observer(event)
 
         return release
-
-    def _note_open(self, event: Event, at: float) -> None:
-        """What a log started now must begin with: the listener and the open connections
-        (so `netrepl export` knows their addresses)."""
-        if isinstance(event, Listening):
-            self._open_records.clear()
-            self._open_records[None] = (event, at)
-        elif isinstance(event, Connected):
-            self._open_records[event.conn] = (event, at)
-        elif isinstance(event, Closed):
-            self._open_records.pop(event.conn, None)
-
-    def _report_failure(self, failure: str | None) -> None:
-        if failure is not None and failure not in self._reported:
-            self._reported.add(failure)
-            self._show(Noticed(failure, "error"))
 
     # ---- state, for the toolbar and the batch driver
 
@@ -323,8 +292,7 @@ class Session:
         self.endpoint = endpoint
         self.target = None
         self.target_left = False
-        with self._logging:
-            self._open_records.clear()
+        self.files.forget_connections()
         transport = open_transport(endpoint, self.post, self._ids, self.cancel)
         with self._opened:
             self.transport = transport
@@ -428,84 +396,34 @@ class Session:
         self._set_view(dataclasses.replace(self.settings.view, framing=framing))
 
     def pause(self, paused: bool) -> None:
-        kept_in = self.log.path if self.log is not None else None
+        log = self.files.log
+        kept_in = log.path if log is not None else None
         self.post(PauseChanged(paused, time.time(), kept_in))
 
     def begin(self, startup: Startup) -> None:
         """Open the files the command line names. Raises UsageError (nothing half-open)."""
         try:
             if startup.log is not None:
-                self.start_log(startup.log)
+                self.files.start_log(startup.log)
             if startup.capture is not None:
-                self.start_capture(startup.capture)
+                self.files.start_capture(startup.capture)
             for script in (startup.script, startup.on_connect):
                 if script is not None:
                     check_readable(script)  # a missing script is a usage error before connecting
         except UsageError:
-            self.close_files()
+            self.files.close()
             raise
         self.on_connect = startup.on_connect
         self.presets = dict(startup.presets)
         if startup.script is not None:
             self.startup_hold = self.hold_watchers()
 
-    # ---- keeping everything
-
-    def start_log(self, path: str) -> None:
-        log = TranscriptLog(path)
-        with self._logging:
-            # A log started mid-connection says first who is connected, and since when.
-            for event, at in self._open_records.values():
-                log.write(event, at)
-            self.stop_log()
-            self.log = log
-
-    def stop_log(self) -> str | None:
-        log, self.log = self.log, None
-        if log is None:
-            return None
-        log.close()
-        self._report_failure(log.failed)
-        return log.path
-
-    def start_capture(self, path: str) -> None:
-        capture = CaptureFile(path)
-        self.stop_capture()
-        self.capture = capture
-
-    def stop_capture(self) -> str | None:
-        capture, self.capture = self.capture, None
-        if capture is None:
-            return None
-        capture.close()
-        self._report_failure(capture.failed)
-        return capture.path
-
-    def close_files(self) -> None:
-        self.stop_log()
-        self.stop_capture()
-
     # ---- scripts, waiting, answering
 
     def submit_typed(self, line: str) -> None:
         """A line the user typed (or piped): recorded by /record, then handled."""
-        recording = self.recording
-        if recording is not None and not line.startswith("/record"):
-            recording.write(line)
-            self._report_failure(recording.failed)
+        self.files.record(line)
         self.submit(line)
-
-    def start_recording(self, path: str) -> None:
-        recording = Recording(path)
-        self.stop_recording()
-        self.recording = recording
-
-    def stop_recording(self) -> str | None:
-        recording, self.recording = self.recording, None
-        if recording is None:
-            return None
-        recording.close()
-        return recording.path
 
     def expect(self, pattern: str, timeout: float, *, hex: bool = False, column: int = 1) -> None:
         """Wait until what arrived since the last send matches. Raises ExpectTimeout.
@@ -663,8 +581,7 @@ class Session:
         """At exit: stop periodic sends, close the connection and every file."""
         self.jobs.close()
         self.close()
-        self.close_files()
-        self.stop_recording()
+        self.files.close()
 
     def note(self, text: str) -> None:
         """Command output for the user (help, current settings)."""

@@ -25,12 +25,13 @@ into a capture Wireshark opens. Also `--log FILE` on the command line.
 )
 def _log(session: Session, args: Arguments) -> None:
     if not args:
-        session.note(f"logging to {session.log.path}" if session.log else "not logging")
+        log = session.files.log
+        session.note(f"logging to {log.path}" if log else "not logging")
     elif args[0] == "off":
-        stopped = session.stop_log()
+        stopped = session.files.stop_log()
         session.note(f"stopped logging to {stopped}" if stopped else "was not logging")
     else:
-        session.start_log(args[0])
+        session.files.start_log(args[0])
         session.note(f"logging to {args[0]}")
 
 
@@ -43,14 +44,14 @@ def _log(session: Session, args: Arguments) -> None:
     details="Only what arrived, of every connection, byte for byte. Also `--capture FILE`.",
 )
 def _capture(session: Session, args: Arguments) -> None:
-    capture = session.capture
+    capture = session.files.capture
     if not args:
         session.note(f"capturing to {capture.path}" if capture else "not capturing")
     elif args[0] == "off":
-        stopped = session.stop_capture()
+        stopped = session.files.stop_capture()
         session.note(f"stopped capturing to {stopped}" if stopped else "was not capturing")
     else:
-        session.start_capture(args[0])
+        session.files.start_capture(args[0])
         session.note(f"capturing received bytes to {args[0]}")
 
 

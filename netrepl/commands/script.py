@@ -170,11 +170,11 @@ def _unwhen(session: Session, args: Arguments) -> None:
 )
 def _record(session: Session, args: Arguments) -> None:
     if not args:
-        recording = session.recording
+        recording = session.files.recording
         session.note(f"recording to {recording.path}" if recording else "not recording")
     elif args[0] == "off":
-        stopped = session.stop_recording()
+        stopped = session.files.stop_recording()
         session.note(f"stopped recording to {stopped}" if stopped else "was not recording")
     else:
-        session.start_recording(args[0])
+        session.files.start_recording(args[0])
         session.note(f"recording what you type to {args[0]} (/record off stops)")

@@ -55,7 +55,7 @@ def sha(data: bytes) -> str:
 def finish(harness: Harness) -> None:
     """Stop the session and close its files, as the front ends do when they leave."""
     harness.stop()
-    harness.session.close_files()
+    harness.session.files.close()
 
 
 # ---- --log and --capture in batch mode -------------------------------------------------------
@@ -413,7 +413,7 @@ def test_a_display_that_does_not_keep_up_never_costs_the_log_a_byte(demo_peer, t
         tap.wait_received(len(DEMO_START) + size, timeout=30)
         # All of it logged while the display is still stuck in its first write.
         assert sink.writes == 1 and not sink.release.is_set()
-        session.close_files()
+        session.files.close()
     finally:
         sink.release.set()
         session.close()

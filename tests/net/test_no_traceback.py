@@ -326,4 +326,4 @@ def test_startup_files_with_a_nul_byte_are_usage_errors(make_session, field):
         UsageError, match=r"^cannot (read|write) 'a\\x00b': a path cannot hold a NUL byte$"
     ):
         harness.session.begin(Startup(**{field: "a\x00b"}))
-    assert harness.session.log is None and harness.session.capture is None
+    assert harness.session.files.log is None and harness.session.files.capture is None
