@@ -112,7 +112,7 @@ class BatchRun:
         self._stdin = stdin
         self.reader: StdinReader | None = None
         self._wakeups: list[Callable[[], None]] = []
-        session.observers.append(self._observe)
+        session.watchers.add(self._observe)
 
     def _observe(self, event: Event) -> None:
         if isinstance(event, Closed | Connected):  # what --once and the end of input wait on
@@ -153,7 +153,7 @@ class BatchRun:
                 return ExitStatus.USAGE
             line = raw.decode("utf-8", "surrogateescape")
             line = line.removesuffix("\n").removesuffix("\r")
-            self.session.wait_on_connect()
+            self.session.on_connect.wait()
             try:
                 self.session.submit_typed(line)
             except NetreplError as error:
@@ -173,7 +173,7 @@ class BatchRun:
             while (piece := reader.next(self.stopping)) is not None:
                 yield piece
 
-        self.session.wait_on_connect()
+        self.session.on_connect.wait()
         try:
             self.session.send_stream(pieces(), "stdin", None)
         except NetreplError as error:
@@ -195,7 +195,7 @@ class BatchRun:
             transport.wait_for(
                 lambda: not transport.awaiting_peer or transport.finished or self.stopping(), None
             )
-        session.wait_on_connect()  # a login script still talking must not be cut off
+        session.on_connect.wait()  # a login script still talking must not be cut off
         if shutdown and transport.can_send:
             # A datagram transport has no half-close; a peer that is closing needs none.
             with contextlib.suppress(NetreplError, OSError):
@@ -269,9 +269,9 @@ def run_batch(
         transport = session.transport
         if status == ExitStatus.OK and transport is not None and transport.failure:
             status = ExitStatus.CONNECTION
-        session.wait_on_connect()
-        if status == ExitStatus.OK and session.on_connect_failure is not None:
-            status = session.on_connect_failure.status
+        session.on_connect.wait()
+        if status == ExitStatus.OK and session.on_connect.failure is not None:
+            status = session.on_connect.failure.status
     finally:
         session.close_all()
         display.stop()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from netrepl.errors import ExitStatus, NetreplError, UsageError
+from netrepl.events import Connected, Event
 from netrepl.files import describe_path_error, is_stream, open_for_reading, shown_path
 from netrepl.quantity import whole_or_none
 from netrepl.transport.loop import IOLoop
@@ -108,7 +109,7 @@ def run_script(
 ) -> None:
     """Run `path` line by line. Raises ScriptError at the first line that fails.
 
-    `release_watchers` (see Session.hold_watchers) is called before the first line that may
+    `release_watchers` (see watch.Watchers.hold) is called before the first line that may
     send or wait, and at the end: the settings and rules at the top of a script are in place
     before /expect and /when see any byte."""
     from netrepl.commands import REGISTRY
@@ -130,6 +131,52 @@ def run_script(
         session.script_depth -= 1
         if release_watchers is not None:
             release_watchers()
+
+
+class ConnectScript:
+    """--on-connect: a script run after every connect and reconnect of a client (not for a
+    listener's clients), each run on a thread of its own, since it may wait (/expect) while
+    data keeps arriving. The session's watchers hold the connection's events until the
+    script's rules are in place (see run_script)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self.path: str | None = None
+        self.failure: NetreplError | None = None
+        """The last run that failed (batch mode exits with its status)."""
+        self._running = 0
+        self._changed = threading.Condition()
+
+    def observe(self, event: Event) -> None:
+        """A watcher: a client's Connected starts a run."""
+        path = self.path
+        if path is None or not isinstance(event, Connected) or event.accepted:
+            return
+        with self._changed:
+            self._running += 1
+        # Called as the event is posted: what this connection sends next waits for the rules.
+        release = self._session.watchers.hold()
+        threading.Thread(
+            target=self._run, args=(path, release), name="netrepl-on-connect", daemon=True
+        ).start()
+
+    def _run(self, path: str, release: Callable[[], None]) -> None:
+        try:
+            self._session.wait_until_open(10.0)
+            run_script(self._session, path, release)
+        except NetreplError as error:
+            self.failure = error
+            self._session.error(f"--on-connect {error}")
+        finally:
+            release()
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
+
+    def wait(self) -> None:
+        """Batch mode: let a running script finish before the next line."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._running == 0)
 
 
 @dataclass

@@ -22,7 +22,6 @@ from netrepl.commands import REGISTRY
 from netrepl.errors import NetreplError, SendError, UsageError
 from netrepl.events import (
     Closed,
-    Connected,
     Event,
     Noticed,
     PauseChanged,
@@ -34,7 +33,7 @@ from netrepl.framing import Framing
 from netrepl.log import SessionFiles, SessionMemory
 from netrepl.payload import EOLS, InputMode, SendContext, build_payload
 from netrepl.render import certificate_lines
-from netrepl.script import PeriodicJobs
+from netrepl.script import ConnectScript, PeriodicJobs
 from netrepl.transcript import WIRE_EVENTS
 from netrepl.transport import (
     CANCEL_POLL_SECONDS,
@@ -47,7 +46,13 @@ from netrepl.transport import (
 from netrepl.transport.base import Transport
 from netrepl.transport.stream import SendInterrupted
 from netrepl.view import TimeMode, View, apply_encoding, apply_view_name
-from netrepl.watch import AutoReplies, ExpectBuffer, compile_hex_pattern, compile_text_pattern
+from netrepl.watch import (
+    AutoReplies,
+    ExpectBuffer,
+    Watchers,
+    compile_hex_pattern,
+    compile_text_pattern,
+)
 
 if TYPE_CHECKING:
     from netrepl.options import Startup
@@ -91,30 +96,20 @@ class Session:
         self.expect_buffer = ExpectBuffer()
         self.replies = AutoReplies(self._answer, self.error)
         self.jobs = PeriodicJobs(self.submit, self.error)
-        self.observers: list[Callable[[Event], None]] = [
-            self.expect_buffer.observe,
-            self.replies.observe,
-            self._after_connect,
-        ]
+        self.on_connect = ConnectScript(self)
+        """--on-connect: a script run after every connect and reconnect."""
+        self.watchers = Watchers(
+            [self.expect_buffer.observe, self.replies.observe, self.on_connect.observe]
+        )
         """Called with every wire event before the display gets it."""
         self.presets: dict[str, str] = {}
         """Named lines from the config file, sent with /p NAME."""
-        self.on_connect: str | None = None
-        """A script to run after every connect and reconnect (--on-connect)."""
         self.script_depth = 0
         self._send_lock = threading.RLock()
-        # Watchers see events in order; while a script sets up its rules they wait.
-        self._watching = threading.RLock()
-        self._holds = 0
-        self._held: list[Event] = []
-        self._replaying = False
         self.startup_hold: Callable[[], None] | None = None
         """Releases the watchers held for --script, once that script reaches a line that
-        sends or waits (see `hold_watchers`)."""
+        sends or waits (see `Watchers.hold`)."""
         self._opened = threading.Condition()
-        self._on_connect_running = 0
-        self.on_connect_failure: NetreplError | None = None
-        """The last --on-connect script that failed (batch mode exits with its status)."""
         self.endpoint = endpoint
         """What /reconnect opens again: the last endpoint opened (or given)."""
         self.transport: Transport | None = None
@@ -137,13 +132,7 @@ class Session:
             at = getattr(event, "at", 0.0) or time.time()
             self.memory.add(event, at)
             self.files.write(event, at)
-            with self._watching:
-                held = self._holds or self._replaying
-                if held:
-                    self._held.append(event)
-            if not held:
-                for observer in self.observers:
-                    observer(event)
+            self.watchers.observe(event)
         self._show(event)
         if isinstance(event, Closed) and event.conn == self.target and self.listening:
             self.target_left = True
@@ -158,37 +147,6 @@ class Session:
     def take_startup_hold(self) -> Callable[[], None] | None:
         """The release of the watchers held for --script, for the run of that script."""
         release, self.startup_hold = self.startup_hold, None
-        return release
-
-    def hold_watchers(self) -> Callable[[], None]:
-        """Keep every wire event from /expect, /when and --on-connect until the returned
-        function is called (once is enough): a script's rules are then in place before the
-        first byte of any connection is examined, whenever that byte arrived."""
-        released = threading.Event()
-        with self._watching:
-            self._holds += 1
-
-        def release() -> None:
-            with self._watching:
-                if released.is_set():
-                    return
-                released.set()
-                self._holds -= 1
-                if self._holds or self._replaying:
-                    return
-                self._replaying = True
-            # Outside the lock: an observer may send (a /when reply), which waits on the I/O
-            # thread, which may be posting. What is posted meanwhile queues behind.
-            while True:
-                with self._watching:
-                    # Empty, or a held Connected started an --on-connect script: stop here.
-                    if not self._held or self._holds:
-                        self._replaying = False
-                        return
-                    event = self._held.pop(0)
-                for observer in self.observers:
-                    observer(event)
-
         return release
 
     # ---- state, for the toolbar and the batch driver
@@ -413,10 +371,10 @@ class Session:
         except UsageError:
             self.files.close()
             raise
-        self.on_connect = startup.on_connect
+        self.on_connect.path = startup.on_connect
         self.presets = dict(startup.presets)
         if startup.script is not None:
-            self.startup_hold = self.hold_watchers()
+            self.startup_hold = self.watchers.hold()
 
     # ---- scripts, waiting, answering
 
@@ -533,46 +491,13 @@ class Session:
             lambda context: self.reply_payload(line, hex, context), as_hex=hex, target=conn
         )
 
-    def _after_connect(self, event: Event) -> None:
-        script = self.on_connect
-        if script is None or not isinstance(event, Connected) or event.accepted:
-            return
+    def wait_until_open(self, timeout: float) -> bool:
+        """Wait until a transport is in place and can send (Connected is announced from
+        inside `open`, before the session holds the transport)."""
         with self._opened:
-            self._on_connect_running += 1
-        # Called inside `post`: what this connection sends next waits for the script's rules.
-        release = self.hold_watchers()
-        # Its own thread: the script may wait (/expect) while data keeps arriving here.
-        threading.Thread(
-            target=self._run_on_connect,
-            args=(script, release),
-            name="netrepl-on-connect",
-            daemon=True,
-        ).start()
-
-    def _run_on_connect(self, script: str, release: Callable[[], None]) -> None:
-        from netrepl.script import run_script
-
-        try:
-            # Connected is announced from inside open(), before the session holds the
-            # transport: the script's first line must not find it missing.
-            with self._opened:
-                self._opened.wait_for(
-                    lambda: self.transport is not None and self.transport.can_send, 10.0
-                )
-            run_script(self, script, release)
-        except NetreplError as error:
-            self.on_connect_failure = error
-            self.error(f"--on-connect {error}")
-        finally:
-            release()
-            with self._opened:
-                self._on_connect_running -= 1
-                self._opened.notify_all()
-
-    def wait_on_connect(self) -> None:
-        """Batch mode: let a running --on-connect script finish before the next line."""
-        with self._opened:
-            self._opened.wait_for(lambda: self._on_connect_running == 0)
+            return self._opened.wait_for(
+                lambda: self.transport is not None and self.transport.can_send, timeout
+            )
 
     def error(self, text: str) -> None:
         self.post(Noticed(text, "error"))

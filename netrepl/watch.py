@@ -297,3 +297,67 @@ def expand_reply(reply: str, match: re.Match[bytes], *, hex: bool) -> str:
         )
 
     return _GROUP.sub(group, reply)
+
+
+Watcher = Callable[[Event], None]
+
+
+class Watchers:
+    """Everything that watches wire events before the display: /expect's buffer, /when's
+    rules, the --on-connect trigger. Each sees every event, in order.
+
+    While a script sets up (its rules must be in place before the first byte of any
+    connection is examined), `hold` keeps the events back; when the last hold is released
+    they are handed over in order, and events posted meanwhile queue behind them.
+    """
+
+    def __init__(self, watchers: list[Watcher]) -> None:
+        self._watchers = list(watchers)
+        self._lock = threading.Lock()
+        self._holds = 0
+        self._held: deque[Event] = deque()
+        self._replaying = False
+
+    def add(self, watcher: Watcher) -> None:
+        self._watchers.append(watcher)
+
+    def observe(self, event: Event) -> None:
+        """Called with every wire event, on the thread that posts it."""
+        with self._lock:
+            held = self._holds or self._replaying
+            if held:
+                self._held.append(event)
+        if not held:
+            self._hand(event)
+
+    def hold(self) -> Callable[[], None]:
+        """Keep events back until the returned function is called (once is enough)."""
+        released = threading.Event()
+        with self._lock:
+            self._holds += 1
+
+        def release() -> None:
+            with self._lock:
+                if released.is_set():
+                    return
+                released.set()
+                self._holds -= 1
+                if self._holds or self._replaying:
+                    return
+                self._replaying = True
+            # Outside the lock: a watcher may send (a /when reply), which waits on the I/O
+            # thread, which may be posting. What is posted meanwhile queues behind.
+            while True:
+                with self._lock:
+                    # Empty, or a held Connected started an --on-connect script: stop here.
+                    if not self._held or self._holds:
+                        self._replaying = False
+                        return
+                    event = self._held.popleft()
+                self._hand(event)
+
+        return release
+
+    def _hand(self, event: Event) -> None:
+        for watcher in self._watchers:
+            watcher(event)

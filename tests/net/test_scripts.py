@@ -547,7 +547,7 @@ def test_on_connect_can_send_its_first_line_at_once(make_peer, tmp_path):
                 changed.wait_for(lambda: any(isinstance(e, (Sent, Noticed)) for e in seen), 2)
 
     session = Session(Settings(view=View()), post)
-    session.on_connect = login
+    session.on_connect.path = login
     try:
         session.connect(peer.host, peer.port)
         client = peer.wait_for_client()
