@@ -26,6 +26,7 @@ from netrepl.options import Startup
 from netrepl.render import Renderer
 from netrepl.script import run_script
 from netrepl.session import Session, Settings
+from netrepl.streaming import send_stream
 from netrepl.transport import Endpoint
 
 # A stdin line longer than this (no newline in sight: `< /dev/zero`) stops the run, rather
@@ -175,7 +176,7 @@ class BatchRun:
 
         self.session.on_connect.wait()
         try:
-            self.session.send_stream(pieces(), "stdin", None)
+            send_stream(self.session, pieces(), "stdin", None)
         except NetreplError as error:
             self.session.error(f"stdin: {error}")
             return error.status

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from netrepl.codec import decode_complete, quote
 from netrepl.commands import REGISTRY
@@ -25,10 +24,9 @@ from netrepl.events import (
     Event,
     Noticed,
     PauseChanged,
-    Progress,
     ViewChanged,
 )
-from netrepl.files import check_readable, is_stream, open_for_reading, read_at_most
+from netrepl.files import check_readable, read_at_most
 from netrepl.framing import Framing
 from netrepl.log import SessionFiles, SessionMemory
 from netrepl.payload import EOLS, InputMode, SendContext, build_payload
@@ -44,7 +42,6 @@ from netrepl.transport import (
     parse_port,
 )
 from netrepl.transport.base import Transport
-from netrepl.transport.stream import SendInterrupted
 from netrepl.view import TimeMode, View, apply_encoding, apply_view_name
 from netrepl.watch import (
     AutoReplies,
@@ -57,17 +54,8 @@ from netrepl.watch import (
 if TYPE_CHECKING:
     from netrepl.options import Startup
 
-# A long send says how far it is this often.
-PROGRESS_SECONDS = 0.1
 # A {file:PATH} placeholder reads the whole file into one payload; /sendfile streams bigger.
 PAYLOAD_FILE_LIMIT = 16 * 1024 * 1024
-
-
-def open_to_send(path: str) -> tuple[BinaryIO, int | None]:
-    """`path` opened for /sendfile, and its size; None for a stream (a device, a pipe), which
-    is sent as it comes, until it ends or the user stops it."""
-    file = open_for_reading(path)
-    return file, None if is_stream(file) else os.fstat(file.fileno()).st_size
 
 
 def read_payload_file(path: str) -> bytes:
@@ -225,14 +213,14 @@ class Session:
             raise SendError(
                 f"#{self.target} has left: nothing sent (/to all, or /to N; /clients lists them)"
             )
-        self._wait_for_recipient()
+        self.wait_for_recipient()
         if self.transport is None:
             raise SendError("not connected (/reconnect or /connect HOST PORT)")
         with self._send_lock:
             self.transport.send(data, target or self.current_target, as_hex=as_hex)
             self.sends += 1
 
-    def _wait_for_recipient(self) -> None:
+    def wait_for_recipient(self) -> None:
         """Batch mode: a send waits for someone to go to (a listener's first client, a
         reconnecting client) rather than fail, as a person at the prompt would wait. Not on
         an I/O loop's thread (an automatic reply), which must never wait."""
@@ -397,68 +385,6 @@ class Session:
     def sleep(self, seconds: float) -> None:
         if self.cancel.wait(seconds):
             raise NetreplError(f"sleep {seconds:g}: interrupted")
-
-    def send_file(self, path: str, chunk: int, delay: float) -> None:
-        """/sendfile: a file in pieces of `chunk` bytes, `delay` seconds apart."""
-        file, total = open_to_send(path)
-        with file:
-            pieces = iter(lambda: file.read(chunk), b"")
-            self.send_stream(pieces, f"sendfile {os.path.basename(path)}", total, delay=delay)
-
-    def send_stream(
-        self, pieces: Iterable[bytes], label: str, total: int | None, *, delay: float = 0.0
-    ) -> None:
-        """Send `pieces` as one payload to the current target, with progress, and say how it
-        ended in one line. Each recipient gets all of it or a contiguous prefix (a client that
-        stops reading is left out of the rest); Ctrl-C stops it at once; the counts are what
-        reached each socket. An error reading the pieces (OSError) ends it as failed."""
-        self._wait_for_recipient()
-        if self.transport is None:
-            raise SendError("not connected (/reconnect or /connect HOST PORT)")
-        delivery = self.transport.deliver(self.current_target)
-        started = time.monotonic()
-        last_shown = 0.0
-
-        def show_progress() -> None:
-            # Also while waiting for a peer to read: the bar says it is stuck, not dead.
-            nonlocal last_shown
-            now = time.monotonic()
-            if now - last_shown >= PROGRESS_SECONDS:
-                last_shown = now
-                self.post(Progress(label, delivery.handed, total, now - started))
-
-        outcome = "sent"
-        try:
-            for piece in pieces:
-                if self.cancel.is_set():
-                    raise SendInterrupted("interrupted")
-                # Not counted by {counter}: that numbers lines, not the pieces of a payload.
-                delivery.write(piece, as_hex=False, waiting=show_progress)
-                show_progress()
-                if delay and self.cancel.wait(delay):
-                    raise SendInterrupted("interrupted")
-            delivery.finish(self.cancel, show_progress)
-        except SendInterrupted:
-            outcome = "interrupted"
-            delivery.withdraw()
-        except NetreplError as error:
-            outcome = f"failed: {error}"
-        except OSError as error:  # the source itself (a device that fails, a vanished mount)
-            outcome = f"failed: cannot read: {error.strerror or error}"
-            delivery.withdraw()
-        finally:
-            elapsed = time.monotonic() - started
-            self.post(
-                Progress(
-                    label,
-                    delivery.handed,
-                    total,
-                    elapsed,
-                    finished=True,
-                    outcome=outcome,
-                    detail=delivery.outcome(),
-                )
-            )
 
     def repeat(self, count: int, interval: float, line: str) -> None:
         """Handle `line` `count` times, `interval` seconds apart (Ctrl-C stops it)."""

@@ -9,6 +9,7 @@ from netrepl.commands.registry import Arguments, Param, command, show_or_set
 from netrepl.errors import UsageError
 from netrepl.payload import EOLS, PLACEHOLDERS, parse_hex_line
 from netrepl.quantity import DAY_SECONDS, MILLISECONDS, Whole, looks_like_whole
+from netrepl.streaming import send_file
 
 if TYPE_CHECKING:
     from netrepl.session import Session
@@ -131,7 +132,7 @@ def _sendfile(session: Session, args: Arguments) -> None:
             )
     if path is None:
         raise UsageError("/sendfile: give the PATH of the file")
-    session.send_file(path, chunk, delay)
+    send_file(session, path, chunk, delay)
 
 
 @command(
