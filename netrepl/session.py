@@ -74,12 +74,29 @@ class Settings:
 
 
 class Session:
+    """One netrepl session: the settings, the current transport, and the operations that
+    every front end (the REPL, batch mode, scripts) calls the same way.
+
+    Arguments: `settings`, changed only through the session's methods; `display`, where
+    every event ends up (the display's queue), called on whichever thread posts;
+    `endpoint`, what `/reconnect` opens when nothing was opened yet.
+
+    Who calls what: a front end's line thread calls `submit` (and the commands it runs call
+    the other methods), one line at a time; transports call `post` from their I/O threads;
+    `cancel` is set by Ctrl-C from the REPL's thread. `post` is thread-safe; it hands every
+    wire event first to the files (`files`), then to the watchers (`watchers`), then to the
+    display. The session never prints: it posts, or raises NetreplError for its caller.
+    """
+
     def __init__(
-        self, settings: Settings, post: Callable[[Event], None], endpoint: Endpoint | None = None
+        self,
+        settings: Settings,
+        display: Callable[[Event], None],
+        endpoint: Endpoint | None = None,
     ) -> None:
         self.settings = settings
-        self._show = post
-        self.files = SessionFiles(lambda failure: self._show(Noticed(failure, "error")))
+        self._display = display
+        self.files = SessionFiles(lambda failure: self._display(Noticed(failure, "error")))
         self.memory = SessionMemory()
         self.expect_buffer = ExpectBuffer()
         self.replies = AutoReplies(self._answer, self.error)
@@ -121,10 +138,10 @@ class Session:
             self.memory.add(event, at)
             self.files.write(event, at)
             self.watchers.observe(event)
-        self._show(event)
+        self._display(event)
         if isinstance(event, Closed) and event.conn == self.target and self.listening:
             self.target_left = True
-            self._show(
+            self._display(
                 Noticed(
                     f"#{event.conn} has left: typed lines go nowhere until you choose"
                     " (/to all, or /to N; /clients lists them)",
