@@ -115,8 +115,9 @@ class _Peer:
 
 
 @dataclass
-class _Skipped:
-    """What arrived while paused."""
+class _Unshown:
+    """A tally of received data not shown: hidden while paused (`/pause`), or skipped by
+    the display to keep up with a flood."""
 
     received: int = 0
     reads: int = 0
@@ -213,7 +214,7 @@ class _ReceivedStream:
         held, self.held = self.held, b""
         return self._bytes(held, self.offset - len(held))
 
-    def skip(self, size: int) -> None:
+    def count_unshown(self, size: int) -> None:
         """Count `size` bytes without showing them: offsets stay true to the stream."""
         self.offset += size
 
@@ -285,11 +286,12 @@ class Renderer:
         """The connection whose data was shown last: a change of source gets a label."""
         self._last_block_at: float | None = None
         self._paused_at: float | None = None
-        self._skipped = _Skipped()
-        self._flood = _Skipped()
+        self._hidden = _Unshown()
+        """What arrived while paused: said on /resume."""
+        self._skipped = _Unshown()
         """What the display skipped to keep up, not yet said."""
-        self._flood_since = 0.0
-        self._flood_grew = False
+        self._skipped_since = 0.0
+        self._skipped_grew = False
         self.latest_at = 0.0
         """The time of the newest data event rendered: a replay's clock."""
 
@@ -317,8 +319,8 @@ class Renderer:
     def finish(self) -> list[Output]:
         """The display is stopping: what is still held, and a last line about skipped data."""
         outputs = self._release_rows()
-        if self._flood.reads:
-            self._flood_grew = False  # said now, however recent the last skip
+        if self._skipped.reads:
+            self._skipped_grew = False  # said now, however recent the last skip
             outputs += self._said_skipped(float("inf"))
         return outputs
 
@@ -326,7 +328,7 @@ class Renderer:
         match event:
             case Received(conn, data, datagram, at):
                 if self._paused_at is not None:
-                    return self._skip(conn, data)
+                    return self._hide(conn, data)
                 if datagram:
                     return self._datagram(conn, data, at)
                 stream = self._stream(conn)
@@ -335,7 +337,7 @@ class Renderer:
                 offset = self._sent_offsets.get(conn, 0)
                 self._sent_offsets[conn] = offset + len(data)
                 if self._paused_at is not None:
-                    self._skipped.sent += len(data)
+                    self._hidden.sent += len(data)
                     return []
                 return self._frames_before_a_send() + self._sent(
                     conn, data, as_hex, echo, at, offset
@@ -395,8 +397,8 @@ class Renderer:
         wait; None when nothing is due."""
         waits = [w for s in self._received.values() if (w := s.framer.due(now)) is not None]
         waits += [w for s in self._received.values() if (w := s.held_due(now)) is not None]
-        if self._flood.reads:
-            waits.append(0.0 if not self._flood_grew else FLOOD_REPORT_SECONDS / 4)
+        if self._skipped.reads:
+            waits.append(0.0 if not self._skipped_grew else FLOOD_REPORT_SECONDS / 4)
         return min(waits) if waits else None
 
     def tick(self, now: float, *, idle: bool = True) -> list[Output]:
@@ -582,22 +584,22 @@ class Renderer:
         self.stats.received.add(event.size, event.at, chunks=event.reads)
         stream = self._received.get(event.conn)
         if self._paused_at is not None:
+            self._hidden.received += event.size
+            self._hidden.reads += event.reads
+            self._hidden.conns.add(event.conn)
+        else:
+            if not self._skipped.reads:
+                self._skipped_since = event.at
             self._skipped.received += event.size
             self._skipped.reads += event.reads
             self._skipped.conns.add(event.conn)
-        else:
-            if not self._flood.reads:
-                self._flood_since = event.at
-            self._flood.received += event.size
-            self._flood.reads += event.reads
-            self._flood.conns.add(event.conn)
-            self._flood_grew = True
+            self._skipped_grew = True
         if stream is None:
             return []
         # What came before the skip is shown before it (a row of hex need not wait for bytes
         # that will never be shown), and what follows never continues its line.
         outputs = self._from(event.conn, stream.release()) if self._paused_at is None else []
-        stream.skip(event.size)
+        stream.count_unshown(event.size)
         outputs += stream.end_line() if self._paused_at is None else []
         stream.restart()
         return outputs
@@ -605,24 +607,24 @@ class Renderer:
     def _said_skipped(self, now: float) -> list[Output]:
         """One line for what was skipped: when the flood eases, and every few seconds while it
         lasts, rather than once per frame."""
-        flood, grew = self._flood, self._flood_grew
-        self._flood_grew = False
-        if not flood.reads or (grew and now - self._flood_since < FLOOD_REPORT_SECONDS):
+        skipped, grew = self._skipped, self._skipped_grew
+        self._skipped_grew = False
+        if not skipped.reads or (grew and now - self._skipped_since < FLOOD_REPORT_SECONDS):
             return []
-        self._flood = _Skipped()
+        self._skipped = _Unshown()
         text = (
-            f"skipped {count(flood.received, 'byte')} in {count(flood.reads, 'read')}"
+            f"skipped {count(skipped.received, 'byte')} in {count(skipped.reads, 'read')}"
             " to keep up (counted in /stats; --log keeps every byte)"
         )
         return [*self._end_open_lines(), self._notice(text, "status")]
 
     # ---- pausing
 
-    def _skip(self, conn: int, data: bytes) -> list[Output]:
-        self._skipped.add(conn, data)
+    def _hide(self, conn: int, data: bytes) -> list[Output]:
+        self._hidden.add(conn, data)
         stream = self._received.get(conn)
         if stream is not None:
-            stream.skip(len(data))
+            stream.count_unshown(len(data))
         return []
 
     def _pause(self, paused: bool, at: float, kept_in: str | None) -> list[Output]:
@@ -636,23 +638,23 @@ class Renderer:
                 outputs += self._frames(conn, stream, stream.framer.flush())
                 outputs += self._from(conn, stream.show(b"", final=True))
             outputs += self._end_open_lines()
-            self._paused_at, self._skipped = at, _Skipped()
+            self._paused_at, self._hidden = at, _Unshown()
             text = "paused: received data is counted, not shown (/resume)"
             return [*outputs, self._notice(text, "status")]
         if self._paused_at is None:
             return [self._notice("not paused", "error")]
         for stream in self._received.values():
             stream.restart()
-        skipped, since = self._skipped, self._paused_at
+        hidden, since = self._hidden, self._paused_at
         self._paused_at = None
         text = (
             f"resumed after {at - since:.1f} s; not shown meanwhile: "
-            f"{count(skipped.received, 'byte')} received in {count(skipped.reads, 'read')}"
+            f"{count(hidden.received, 'byte')} received in {count(hidden.reads, 'read')}"
         )
-        if len(skipped.conns) > 1:
-            text += f" from {len(skipped.conns)} connections"
-        text += f", {count(skipped.sent, 'byte')} sent"
-        if kept_in is not None and (skipped.received or skipped.sent):
+        if len(hidden.conns) > 1:
+            text += f" from {len(hidden.conns)} connections"
+        text += f", {count(hidden.sent, 'byte')} sent"
+        if kept_in is not None and (hidden.received or hidden.sent):
             text += f" (all of it is in {kept_in})"
         return [self._notice(text, "status")]
 
