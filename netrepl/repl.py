@@ -518,7 +518,7 @@ class AboveThePrompt:
                 if row is not None:
                     renderer.report_absolute_cursor_row(row)
                 renderer.request_absolute_cursor_position()
-                app._redraw()
+                redraw_now(app)
 
     async def _clear(self, app: Application[str]) -> None:
         """prompt_toolkit's clear (Ctrl-L), drawn again in the same write, toolbar
@@ -529,7 +529,17 @@ class AboveThePrompt:
             self._kept_shown = ""
             if renderer.cpr_support == CPR_Support.SUPPORTED:
                 renderer.report_absolute_cursor_row(1)
-            app._redraw()
+            redraw_now(app)
+
+
+def redraw_now(app: Application[str]) -> None:
+    """Draw the prompt now, inside the write being put together. prompt_toolkit has no
+    public way: `invalidate()` only schedules a redraw for later (a separate write, so a
+    terminal would show the screen without a prompt in between), and calling its renderer
+    directly would skip the application's own bookkeeping around a redraw (the
+    invalidation flag, the before- and after-render events that Reflow relies on). So the
+    private `_redraw`, in this one place."""
+    app._redraw()
 
 
 @contextlib.contextmanager
@@ -563,7 +573,10 @@ class Reflow:
 
     def __init__(self, app: Application[str]) -> None:
         self._app = app
+        # prompt_toolkit handles SIGWINCH in its private `_on_resize`, with no public hook to
+        # put a handler before it: it is replaced here, and called for a wider window.
         self._standard_resize = app._on_resize
+        app._on_resize = self.on_resize  # type: ignore[method-assign]
         self._columns = self._drawing = app.output.get_size().columns
         """The width the prompt was last drawn at."""
         app.before_render += self._before_render
@@ -596,7 +609,7 @@ class Reflow:
     def on_resize(self) -> None:
         """SIGWINCH: prompt_toolkit's handler, unless narrower (the redraw erases)."""
         if self.narrower():
-            self._app._redraw()
+            redraw_now(self._app)
         else:
             self._standard_resize()
 
@@ -660,6 +673,127 @@ def key_bindings(runner: LineRunner) -> KeyBindings:
     return bindings
 
 
+class Interactive:
+    """The interactive front end, wired: the display that writes above the prompt, the
+    session, the line runner, and prompt_toolkit's prompt, which holds the main thread until
+    /quit or Ctrl-D. Its methods are what prompt_toolkit calls back on that thread (the
+    prompt's message, the toolbar, an entered line) and what other threads call to end or
+    redraw the prompt (`leave`, `repaint`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.prompt: NetreplPrompt | None = None
+        self.above = AboveThePrompt(sys.__stdout__)
+        self.sink = TerminalSink(
+            self.above, AnsiFormatter(), self.repaint, clear=self.above.clear, size=self.above.size
+        )
+        self.above.kept = lambda: self.sink.pinned_ansi
+        self.display = Display(
+            Renderer(settings.view),
+            self.sink,
+            keep_up=True,
+            frame_bytes=self.sink.frame_bytes,
+            # Nothing received could be shown any more: end the session rather than run blind.
+            on_failure=lambda _: self.leave(),
+        )
+        self.activity = Activity(self.display.post)
+        self.session = Session(settings, self.activity.post)
+        self.runner = LineRunner(
+            self.session, self.display.post, self.leave, lambda: prompt_text(self.session)
+        )
+        self._parsed: dict[tuple[str, str, str], StyleAndTextTuples] = {}
+
+    # ---- called from any thread
+
+    def repaint(self) -> None:
+        if self.prompt is not None:
+            self.prompt.app.invalidate()
+
+    def leave(self) -> None:
+        app = self.prompt.app if self.prompt is not None else None
+        if app is not None and app.is_running and app.loop is not None:
+            app.loop.call_soon_threadsafe(app.exit)
+
+    # ---- prompt_toolkit's callbacks, on the main thread
+
+    def message(self) -> StyleAndTextTuples:
+        """A running send's bar and an unfinished received line above the input, then the
+        prompt. prompt_toolkit asks several times per redraw, and its ANSI parser is slow on
+        a long open line: parsed once per change."""
+        key = (self.sink.progress_ansi, self.sink.open_line_ansi, prompt_text(self.session))
+        fragments = self._parsed.get(key)
+        if fragments is None:
+            fragments = []
+            for above_input in key[:2]:
+                if above_input:
+                    end = "" if above_input.endswith("\n") else "\n"
+                    fragments.extend(to_formatted_text(ANSI(above_input + end)))
+            fragments.append(("bold", key[2]))
+            self._parsed.clear()
+            self._parsed[key] = fragments
+        return fragments
+
+    def toolbar(self) -> str:
+        return toolbar_text(self.session, self.runner, self.activity, self.above.size()[0])
+
+    def accept(self, buffer: Buffer) -> bool:
+        """The prompt keeps running while the line is handled, so everything the display
+        writes goes above it and never races a redraw. A buffer holding newlines (a recalled
+        paste) is several lines, each entered as if typed."""
+        for line in entered_lines(buffer.text):
+            self.runner.submit(line)
+        return False  # clear the line, keep the prompt
+
+    # ---- the run
+
+    def run(self, endpoint: Endpoint, startup: Startup, banner: str | None) -> int:
+        display, session = self.display, self.session
+        proxy = StdoutProxy(raw=True, sleep_between_writes=WRITE_INTERVAL)
+        display.start()
+        with proxy, contextlib.redirect_stdout(proxy), contextlib.redirect_stderr(proxy):  # type: ignore[type-var]
+            if banner:
+                display.post(Noticed(banner, "info"))
+            try:
+                session.begin(startup)
+                session.open(endpoint)
+            except NetreplError:
+                session.files.close()
+                display.stop()
+                raise
+            self.prompt = prompt = NetreplPrompt(
+                message=self.message,
+                bottom_toolbar=self.toolbar,
+                completer=CommandCompleter(session),
+                history=open_history(),
+                auto_suggest=AutoSuggestFromHistory(),
+                key_bindings=key_bindings(self.runner),
+                erase_when_done=True,
+                refresh_interval=0.5,
+                reserve_space_for_menu=MENU_ROWS,
+            )
+            prompt.default_buffer.accept_handler = self.accept
+            app = prompt.app
+            self.above.app, self.above.reflow = app, Reflow(app)
+            self.runner.start()
+            if startup.script is not None:
+                self.runner.submit(f"/run {startup.script}", echo=False)
+            try:
+                if display.failure is None:
+                    prompt.prompt(
+                        pre_run=lambda: app.create_background_task(self.above.keep_fresh(app))
+                    )
+            except EOFError:
+                pass  # Ctrl-D on an empty line
+            finally:
+                self.above.drop_kept()
+                self.runner.stop()
+                session.close_all()
+                display.stop()
+        if display.failure is not None:
+            print(f"netrepl: {display.failure}", file=sys.__stderr__, flush=True)
+            return ExitStatus.INTERNAL
+        return ExitStatus.OK
+
+
 def run_interactive(
     endpoint: Endpoint,
     settings: Settings,
@@ -668,107 +802,4 @@ def run_interactive(
 ) -> int:
     """Connect (or listen) and run the prompt until /quit or Ctrl-D. Raises ConnectError if
     the first connection fails (the caller turns it into exit status 1)."""
-    proxy = StdoutProxy(raw=True, sleep_between_writes=WRITE_INTERVAL)
-    prompt_session: NetreplPrompt | None = None
-
-    def repaint() -> None:
-        if prompt_session is not None:
-            prompt_session.app.invalidate()
-
-    above = AboveThePrompt(sys.__stdout__)
-    sink = TerminalSink(above, AnsiFormatter(), repaint, clear=above.clear, size=above.size)
-    above.kept = lambda: sink.pinned_ansi
-
-    def leave() -> None:
-        app = prompt_session.app if prompt_session is not None else None
-        if app is not None and app.is_running and app.loop is not None:
-            app.loop.call_soon_threadsafe(app.exit)
-
-    display = Display(
-        Renderer(settings.view),
-        sink,
-        keep_up=True,
-        frame_bytes=sink.frame_bytes,
-        # Nothing received could be shown any more: end the session rather than run blind.
-        on_failure=lambda _: leave(),
-    )
-    activity = Activity(display.post)
-    session = Session(settings, activity.post)
-
-    runner = LineRunner(session, display.post, leave, lambda: prompt_text(session))
-
-    parsed: dict[tuple[str, str, str], StyleAndTextTuples] = {}
-
-    def message() -> StyleAndTextTuples:
-        # prompt_toolkit asks for the message several times per redraw, and its ANSI parser
-        # is slow on a long open line: parsed once per change.
-        key = (sink.progress_ansi, sink.open_line_ansi, prompt_text(session))
-        fragments = parsed.get(key)
-        if fragments is None:
-            fragments = []
-            for above_input in key[:2]:
-                if above_input:
-                    end = "" if above_input.endswith("\n") else "\n"
-                    fragments.extend(to_formatted_text(ANSI(above_input + end)))
-            fragments.append(("bold", key[2]))
-            parsed.clear()
-            parsed[key] = fragments
-        return fragments
-
-    def toolbar() -> str:
-        return toolbar_text(session, runner, activity, above.size()[0])
-
-    def accept(buffer: Buffer) -> bool:
-        # The prompt keeps running while the line is handled, so everything the display
-        # writes goes above it and never races a redraw. A buffer holding newlines (a
-        # recalled paste) is several lines, each entered as if typed.
-        for line in entered_lines(buffer.text):
-            runner.submit(line)
-        return False  # clear the line, keep the prompt
-
-    display.start()
-    with proxy, contextlib.redirect_stdout(proxy), contextlib.redirect_stderr(proxy):  # type: ignore[type-var]
-        if banner:
-            display.post(Noticed(banner, "info"))
-        try:
-            session.begin(startup)
-            session.open(endpoint)
-        except NetreplError:
-            session.files.close()
-            display.stop()
-            raise
-        prompt_session = NetreplPrompt(
-            message=message,
-            bottom_toolbar=toolbar,
-            completer=CommandCompleter(session),
-            history=open_history(),
-            auto_suggest=AutoSuggestFromHistory(),
-            key_bindings=key_bindings(runner),
-            erase_when_done=True,
-            refresh_interval=0.5,
-            reserve_space_for_menu=MENU_ROWS,
-        )
-        prompt_session.default_buffer.accept_handler = accept
-        reflow = Reflow(prompt_session.app)
-        prompt_session.app._on_resize = reflow.on_resize  # type: ignore[method-assign]
-        above.app, above.reflow = prompt_session.app, reflow
-        runner.start()
-        if startup.script is not None:
-            runner.submit(f"/run {startup.script}", echo=False)
-        app = prompt_session.app
-        try:
-            if display.failure is None:
-                prompt_session.prompt(
-                    pre_run=lambda: app.create_background_task(above.keep_fresh(app))
-                )
-        except EOFError:
-            pass  # Ctrl-D on an empty line
-        finally:
-            above.drop_kept()
-            runner.stop()
-            session.close_all()
-            display.stop()
-    if display.failure is not None:
-        print(f"netrepl: {display.failure}", file=sys.__stderr__, flush=True)
-        return ExitStatus.INTERNAL
-    return 0
+    return Interactive(settings).run(endpoint, startup, banner)
