@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 import trustme
 
 from netrepl import demo
-from tests.net.test_scripts import crc16_modbus  # written apart from netrepl.checksum
+from tests.net.session_helpers import crc16_modbus  # written apart from netrepl.checksum
 
 WAIT = 10.0
 """Seconds any single wait on a peer may take before the session fails."""

@@ -16,12 +16,19 @@ import time
 
 import pytest
 
+from netrepl.errors import UsageError
 from netrepl.events import Connected, Progress, Sent
 from netrepl.transport import Endpoint
-from tests.net.conftest import WAIT, Harness
+from tests.net.conftest import WAIT, Harness, run_netrepl
+from tests.net.session_helpers import connect, stderr_of
 from tests.net.transport_helpers import port_of
 
 MB = 1_000_000
+
+
+@pytest.fixture
+def harness(make_session) -> Harness:
+    return make_session()
 
 
 def sha(data: bytes) -> str:
@@ -226,3 +233,128 @@ def test_sendfile_of_an_endless_device_streams_until_ctrl_c(make_session, reader
     end = final(harness)
     assert end.outcome == "interrupted" and end.total is None and end.done >= 3 * MB
     harness.output.wait_stderr(f"sendfile zero: interrupted, {end.done:,} bytes in")
+
+
+# ---- /sendfile to one peer (in-process session, and batch) ---------------------------------
+
+
+def finished(harness: Harness) -> Progress:
+    harness.tap.wait_until(
+        lambda: any(isinstance(e, Progress) and e.finished for e in harness.tap.events),
+        "the end of the send",
+    )
+    (done,) = [e for e in harness.tap.of_type(Progress) if e.finished]
+    return done
+
+
+def test_sendfile_of_5_mb_arrives_whole(harness, make_peer, tmp_path):
+    data = os.urandom(5 * 1024 * 1024)
+    path = tmp_path / "firmware.bin"
+    path.write_bytes(data)
+    client = connect(harness, make_peer())
+    harness.session.submit(f"/sendfile {path}")
+
+    received = client.wait_for_size(len(data), timeout=30)
+    assert len(received) == len(data)
+    assert hashlib.sha256(received).hexdigest() == hashlib.sha256(data).hexdigest()
+    end = finished(harness)
+    assert (end.outcome, end.done, end.total) == ("sent", len(data), len(data))
+    harness.output.wait_stderr(
+        f"netrepl: sendfile firmware.bin: sent, {len(data):,} bytes of {len(data):,} in "
+    )
+    pieces = [e.data for e in harness.tap.of_type(Sent)]
+    assert b"".join(pieces) == data and max(map(len, pieces)) == 64 * 1024
+    # Sending a file is not a line: {counter} still numbers the next line 1.
+    harness.session.submit("n={counter}")
+    assert client.wait_for(b"n=1\n")[len(data) :] == b"n=1\n"
+
+
+def test_sendfile_in_batch_reports_the_total(make_peer, tmp_path):
+    data = os.urandom(5 * 1024 * 1024 + 7)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    peer = make_peer()
+    result = run_netrepl(*peer.args, "--linger", "0.2", stdin=f"/sendfile {path}\n".encode())
+    assert result.returncode == 0, result.stderr
+    received = peer.wait_for_client().wait_closed()
+    assert hashlib.sha256(received).digest() == hashlib.sha256(data).digest()
+    assert re.search(
+        rf"^netrepl: sendfile big\.bin: sent, {len(data):,} bytes of {len(data):,} in "
+        r"\d+\.\d s \(.+/s\)$",
+        stderr_of(result),
+        re.MULTILINE,
+    ), stderr_of(result)
+
+
+def test_sendfile_chunk_and_delay(harness, make_peer, tmp_path):
+    data = os.urandom(20_000)
+    path = tmp_path / "with space.bin"
+    path.write_bytes(data)
+    client = connect(harness, make_peer())
+    started = time.monotonic()
+    harness.session.submit(f'/sendfile "{path}" --chunk 1000 --delay 5')
+    elapsed = time.monotonic() - started
+    assert client.wait_for_size(len(data)) == data
+    pieces = [e.data for e in harness.tap.of_type(Sent)]
+    assert [len(p) for p in pieces] == [1000] * 20
+    assert elapsed >= 19 * 0.005
+    end = finished(harness)
+    assert (end.outcome, end.done) == ("sent", 20_000)
+    harness.output.wait_stderr("sendfile with space.bin: sent, 20,000 bytes of 20,000 in")
+
+
+def test_sendfile_last_piece_is_the_rest(harness, make_peer, tmp_path):
+    path = tmp_path / "odd.bin"
+    path.write_bytes(b"0123456789")
+    client = connect(harness, make_peer())
+    harness.session.submit(f"/sendfile {path} --chunk 4")
+    assert client.wait_for_size(10) == b"0123456789"
+    assert [e.data for e in harness.tap.of_type(Sent)] == [b"0123", b"4567", b"89"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ("{path} --chunk 0", "/sendfile --chunk: '0' is not a whole number of bytes from 1 to"),
+        ("{path} --chunk", "/sendfile: --chunk takes a whole number"),
+        ("{path} --delay 1.5", "/sendfile --delay: '1.5' is not a whole number of milliseconds"),
+        ("{path} extra", "/sendfile: unexpected 'extra'"),
+        ('"{path}', "/sendfile: No closing quotation"),
+        ("--chunk 10", "/sendfile: give the PATH of the file"),
+        ("{path}.missing", "cannot read {path}.missing: No such file"),
+    ],
+)
+def test_sendfile_mistakes_send_nothing(harness, make_peer, tmp_path, arguments, message):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"data")
+    client = connect(harness, make_peer())
+    with pytest.raises(UsageError, match=re.escape(message.format(path=path))):
+        harness.session.submit("/sendfile " + arguments.format(path=path))
+    harness.session.submit("MARK")
+    assert client.wait_for(b"MARK\n") == b"MARK\n"
+
+
+def test_sendfile_interrupted_sends_a_prefix_and_says_so(harness, make_peer, tmp_path):
+    data = os.urandom(2_000_000)
+    path = tmp_path / "slow.bin"
+    path.write_bytes(data)
+    client = connect(harness, make_peer())
+
+    def interrupt() -> None:
+        client.wait_for_size(50_000)
+        harness.session.cancel.set()
+
+    interrupter = threading.Thread(target=interrupt, daemon=True)
+    interrupter.start()
+    harness.session.submit(f"/sendfile {path} --chunk 4096 --delay 2")
+    interrupter.join(WAIT)
+    harness.session.cancel.clear()
+
+    end = finished(harness)
+    assert end.outcome == "interrupted"
+    assert 50_000 <= end.done < len(data) and end.done % 4096 == 0
+    harness.output.wait_stderr(
+        f"netrepl: sendfile slow.bin: interrupted, {end.done:,} bytes of {len(data):,} in "
+    )
+    harness.session.submit("MARK")
+    assert client.wait_for(b"MARK\n") == data[: end.done] + b"MARK\n"
