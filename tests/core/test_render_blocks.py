@@ -6,7 +6,6 @@ holds a raw control character."""
 
 from __future__ import annotations
 
-import io
 import itertools
 import re
 import time
@@ -14,14 +13,11 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rich.text import Text
 
-from netrepl.display import Display, StreamSink, TerminalSink, plain
 from netrepl.events import (
     ClearRequested,
     Closed,
     Connected,
-    Noticed,
     PauseChanged,
     Received,
     Sent,
@@ -33,7 +29,6 @@ from netrepl.render import Output, Renderer
 from netrepl.view import View
 from tests.core.test_render import connected, data_text, hexline, is_unsafe, shown
 from tests.core.test_render_peers import PEERS, server
-from tests.net.conftest import CapturedOutput
 from tests.net.test_batch import parse_hexdump
 
 T0 = 1_700_000_000.25
@@ -299,26 +294,6 @@ def test_no_due_time_without_idle_framing():
     renderer.render(Received(1, b"pending", at=1.0))
     assert renderer.next_due(1.0) is None
     assert renderer.tick(1000.0) == []
-
-
-def test_idle_frames_end_by_the_displays_clock_not_the_wall_clock():
-    """What replay relies on: its clock is the transcript's time, however fast it runs."""
-    now = [1000.0]
-    output = CapturedOutput()
-    renderer = Renderer(View("text", framing=Framing("idle", idle_ms=3_600_000)))
-    display = Display(renderer, output, clock=lambda: now[0])
-    display.start()
-    try:
-        display.post(Received(1, b"frame", at=1000.0))
-        display.post(Noticed("first"))
-        output.wait_stderr("first\n")
-        assert output.stdout_text() == "", "an hour has not passed on the display's clock"
-        now[0] += 3600
-        display.post(Noticed("second"))
-        output.wait_stdout("frame\n")
-    finally:
-        display.stop()
-    assert output.stdout_text() == "── ← 5 bytes\nframe\n"
 
 
 # ---- switching framing ---------------------------------------------------------------------
@@ -606,25 +581,6 @@ def test_stats_count_what_the_pause_hid():
 
 def test_clear_asks_the_sink_to_clear():
     assert connected().render(ClearRequested()) == [Output("clear")]
-
-
-def test_the_terminal_sink_clears_and_drops_the_open_line():
-    out, cleared = io.StringIO(), []
-    sink = TerminalSink(out, plain, lambda: None, clear=lambda: cleared.append(out.getvalue()))
-    sink.write([Output("data", Text("done\nlogin: ", end=""))])
-    assert sink.open_line_ansi == "login: "
-    sink.write([Output("clear"), Output("data", Text("after\n", end=""))])
-    assert cleared == ["done\n"], "what came before is written before the screen clears"
-    assert out.getvalue() == "done\nafter\n"
-    assert sink.open_line_ansi == ""
-
-
-def test_the_stream_sink_ignores_clear():
-    stdout, stderr = io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), io.StringIO()
-    sink = StreamSink(stdout, stderr)
-    sink.write([Output("data", Text("a\n", end="")), Output("clear")])
-    stdout.seek(0)
-    assert stdout.read() == "a\n" and stderr.getvalue() == ""
 
 
 # ---- latest_at -----------------------------------------------------------------------------
