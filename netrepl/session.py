@@ -237,9 +237,7 @@ class Session:
     def address_label(self) -> str:
         transport = self.transport
         if transport is not None:
-            address = getattr(transport, "address", None)
-            label = address if isinstance(address, str) else transport.endpoint.label
-            return f"{transport.endpoint.kind} {label}"
+            return f"{transport.endpoint.kind} {transport.address}"
         return self.endpoint.label if self.endpoint else "-"
 
     @property
