@@ -12,7 +12,9 @@ from typing import Literal
 from netrepl.view import View
 
 NoticeLevel = Literal["status", "info", "error"]
-Protocol = Literal["tcp", "udp", "unix"]
+Protocol = str
+"""The name of the connection's transport kind (`tcp`, `udp`, `unix`, or any kind registered
+in transport/registry.py)."""
 
 
 @dataclass(frozen=True, slots=True)

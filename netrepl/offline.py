@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import BinaryIO
 
+from netrepl.cmdline import Group, Program, option
 from netrepl.errors import UsageError
 from netrepl.framing import parse_framing
 from netrepl.options import apply_view_options
@@ -31,11 +32,6 @@ MAX_PAUSE = 5.0
 MAX_LINE = 32 * 1024 * 1024
 """A transcript line holds one event: its data in base64, a 16 MiB send at most (22 MiB).
 Longer is no transcript (/dev/zero), and would grow memory without end."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
 
 
 class _InputError(Exception):
@@ -52,72 +48,104 @@ def _speed(text: str) -> float:
     return value
 
 
-def build_export_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="netrepl export",
-        description="Write a transcript's connections as a pcap file for Wireshark or tcpdump:"
-        " synthetic IPv4/IPv6 packets (link type RAW) with real TCP handshakes, sequence"
-        " numbers and checksums. Ends that are not IP addresses (unix sockets, host names)"
-        " get fake ones: 10.0.0.1 for this side, 10.0.0.2 for the peer.",
-    )
-    parser.add_argument("file", metavar="FILE", help="the transcript (- for stdin)")
-    parser.add_argument(
-        "--pcap", metavar="OUT", required=True, help="the pcap file to write (- for stdout)"
-    )
-    return parser
+HELP = option("-h", "--help", action="help", help="show this help and exit")
+FILE = Group(
+    "", (option("file", metavar="FILE", completes="file", help="the transcript (- for stdin)"),)
+)
 
+EXPORT = Program(
+    prog="netrepl export",
+    summary="turn a --log transcript into a pcap file",
+    description="Write a transcript's connections as a pcap file for Wireshark or tcpdump:"
+    " synthetic IPv4/IPv6 packets (link type RAW) with real TCP handshakes, sequence"
+    " numbers and checksums. Ends that are not IP addresses (unix sockets, host names)"
+    " get fake ones: 10.0.0.1 for this side, 10.0.0.2 for the peer.",
+    synopsis=(("FILE --pcap OUT", ""),),
+    groups=(
+        FILE,
+        Group(
+            "options",
+            (
+                HELP,
+                option(
+                    "--pcap",
+                    metavar="OUT",
+                    required=True,
+                    completes="file",
+                    help="the pcap file to write (- for stdout)",
+                ),
+            ),
+        ),
+    ),
+)
 
-def build_replay_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="netrepl replay",
-        description="Show a transcript's events as batch mode showed them live: received data"
-        " on stdout in the chosen view, status lines on stderr.",
-    )
-    parser.add_argument("file", metavar="FILE", help="the transcript (- for stdin)")
-    parser.add_argument(
-        "--view",
-        choices=VIEW_NAMES,
-        help="how received bytes are shown (default utf8; raw: bytes unchanged, not to a terminal)",
-    )
-    parser.add_argument(
-        "--encoding", metavar="NAME", help="text encoding: any Python codec (default utf-8)"
-    )
-    parser.add_argument(
-        "--time",
-        choices=("on", "delta"),
-        help="a timestamp on each block (as /time): the clock, or the time since the previous",
-    )
-    parser.add_argument(
-        "--frame",
-        metavar="MODE",
-        help="cut received data into frames as /frame does: 'idle 20', line, 'len 8', 'delim 0a'",
-    )
-    parser.add_argument(
-        "--speed",
-        type=_speed,
-        default=0.0,
-        metavar="X",
-        help="0 (default): as fast as possible; 1: with the original pauses between records,"
-        f" each cut to {MAX_PAUSE:g} s at most; 2: twice as fast, and so on",
-    )
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="no status lines on stderr, only errors"
-    )
-    return parser
+REPLAY = Program(
+    prog="netrepl replay",
+    summary="show a saved --log transcript again",
+    description="Show a transcript's events as batch mode showed them live: received data"
+    " on stdout in the chosen view, status lines on stderr.",
+    synopsis=(("FILE [--view V]", ""),),
+    groups=(
+        FILE,
+        Group(
+            "options",
+            (
+                HELP,
+                option(
+                    "--view",
+                    choices=VIEW_NAMES,
+                    help="how received bytes are shown (default utf8; raw: bytes unchanged,"
+                    " not to a terminal)",
+                ),
+                option(
+                    "--encoding",
+                    metavar="NAME",
+                    help="text encoding: any Python codec (default utf-8)",
+                ),
+                option(
+                    "--time",
+                    choices=("on", "delta"),
+                    help="a timestamp on each block (as /time): the clock, or the time since"
+                    " the previous",
+                ),
+                option(
+                    "--frame",
+                    metavar="MODE",
+                    help="cut received data into frames as /frame does: 'idle 20', line,"
+                    " 'len 8', 'delim 0a'",
+                ),
+                option(
+                    "--speed",
+                    type=_speed,
+                    default=0.0,
+                    metavar="X",
+                    help="0 (default): as fast as possible; 1: with the original pauses between"
+                    f" records, each cut to {MAX_PAUSE:g} s at most; 2: twice as fast, and so on",
+                ),
+                option(
+                    "-q",
+                    "--quiet",
+                    action="store_true",
+                    help="no status lines on stderr, only errors",
+                ),
+            ),
+        ),
+    ),
+)
 
 
 def run_offline(name: str, argv: list[str]) -> int:
     """Run `netrepl NAME ARGV` for NAME in `export`, `replay`; return the exit status."""
-    commands: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[..., int]]] = {
-        "export": (build_export_parser, _export),
-        "replay": (build_replay_parser, _replay),
+    commands: dict[str, tuple[Program, Callable[..., int]]] = {
+        "export": (EXPORT, _export),
+        "replay": (REPLAY, _replay),
     }
     if name not in commands:
         _error(f"unknown command {name!r} (choose from {', '.join(commands)})")
         return EXIT_USAGE
-    build, run = commands[name]
+    program, run = commands[name]
     try:
-        args = build().parse_args(argv)
+        args = program.parser().parse_args(argv)
         return run(args)
     except UsageError as error:
         _error(f"{error} (see netrepl {name} --help)")

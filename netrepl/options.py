@@ -1,61 +1,68 @@
-"""The command line, declared once: one argparse parser, mapped to an `Options` dataclass.
+"""The command line of `netrepl`, declared once: its options (each transport kind declares
+its own, in transport/kinds/), the checks between them, and `parse_options`, which turns a
+checked command line into an `Options` dataclass.
 
-`cli.main` imports this only once it knows the command line is not `--version`: building the
-parser needs argparse, dataclasses and the transport's address parsing, which together cost
-more than the interpreter's own start. Nothing here imports rich or prompt_toolkit.
+The parser, `--help`, docs/options.md, the man page and shell completion all come from these
+declarations (`cmdline.py`, `manual.py`). `cli.main` imports this only once it knows the
+command line is not `--version`; nothing here imports rich or prompt_toolkit.
 """
 
 from __future__ import annotations
 
 import argparse
-import socket
+import functools
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from netrepl import __version__
-from netrepl.codec import quote
+from netrepl.cmdline import Group, Program, check, option, typed
 from netrepl.errors import UsageError
-from netrepl.quantity import CONNECT_TIMEOUT, WAIT, Whole
+from netrepl.payload import EOLS
+from netrepl.quantity import WAIT
+from netrepl.transport import registry
+from netrepl.view import VIEW_NAMES, View, apply_encoding, apply_view_name
 
 if TYPE_CHECKING:
     from netrepl.transport import Endpoint
-    from netrepl.view import View
 
-USAGE = """\
-netrepl [options] HOST PORT              connect (TCP; -u UDP; --tls TLS)
-       netrepl [options] -l [HOST] PORT         listen for clients (all interfaces by default)
-       netrepl [options] --unix PATH [-l]       a unix stream socket
-       netrepl --demo                           try it against the built-in demo peer
-       netrepl replay FILE [--view V]           show a saved --log transcript again
-       netrepl export FILE --pcap OUT           turn a --log transcript into a pcap file"""
+SUMMARY = "talk to a socket by hand: type to send, watch replies in hex, UTF-8 or GBK"
 
-EXAMPLES = """\
-examples:
-  netrepl --demo                       try every view against the built-in demo peer
-  netrepl 127.0.0.1 6379               talk to Redis (type PING)
-  netrepl example.com 80 --eol crlf    type an HTTP request by hand
-  netrepl example.com 443 --tls --eol crlf    the same over TLS (certificate checked)
-  netrepl 192.168.1.7 502 --view hex   a Modbus/TCP device, shown as a hexdump
-  netrepl 10.0.0.5 9000 --view gbk     a device that talks GBK
-  netrepl -l 9000                      wait for devices to connect to port 9000
-  netrepl -u -l 5000 --view hex        receive UDP datagrams on port 5000
-  printf 'PING\\n' | netrepl 127.0.0.1 6379       batch: prints +PONG and exits
-  netrepl 10.0.0.5 9000 --log s.jsonl keep every byte in a transcript, then:
-  netrepl replay s.jsonl --view hex    show it again (netrepl replay --help)
-  netrepl export s.jsonl --pcap s.pcap make a capture for Wireshark (netrepl export --help)
+EXAMPLES = (
+    ("netrepl --demo", "try every view against the built-in demo peer"),
+    ("netrepl 127.0.0.1 6379", "talk to Redis (type PING)"),
+    ("netrepl example.com 80 --eol crlf", "type an HTTP request by hand"),
+    ("netrepl example.com 443 --tls --eol crlf", "the same over TLS (certificate checked)"),
+    ("netrepl 192.168.1.7 502 --view hex", "a Modbus/TCP device, shown as a hexdump"),
+    ("netrepl 10.0.0.5 9000 --view gbk", "a device that talks GBK"),
+    ("netrepl -l 9000", "wait for devices to connect to port 9000"),
+    ("netrepl -u -l 5000 --view hex", "receive UDP datagrams on port 5000"),
+    ("printf 'PING\\n' | netrepl 127.0.0.1 6379", "batch: prints +PONG and exits"),
+    ("netrepl 10.0.0.5 9000 --log s.jsonl", "keep every byte in a transcript, then:"),
+    ("netrepl replay s.jsonl --view hex", "show it again (netrepl replay --help)"),
+    (
+        "netrepl export s.jsonl --pcap s.pcap",
+        "make a capture for Wireshark (netrepl export --help)",
+    ),
+    ('eval "$(netrepl --completion bash)"', "complete options in bash (zsh and fish likewise)"),
+)
+"""(command, what it does): the end of `--help`, docs/options.md and the man page."""
 
-Inside, type /help for the commands.
-"""
-
-
-_T = TypeVar("_T")
+CLOSING = (
+    "Inside, type /help for the commands. Every option and the rules between them:\n"
+    "docs/options.md, or the man page docs/netrepl.1 (man -l docs/netrepl.1)."
+)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
+def _epilog() -> str:
+    width = max(len(command) for command, _ in EXAMPLES if len(command) < 40)
+    lines = [f"  {command:<{width}}  {what}" for command, what in EXAMPLES]
+    return "\n".join(["examples:", *lines, "", CLOSING, ""])
+
+
+SHELLS = ("bash", "zsh", "fish")
+"""What `--completion` writes a script for."""
 
 
 @dataclass(frozen=True)
@@ -87,316 +94,196 @@ class Options:
     """Half-close the write side at the end of stdin (batch mode)."""
 
 
-def _typed(parse: Callable[[str], _T]) -> Callable[[str], _T]:
-    """An argparse type from a quantity's parse: its one-line error, said by argparse."""
+class _PrintCompletion(argparse.Action):
+    """`--completion SHELL`: print the completion script and exit, as `--version` does."""
 
-    def convert(text: str) -> _T:
-        try:
-            return parse(text)
-        except UsageError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        from netrepl.manual import completion_script
 
-    return convert
-
-
-MAX_CLIENTS = Whole(1, 1_000_000, "clients")
-
-
-# --rcvbuf: from a page to what no system grants (Linux caps it at net.core.rmem_max).
-RCVBUF_RANGE = (4096, 1 << 30)
-_SIZE_SUFFIXES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+        sys.stdout.write(completion_script(str(values)))
+        parser.exit()
 
 
-def _rcvbuf(text: str) -> int:
-    """Bytes, or with a K, M or G suffix (binary: 4M is 4,194,304), within RCVBUF_RANGE."""
-    low, high = RCVBUF_RANGE
-    number, unit = text.strip(), 1
-    if number[-1:].upper() in _SIZE_SUFFIXES:
-        number, unit = number[:-1], _SIZE_SUFFIXES[number[-1].upper()]
-    if not (number.isascii() and number.isdigit()):
-        raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r} (say 4194304 or 4M)")
-    size = int(number) * unit
-    if not low <= size <= high:
-        raise argparse.ArgumentTypeError(f"{text} is out of range (4K to 1G)")
-    return size
+# ---- the options that are not the transport's
+
+SHOWING = Group(
+    "showing and sending",
+    (
+        option(
+            "--view",
+            choices=VIEW_NAMES,
+            help="how received bytes are shown (default utf8; raw: bytes unchanged, batch only)",
+        ),
+        option(
+            "--encoding",
+            metavar="NAME",
+            help="text encoding for showing and sending text: any Python codec (default utf-8)",
+        ),
+        option("--eol", choices=tuple(EOLS), help="end of line added to typed text (default lf)"),
+        option(
+            "--config",
+            metavar="FILE",
+            completes="file",
+            help="read defaults and /p presets from FILE (default ~/.config/netrepl/config.toml)",
+        ),
+    ),
+)
+KEEPING = Group(
+    "keeping what happens",
+    (
+        option(
+            "--log",
+            metavar="FILE",
+            completes="file",
+            help="write every event to FILE (JSON Lines; netrepl replay)",
+        ),
+        option(
+            "--capture",
+            metavar="FILE",
+            completes="file",
+            help="write the received bytes, raw, to FILE",
+        ),
+    ),
+)
+SCRIPTS = Group(
+    "scripts",
+    (
+        option(
+            "--script",
+            metavar="FILE",
+            completes="file",
+            help="run FILE (lines as typed, # comments) after connecting; in batch mode before"
+            " stdin, and a failing /expect exits 3",
+        ),
+        option(
+            "--on-connect",
+            metavar="FILE",
+            completes="file",
+            help="run FILE after every connect and reconnect (a login, an auth preamble)",
+        ),
+    ),
+)
+BATCH = Group(
+    "batch mode (stdin not a terminal)",
+    (
+        option(
+            "--linger",
+            type=typed(WAIT.parse),
+            default=1.0,
+            metavar="S",
+            help="after stdin ends (and its half-close), read until S seconds pass with nothing"
+            f" received or the peer closes ({WAIT.range}; default 1.0)",
+        ),
+        option(
+            "--stdin",
+            choices=("commands", "raw"),
+            default="commands",
+            help="commands (default): each stdin line as if typed (the end of line is --eol's);"
+            " raw: stdin's bytes sent exactly as they are",
+        ),
+        option(
+            "--no-shutdown",
+            action="store_true",
+            help="keep the write side open at the end of stdin (by default it is half-closed,"
+            " as nc -N does, so a peer that answers at end of stream answers)",
+        ),
+        option("-q", "--quiet", action="store_true", help="no status lines on stderr, only errors"),
+    ),
+)
+DEMO = option("--demo", action="store_true", help="start the built-in demo peer and connect to it")
+GENERAL = Group(
+    "general",
+    (
+        DEMO,
+        option(
+            "--completion",
+            metavar="SHELL",
+            choices=SHELLS,
+            action=_PrintCompletion,
+            help="print the completion script for SHELL (bash, zsh or fish) and exit",
+        ),
+        option(
+            "--version",
+            action="version",
+            version=f"netrepl {__version__}",
+            help="print the version and exit",
+        ),
+        option("-h", "--help", action="help", help="show this help and exit"),
+    ),
+)
+
+
+# ---- the checks that are not the transport's
+
+
+@check(lambda: ("--demo", "host", "port", "-l", *registry.selector_flags()))
+def _demo_starts_its_own_peer(args: argparse.Namespace) -> None:
+    """--demo starts its own peer: it takes no HOST, PORT or -l, and no transport kind
+    (such as -u)."""
+    chosen = registry.chosen_kinds(args)
+    if args.demo and (args.host is not None or args.listen or chosen):
+        words = ["HOST", "PORT", "-l", *registry.selector_flags()]
+        raise UsageError(
+            f"--demo starts its own peer: give no {', '.join(words[:-1])} or {words[-1]}"
+        )
+
+
+@check(lambda: ("--demo", *(layer.selector.name for layer in registry.layers())))
+def _demo_speaks_plain_tcp(args: argparse.Namespace) -> None:
+    """--demo speaks plain TCP: it takes no layer (such as --tls)."""
+    for layer in registry.layers():
+        if args.demo and layer.chosen(args):
+            raise UsageError(f"--demo speaks plain TCP: drop {layer.selector.name}")
+
+
+def _connect_synopsis() -> str:
+    """`connect (TCP; -u UDP; --tls TLS)`: the kinds addressed by HOST PORT, and the layers."""
+    kinds = [kind for kind in registry.kinds() if kind.services is not None]
+    ways = [
+        kind.title if kind.selector is None else f"{kind.chooser} {kind.title}" for kind in kinds
+    ]
+    ways += [f"{layer.selector.name} {layer.title}" for layer in registry.layers()]
+    return f"connect ({'; '.join(ways)})"
+
+
+@functools.cache
+def program() -> Program:
+    """The whole command line of `netrepl`, with its subcommands."""
+    from netrepl.offline import EXPORT, REPLAY  # offline imports this module
+
+    found = registry.registered()
+    own = [kind.synopsis for kind in found.kinds if kind.synopsis is not None]
+    return Program(
+        prog="netrepl",
+        summary=SUMMARY,
+        description=f"{SUMMARY[0].upper()}{SUMMARY[1:]}.",
+        groups=(found.positionals, SHOWING, *registry.groups(), KEEPING, SCRIPTS, BATCH, GENERAL),
+        synopsis=(
+            ("[options] HOST PORT", _connect_synopsis()),
+            ("[options] -l [HOST] PORT", "listen for clients (all interfaces by default)"),
+            *own,
+            ("--demo", "try it against the built-in demo peer"),
+        ),
+        epilog=_epilog(),
+        checks=(_demo_starts_its_own_peer, _demo_speaks_plain_tcp, *registry.checks()),
+        subcommands=(REPLAY, EXPORT),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from netrepl.payload import EOLS
-    from netrepl.view import VIEW_NAMES
-
-    parser = _Parser(
-        prog="netrepl",
-        usage=USAGE,
-        description="Talk to a socket by hand: type to send, watch replies in hex, UTF-8 or GBK.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("host", nargs="?", metavar="HOST", help="name, IPv4 or IPv6 address")
-    parser.add_argument("port", nargs="?", metavar="PORT", help="port number or service name")
-
-    shown = parser.add_argument_group("showing and sending")
-    shown.add_argument(
-        "--view",
-        choices=VIEW_NAMES,
-        help="how received bytes are shown (default utf8; raw: bytes unchanged, batch only)",
-    )
-    shown.add_argument(
-        "--encoding",
-        metavar="NAME",
-        help="text encoding for showing and sending text: any Python codec (default utf-8)",
-    )
-    shown.add_argument(
-        "--eol", choices=tuple(EOLS), help="end of line added to typed text (default lf)"
-    )
-    shown.add_argument(
-        "--config",
-        metavar="FILE",
-        help="read defaults and /p presets from FILE (default ~/.config/netrepl/config.toml)",
-    )
-
-    transport = parser.add_argument_group("transport")
-    transport.add_argument(
-        "-l", "--listen", action="store_true", help="listen: [HOST] PORT, or --unix PATH"
-    )
-    transport.add_argument("-u", "--udp", action="store_true", help="UDP datagrams, not TCP")
-    transport.add_argument("--unix", metavar="PATH", help="a unix stream socket instead of TCP")
-    family = transport.add_mutually_exclusive_group()
-    family.add_argument(
-        "-4", dest="family", action="store_const", const=socket.AF_INET, help="IPv4 only"
-    )
-    family.add_argument(
-        "-6", dest="family", action="store_const", const=socket.AF_INET6, help="IPv6 only"
-    )
-    transport.add_argument(
-        "--source", metavar="ADDR[:PORT]", help="bind the local end to ADDR (and PORT)"
-    )
-    transport.add_argument(
-        "--connect-timeout",
-        type=_typed(CONNECT_TIMEOUT.parse),
-        default=10.0,
-        metavar="S",
-        help=f"give up connecting after S seconds ({CONNECT_TIMEOUT.range}; default 10)",
-    )
-    transport.add_argument(
-        "--reconnect",
-        type=_typed(WAIT.parse),
-        nargs="?",
-        const=1.0,
-        metavar="S",
-        help="reconnect automatically when the connection ends or fails, first after S"
-        f" seconds ({WAIT.range}; default 1), then backing off to 30",
-    )
-    transport.add_argument(
-        "--max-clients",
-        type=_typed(MAX_CLIENTS.parse),
-        metavar="N",
-        help=f"listen: refuse clients beyond N ({MAX_CLIENTS.range})",
-    )
-    transport.add_argument(
-        "--once", action="store_true", help="listen, batch: exit when the first client leaves"
-    )
-    transport.add_argument(
-        "--broadcast", action="store_true", help="UDP: allow sending to a broadcast address"
-    )
-    transport.add_argument(
-        "--rcvbuf",
-        type=_rcvbuf,
-        metavar="BYTES",
-        help="UDP: the socket's receive buffer, what a burst can queue while netrepl reads"
-        " (4K to 1G, default 4M; the system may grant less)",
-    )
-    transport.add_argument(
-        "--keepalive", action="store_true", help="TCP keepalive probes (60 s idle, every 10 s)"
-    )
-    transport.add_argument(
-        "--nodelay",
-        action="store_true",
-        help="TCP_NODELAY: no Nagle delay between small back-to-back sends",
-    )
-
-    tls = parser.add_argument_group("TLS")
-    tls.add_argument("--tls", action="store_true", help="TLS over the TCP or unix connection")
-    tls.add_argument("--cafile", metavar="FILE", help="trust these CA certificates (PEM)")
-    tls.add_argument(
-        "--insecure", action="store_true", help="do not verify the certificate (warned on connect)"
-    )
-    tls.add_argument("--sni", metavar="NAME", help="server name to send and check (default HOST)")
-    tls.add_argument(
-        "--cert", metavar="FILE", help="certificate chain (PEM): the server's, or a client's"
-    )
-    tls.add_argument("--key", metavar="FILE", help="private key for --cert, if not in it")
-    tls.add_argument("--alpn", metavar="P1,P2", help="offer these ALPN protocols (h2,http/1.1)")
-
-    keep = parser.add_argument_group("keeping what happens")
-    keep.add_argument(
-        "--log", metavar="FILE", help="write every event to FILE (JSON Lines; netrepl replay)"
-    )
-    keep.add_argument("--capture", metavar="FILE", help="write the received bytes, raw, to FILE")
-
-    scripts = parser.add_argument_group("scripts")
-    scripts.add_argument(
-        "--script",
-        metavar="FILE",
-        help="run FILE (lines as typed, # comments) after connecting; in batch mode before"
-        " stdin, and a failing /expect exits 3",
-    )
-    scripts.add_argument(
-        "--on-connect",
-        metavar="FILE",
-        help="run FILE after every connect and reconnect (a login, an auth preamble)",
-    )
-
-    batch = parser.add_argument_group("batch mode (stdin not a terminal)")
-    batch.add_argument(
-        "--linger",
-        type=_typed(WAIT.parse),
-        default=1.0,
-        metavar="S",
-        help="after stdin ends (and its half-close), read until S seconds pass with nothing"
-        f" received or the peer closes ({WAIT.range}; default 1.0)",
-    )
-    batch.add_argument(
-        "--stdin",
-        choices=("commands", "raw"),
-        default="commands",
-        help="commands (default): each stdin line as if typed (the end of line is --eol's);"
-        " raw: stdin's bytes sent exactly as they are",
-    )
-    batch.add_argument(
-        "--no-shutdown",
-        action="store_true",
-        help="keep the write side open at the end of stdin (by default it is half-closed,"
-        " as nc -N does, so a peer that answers at end of stream answers)",
-    )
-    batch.add_argument(
-        "-q", "--quiet", action="store_true", help="no status lines on stderr, only errors"
-    )
-
-    parser.add_argument(
-        "--demo", action="store_true", help="start the built-in demo peer and connect to it"
-    )
-    parser.add_argument("--version", action="version", version=f"netrepl {__version__}")
-    return parser
-
-
-def _endpoint(args: argparse.Namespace) -> Endpoint:
-    """The transport options, checked against each other."""
-    from netrepl.transport import Endpoint, TlsOptions, parse_host, parse_host_port, parse_port
-
-    needs_tls = [
-        name
-        for name, value in (
-            ("--cafile", args.cafile),
-            ("--insecure", args.insecure),
-            ("--sni", args.sni),
-            ("--cert", args.cert),
-            ("--key", args.key),
-            ("--alpn", args.alpn),
-        )
-        if value
-    ]
-    if needs_tls and not args.tls:
-        raise UsageError(f"{needs_tls[0]} needs --tls")
-    if args.udp and (args.tls or args.unix):
-        raise UsageError("-u (UDP) goes with neither --tls nor --unix")
-    if args.broadcast and not args.udp:
-        raise UsageError("--broadcast is for UDP (-u)")
-    if args.rcvbuf is not None and not args.udp:
-        raise UsageError("--rcvbuf is for UDP (-u): streams size their buffers themselves")
-    if not args.listen:
-        for name, value in (("--max-clients", args.max_clients), ("--once", args.once)):
-            if value:
-                raise UsageError(f"{name} is for listen mode (-l)")
-    elif args.reconnect is not None:
-        raise UsageError("--reconnect is for clients, not listen mode (-l)")
-    if args.listen and args.source:
-        raise UsageError("--source is for clients: a listener binds the HOST it is given")
-    if args.udp or args.unix:
-        for name, value in (("--keepalive", args.keepalive), ("--nodelay", args.nodelay)):
-            if value:
-                raise UsageError(f"{name} is for TCP connections")
-    if args.listen and args.udp:
-        for name, value in (("--max-clients", args.max_clients), ("--once", args.once)):
-            if value:
-                # UDP senders never connect or leave: there is nothing to count or wait for.
-                raise UsageError(f"{name} is for TCP and unix listeners, not UDP")
-    if args.listen and args.tls and not args.cert:
-        raise UsageError("a TLS listener needs --cert FILE (and --key FILE)")
-    tls = None
-    if args.tls:
-        alpn = tuple(p.strip() for p in args.alpn.split(",") if p.strip()) if args.alpn else ()
-        for protocol in alpn:
-            if not (protocol.isascii() and protocol.isprintable()) or len(protocol) > 255:
-                raise UsageError(f"--alpn: {quote(protocol)} is not a protocol name (like h2)")
-        tls = TlsOptions(
-            cafile=args.cafile,
-            insecure=args.insecure,
-            sni=parse_host(args.sni, "--sni") if args.sni else None,
-            cert=args.cert,
-            key=args.key,
-            alpn=alpn,
-        )
-    common = {
-        "family": args.family or socket.AF_UNSPEC,
-        "tls": tls,
-        "broadcast": args.broadcast,
-        "keepalive": args.keepalive,
-        "nodelay": args.nodelay,
-        "max_clients": args.max_clients,
-        "reconnect": args.reconnect,
-        "connect_timeout": args.connect_timeout,
-        "listen": args.listen,
-        "rcvbuf": args.rcvbuf,
-    }
-    if args.unix is not None:
-        if args.host is not None:
-            raise UsageError("--unix PATH takes no HOST or PORT")
-        if args.source or args.family:
-            raise UsageError("--source, -4 and -6 are for TCP and UDP, not --unix")
-        return Endpoint(protocol="unix", path=args.unix, **common)  # type: ignore[arg-type]
-    protocol = "udp" if args.udp else "tcp"
-    if args.listen and args.port is None:
-        # `-l PORT`: the one positional is the port, like nc.
-        if args.host is None:
-            raise UsageError("give the PORT to listen on (-l [HOST] PORT)")
-        host, port_text = None, args.host
-    elif args.host is None or args.port is None:
-        raise UsageError("give HOST and PORT (or --demo; -l PORT to listen)")
-    else:
-        host, port_text = args.host, args.port
-    if host is not None:
-        host = parse_host(host)
-    # Listening on port 0 takes a free port, printed when listening starts.
-    port = 0 if args.listen and port_text == "0" else parse_port(port_text, protocol)
-    source = (
-        parse_host_port(args.source, port_optional=True, what="--source") if args.source else None
-    )
-    return Endpoint(protocol=protocol, host=host, port=port, source=source, **common)  # type: ignore[arg-type]
-
-
-def _with_optional_values(argv: Sequence[str] | None) -> list[str]:
-    """`--reconnect HOST PORT` means the default delay, not a delay named HOST: argparse
-    would take any next word as the optional value, so give it its default explicitly."""
-    words = list(sys.argv[1:] if argv is None else argv)
-    for index, word in enumerate(words):
-        if word == "--":
-            break
-        if word == "--reconnect":
-            following = words[index + 1] if index + 1 < len(words) else ""
-            try:
-                float(following)
-            except ValueError:
-                words[index] = "--reconnect=1.0"
-    return words
+    return program().parser()
 
 
 def apply_view_options(view: View, encoding: str | None, name: str | None) -> View:
     """`--encoding` and then `--view` over `view`, as every command line combines them.
     ValueError for an unknown name; UsageError when the two disagree (`--view gbk
     --encoding utf-8`)."""
-    from netrepl.view import apply_encoding, apply_view_name
-
     if encoding is not None:
         view = apply_encoding(view, encoding)
     if name is not None:
@@ -409,19 +296,18 @@ def apply_view_options(view: View, encoding: str | None, name: str | None) -> Vi
 
 def parse_options(argv: Sequence[str] | None) -> Options:
     """Parse and check the command line; raise UsageError with a one-line reason."""
-    args = build_parser().parse_args(_with_optional_values(argv))
+    netrepl = program()
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = netrepl.parser().parse_args(netrepl.with_optional_values(words))
+    netrepl.check(args, "together")
     if args.demo:
-        if args.host is not None or args.listen or args.udp or args.unix:
-            raise UsageError("--demo starts its own peer: give no HOST, PORT, -l, -u or --unix")
-        if args.tls:
-            raise UsageError("--demo speaks plain TCP: drop --tls")
         # The demo's address is known only once it runs: check the rest as for any client.
         args.host, args.port = "127.0.0.1", "1"
-        endpoint = replace(_endpoint(args), port=0)
-    else:
-        endpoint = _endpoint(args)
+    netrepl.check(args, "complete")
+    endpoint = registry.build_endpoint(args)
+    if args.demo:
+        endpoint = replace(endpoint, port=0)
     from netrepl.config import load_config  # tomllib: only when about to run
-    from netrepl.view import View, apply_encoding, apply_view_name
 
     config = load_config(args.config)
     defaults = config.defaults

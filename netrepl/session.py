@@ -39,9 +39,9 @@ from netrepl.transport import (
     PeerInfo,
     Target,
     open_transport,
-    parse_port,
 )
 from netrepl.transport.base import Transport
+from netrepl.transport.registry import readdress
 from netrepl.view import TimeMode, View, apply_encoding, apply_view_name
 from netrepl.watch import (
     AutoReplies,
@@ -169,9 +169,7 @@ class Session:
     def address_label(self) -> str:
         transport = self.transport
         if transport is not None:
-            address = getattr(transport, "address", None)
-            label = address if isinstance(address, str) else transport.endpoint.label
-            return f"{transport.endpoint.kind} {label}"
+            return f"{transport.endpoint.kind} {transport.address}"
         return self.endpoint.label if self.endpoint else "-"
 
     @property
@@ -262,15 +260,9 @@ class Session:
             self._opened.notify_all()
 
     def connect(self, host: str, port: int | str) -> None:
-        """Connect to HOST PORT with the current transport options (as a client)."""
-        base = self.endpoint or Endpoint()
-        protocol = "tcp" if base.protocol == "unix" else base.protocol
-        number = parse_port(port, protocol) if isinstance(port, str) else port
-        self.open(
-            dataclasses.replace(
-                base, protocol=protocol, host=host, port=number, path=None, listen=False
-            )
-        )
+        """Connect to HOST PORT with the current transport options (as a client); its kind
+        decides what that means (registry.readdress)."""
+        self.open(readdress(self.endpoint or Endpoint(), host, port))
 
     def reconnect(self) -> None:
         if self.endpoint is None:

@@ -3,7 +3,8 @@
 A transport never renders and never writes to the terminal: its I/O thread turns what the
 sockets do into events (`Received`, `Closed`, ...) and posts them, so a slow terminal can
 never slow a socket or lose a byte. This module holds what every transport shares: how an
-endpoint is described, addressed, and opened.
+endpoint is described, addressed, and opened; the kinds themselves (TCP, UDP, unix, and
+the TLS layer) are registered in `registry.py` and declared in `kinds/`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -23,7 +24,7 @@ from netrepl.codec import quote
 from netrepl.errors import ConnectError, UsageError
 
 if TYPE_CHECKING:
-    from netrepl.events import Event, Protocol
+    from netrepl.events import Event
     from netrepl.transport.base import Transport
 
 Target = Literal["all", "last"] | int | tuple[str, int]
@@ -46,7 +47,8 @@ class TlsOptions:
 class Endpoint:
     """Where to connect or listen, and how: the transport half of the command line."""
 
-    protocol: Protocol = "tcp"
+    protocol: str = "tcp"
+    """The name of its registered kind (`tcp`, `udp`, `unix`; see `registry.py`)."""
     host: str | None = None
     """None when listening: every interface."""
     port: int = 0
@@ -65,21 +67,23 @@ class Endpoint:
     connect_timeout: float | None = 10.0
     rcvbuf: int | None = None
     """UDP: the receive buffer to ask the system for, in bytes; None: netrepl's default."""
+    kind_settings: Hashable = None
+    """What only its kind knows (a serial port's speed, say), as that kind's own frozen
+    dataclass: a new kind needs no new field here."""
 
     @property
     def label(self) -> str:
-        """`127.0.0.1:80`, `[::1]:80`, `*:9000`, `unix:/tmp/dev.sock`."""
-        if self.protocol == "unix":
-            return f"unix:{self.path}"
-        return format_address(self.host or "*", self.port)
+        """`127.0.0.1:80`, `[::1]:80`, `*:9000`, `unix:/tmp/dev.sock`, as its kind writes it."""
+        from netrepl.transport.registry import kind_named
+
+        return kind_named(self.protocol).label(self)
 
     @property
     def kind(self) -> str:
         """`TCP`, `TLS`, `UDP`, `unix`, `unix+TLS`: what the toolbar and status lines call it."""
-        name = {"tcp": "TCP", "udp": "UDP", "unix": "unix"}[self.protocol]
-        if self.tls is not None:
-            return "TLS" if self.protocol == "tcp" else f"{name}+TLS"
-        return name
+        from netrepl.transport.registry import describe
+
+        return describe(self)
 
 
 @dataclass(frozen=True)
@@ -115,18 +119,10 @@ def open_transport(
     Setting `cancel` (Ctrl-C) interrupts what blocks: a connect, a handshake, a send that
     waits for a peer that is not reading.
     """
+    from netrepl.transport.registry import kind_named
+
     link = SessionLink(post, ids, cancel or threading.Event())
-    if endpoint.protocol == "udp":
-        from netrepl.transport.udp import DatagramTransport
-
-        return DatagramTransport.open(endpoint, link)
-    if endpoint.listen:
-        from netrepl.transport.server import StreamServer
-
-        return StreamServer.open(endpoint, link)
-    from netrepl.transport.client import StreamClient
-
-    return StreamClient.open(endpoint, link)
+    return kind_named(endpoint.protocol).open(endpoint, link)
 
 
 def format_address(host: str, port: int) -> str:

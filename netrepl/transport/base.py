@@ -2,13 +2,16 @@
 
 A transport owns one I/O loop thread and its sockets. Its public methods are called from the
 session's thread; they queue work for the loop and raise SendError or UsageError at once for
-what cannot be done, so the user gets one line and nothing is sent by halves.
+what cannot be done, so the user gets one line and nothing is sent by halves. `Transport`
+declares every member the session, batch mode and the REPL use: a new kind implements the
+abstract ones and may rely on the rest; nothing outside a transport asks for more.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Self
 
@@ -19,11 +22,21 @@ from netrepl.transport.delivery import Delivery, DirectDelivery
 from netrepl.transport.loop import IOLoop
 
 
-class Transport:
-    """Base of every transport: the loop, the event post, and waiting on state changes."""
+class Transport(ABC):
+    """One transport of a session: a connection, a listener and its clients, a UDP socket.
+
+    It owns an I/O loop thread (`loop`) and the sockets that thread drives; every event it
+    posts names its connection, and its connection ids come from the session's link, so two
+    transports of one session (a relay's two legs) never share an id or a thread. Any thread
+    may read its state and call its actions; an action raises SendError or UsageError at
+    once for what it cannot do. The abstract members are what each kind must say; the
+    others have the one right default.
+    """
 
     def __init__(self, endpoint: Endpoint, link: SessionLink) -> None:
         self.endpoint = endpoint
+        self._address = endpoint.label
+        self._finished = 0
         self.cancel = link.cancel
         """Set by the user's Ctrl-C: whatever this transport is blocked on gives up."""
         self._post_event = link.post
@@ -43,8 +56,9 @@ class Transport:
             raise
         return transport
 
+    @abstractmethod
     def _open(self) -> None:
-        raise NotImplementedError
+        """Connect or listen (called once, by `open`). Raises ConnectError or UsageError."""
 
     # ---- events and waiting
 
@@ -72,17 +86,26 @@ class Transport:
     # ---- what the session reads (any thread)
 
     @property
-    def state(self) -> str:
-        raise NotImplementedError
+    def address(self) -> str:
+        """Where this transport is, as people write it (`127.0.0.1:80`, `*:9000`,
+        `unix:/tmp/dev.sock`): a listener's bound address, with the port the system chose
+        for port 0, or else the endpoint's label. The toolbar and status lines show it."""
+        return self._address
 
     @property
+    @abstractmethod
+    def state(self) -> str:
+        """`connected`, `listening, 2 clients`, `reconnecting`, `closed`: for the toolbar."""
+
+    @property
+    @abstractmethod
     def is_open(self) -> bool:
         """Still connected, listening, or reconnecting."""
-        raise NotImplementedError
 
     @property
+    @abstractmethod
     def can_send(self) -> bool:
-        raise NotImplementedError
+        """There is someone to send to right now."""
 
     @property
     def awaiting_peer(self) -> bool:
@@ -91,35 +114,44 @@ class Transport:
         return self.is_open and not self.can_send and not self.peers()
 
     @property
+    @abstractmethod
     def received(self) -> int:
-        raise NotImplementedError
+        """Bytes received over every connection this transport has had."""
 
     @property
+    @abstractmethod
     def sent(self) -> int:
-        raise NotImplementedError
+        """Bytes handed to the sockets of every connection this transport has had."""
 
     @property
+    @abstractmethod
     def last_activity(self) -> float:
-        raise NotImplementedError
+        """When something was last received or sent (time.monotonic): batch --linger."""
 
     @property
     def failure(self) -> str | None:
         """Why the last connection failed, if it did (batch mode exits 1)."""
         return None
 
-    finished = 0
-    """Clients that have come and gone (a listener's; batch --once waits for the first)."""
+    @property
+    def finished(self) -> int:
+        """Clients that have come and gone (a listener's; batch --once waits for the first)."""
+        return self._finished
 
+    @abstractmethod
     def peers(self) -> list[PeerInfo]:
-        raise NotImplementedError
+        """The open connections (a client's one peer, a listener's clients, UDP senders)."""
 
     def default_target(self) -> Target:
+        """Where typed data goes until /to says otherwise."""
         return "all"
 
     # ---- what the session does (any thread)
 
+    @abstractmethod
     def send(self, data: bytes, target: Target, *, as_hex: bool) -> None:
-        raise NotImplementedError
+        """Send `data` whole to `target`, returning once the loop has tried the socket (its
+        `Sent` posted). Raises SendError (nothing sent) or SendInterrupted."""
 
     def deliver(self, target: Target) -> Delivery:
         """A send in pieces (a file) to `target`; by default each piece is one `send`."""
@@ -136,5 +168,7 @@ class Transport:
     def chain(self, conn: int | None) -> tuple[CertificateInfo, ...]:
         raise UsageError("/cert: this connection does not use TLS")
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Close every connection (and the listener) and stop the loop; say so in events.
+        Calling it again does nothing."""

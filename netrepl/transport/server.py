@@ -118,9 +118,6 @@ class StreamServer(Transport):
         super().__init__(endpoint, link)
         self.clients: dict[int, StreamChannel] = {}
         self.accepted = 0
-        self.finished = 0
-        """Clients that have come and gone (batch --once waits for the first)."""
-        self.address = endpoint.label
         self._listener: socket.socket | None = None
         self._context: ssl.SSLContext | None = None
         self._earlier_received = 0
@@ -134,7 +131,7 @@ class StreamServer(Transport):
         listener = listening_socket(endpoint, socket.SOCK_STREAM)
         listener.setblocking(False)
         self._listener = listener
-        self.address = bound_label(endpoint, listener)
+        self._address = bound_label(endpoint, listener)
         self.loop.start()
         self.loop.call_soon(lambda: self.loop.register(listener, READ, self._on_accept))
         self.post(Listening(self.address, endpoint.protocol, endpoint.tls is not None))
@@ -314,5 +311,5 @@ class StreamServer(Transport):
         self._earlier_received += channel.received
         self._earlier_sent += channel.sent
         self._last_activity = max(self._last_activity, channel.last_activity)
-        self.finished += 1
+        self._finished += 1
         self.notify()

@@ -87,7 +87,6 @@ class DatagramTransport(Transport):
         self._received = 0
         self._sent = 0
         self._last_activity = self.started_at
-        self.address = endpoint.label
         self.receive_buffer = 0
         """The socket's receive buffer as the system granted it, in bytes."""
 
@@ -95,7 +94,7 @@ class DatagramTransport(Transport):
         endpoint = self.endpoint
         if endpoint.listen:
             sock = listening_socket(endpoint, socket.SOCK_DGRAM)
-            self.address = bound_label(endpoint, sock)
+            self._address = bound_label(endpoint, sock)
         else:
             sock = self._client_socket()
         if endpoint.broadcast:
