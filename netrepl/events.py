@@ -31,6 +31,13 @@ class Connected:
     protocol: Protocol = "tcp"
     accepted: bool = False
     at: float = field(default=0.0, compare=False)
+    datagram: bool | None = field(default=None, compare=False)
+    """Its data comes in datagrams: each one a block of its own, a sender not a client. None:
+    as its kind implies (`udp` does). Not compared: it follows from the kind."""
+
+    @property
+    def datagrams(self) -> bool:
+        return self.protocol == "udp" if self.datagram is None else self.datagram
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +45,9 @@ class Listening:
     address: str
     protocol: Protocol = "tcp"
     tls: bool = False
+    title: str = field(default="", compare=False)
+    """How people call the kind (`TCP`, `UDP`, `unix`); empty in an old transcript. Not
+    compared: it follows from the kind (`protocol`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,8 +164,9 @@ class SessionFiles:
         self._reported: set[str] = set()
         # Starting a log and logging an event exclude each other: nothing lost or doubled.
         self._lock = threading.Lock()
-        self._open: dict[int | None, tuple[Event, float]] = {}
-        """What a log started now must begin with (the listener under None)."""
+        self._open: dict[int | str, tuple[Event, float]] = {}
+        """What a log started now must begin with: listeners by address, connections by id
+        (a relay has a listener and a client of its own)."""
 
     def write(self, event: Event, at: float) -> None:
         with self._lock:
@@ -185,8 +186,7 @@ class SessionFiles:
 
     def _note_open(self, event: Event, at: float) -> None:
         if isinstance(event, Listening):
-            self._open.clear()
-            self._open[None] = (event, at)
+            self._open[event.address] = (event, at)
         elif isinstance(event, Connected):
             self._open[event.conn] = (event, at)
         elif isinstance(event, Closed):

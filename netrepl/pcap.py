@@ -178,8 +178,9 @@ class PcapExport:
         records: list[bytes] = []
         at = entry.at
         match entry.event:
-            case Connected(conn, peer, local, protocol, accepted):
-                flow = self._start(conn, peer, local, protocol, accepted)
+            case Connected(conn, peer, local, _, accepted):
+                kind = "udp" if entry.event.datagrams else "tcp"
+                flow = self._start(conn, peer, local, kind, accepted)
                 if flow.protocol == TCP:
                     client_is_us = not accepted
                     records.append(self._segment(flow, at, client_is_us, SYN))

@@ -130,6 +130,8 @@ class _Unshown:
         self.conns.add(conn)
 
 
+# The kinds' titles, for a transcript written before Listening carried its own.
+OLD_TITLES = {"tcp": "TCP", "udp": "UDP", "unix": "unix"}
 # While the display skips to keep up, it says so this often (and once more when it is over).
 FLOOD_REPORT_SECONDS = 2.0
 # Hex view: bytes that arrive within this time of each other are one block, whose rows run
@@ -346,12 +348,12 @@ class Renderer:
                 self._peers[conn] = _Peer(peer, accepted, protocol)
                 self._received[conn] = _ReceivedStream(self.view, self.styles)
                 self._sent_offsets[conn] = 0
-                if accepted and protocol != "udp":
+                if accepted and not event.datagrams:
                     self._accepted_streams += 1
-                text = self._connected_text(conn, peer, local, protocol, accepted)
+                text = self._connected_text(conn, peer, local, event.datagrams, accepted)
                 return [self._notice(text, "status")]
-            case Listening(address, protocol, tls):
-                kind = {"tcp": "TCP", "udp": "UDP", "unix": "unix"}[protocol]
+            case Listening(address, protocol, tls, title):
+                kind = title or OLD_TITLES.get(protocol, protocol)
                 kind += "+TLS" if tls else ""
                 return [self._notice(f"listening on {address} ({kind})", "status")]
             case TlsEstablished():
@@ -667,8 +669,8 @@ class Renderer:
         return f"#{conn} {peer.label}" if peer.accepted else peer.label
 
     @staticmethod
-    def _connected_text(conn: int, peer: str, local: str, protocol: str, accepted: bool) -> str:
-        if protocol == "udp":
+    def _connected_text(conn: int, peer: str, local: str, datagram: bool, accepted: bool) -> str:
+        if datagram:
             if accepted:
                 return f"#{conn} datagrams from {peer}"
             return f"sending datagrams to {peer} from {local}"

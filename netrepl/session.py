@@ -281,8 +281,8 @@ class Session:
     def set_target(self, target: Target) -> None:
         if not self.listening:
             raise UsageError("/to: only a listening netrepl (-l) has several peers to choose from")
-        if isinstance(target, tuple) and self.endpoint and self.endpoint.protocol != "udp":
-            raise UsageError("/to HOST:PORT is for UDP; for a TCP client use /to N (/clients)")
+        if self.transport is not None:
+            self.transport.check_target(target)
         if isinstance(target, int) and target not in {peer.conn for peer in self.peers()}:
             raise UsageError(f"/to: no client #{target} (/clients lists them)")
         self.target = target

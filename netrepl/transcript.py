@@ -80,6 +80,8 @@ def to_line(event: Event, at: float) -> str | None:
         case Connected(conn, peer, local, protocol, accepted):
             record = {"type": "connected", "conn": conn, "peer": peer, "local": local}
             record |= {"protocol": protocol, "accepted": accepted}
+            if event.datagrams != (protocol == "udp"):
+                record["datagram"] = event.datagrams  # a kind UDP's rule does not cover
         case Listening(address, protocol, tls):
             record = {"type": "listening", "address": address, "protocol": protocol, "tls": tls}
         case TlsEstablished(conn, version, cipher, alpn, verified, _):
@@ -158,7 +160,10 @@ def _event(kind: str, r: dict[str, Any]) -> Logged | None:
             return Sent(r["conn"], _bytes(r["data"]), bool(r.get("hex", False)), echo, r["t"])
         case "connected":
             protocol, accepted = r["protocol"], r["accepted"]
-            return Connected(r["conn"], r["peer"], r["local"], protocol, accepted, r["t"])
+            datagram = r.get("datagram")
+            return Connected(
+                r["conn"], r["peer"], r["local"], protocol, accepted, r["t"], datagram=datagram
+            )
         case "listening":
             return Listening(r["address"], r["protocol"], r["tls"])
         case "tls":

@@ -146,6 +146,12 @@ class Transport(ABC):
         """Where typed data goes until /to says otherwise."""
         return "all"
 
+    def check_target(self, target: Target) -> None:
+        """Raise UsageError for a /to target this kind cannot send to (by default an
+        address: a stream listener sends to its clients, by id)."""
+        if isinstance(target, tuple):
+            raise UsageError("/to HOST:PORT is for UDP; for a TCP client use /to N (/clients)")
+
     # ---- what the session does (any thread)
 
     @abstractmethod

@@ -31,6 +31,7 @@ from netrepl.transport.base import Transport
 from netrepl.transport.client import apply_socket_options
 from netrepl.transport.delivery import ChannelDelivery
 from netrepl.transport.loop import READ
+from netrepl.transport.registry import kind_named
 from netrepl.transport.stream import StreamChannel
 from netrepl.transport.tls import TlsLayer, server_context
 
@@ -134,7 +135,8 @@ class StreamServer(Transport):
         self._address = bound_label(endpoint, listener)
         self.loop.start()
         self.loop.call_soon(lambda: self.loop.register(listener, READ, self._on_accept))
-        self.post(Listening(self.address, endpoint.protocol, endpoint.tls is not None))
+        title = kind_named(endpoint.protocol).title
+        self.post(Listening(self.address, endpoint.protocol, endpoint.tls is not None, title))
 
     # ---- state
 

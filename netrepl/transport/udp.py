@@ -35,6 +35,7 @@ from netrepl.transport import (
 from netrepl.transport.base import Transport
 from netrepl.transport.client import bind_source
 from netrepl.transport.loop import READ
+from netrepl.transport.registry import kind_named
 from netrepl.transport.server import bound_label, listening_socket
 
 # The largest UDP payload: 65,535 minus the 8-byte UDP and 20-byte IPv4 headers.
@@ -105,11 +106,15 @@ class DatagramTransport(Transport):
         self.loop.start()
         self.loop.call_soon(lambda: self.loop.register(sock, READ, self._on_readable))
         if endpoint.listen:
-            self.post(Listening(self.address, "udp"))
+            self.post(Listening(self.address, "udp", title=kind_named("udp").title))
         else:
             assert self._peer is not None
             local = format_sockaddr(sock.getsockname())
-            self.post(Connected(self._peer.conn, self._peer.label, local, "udp", at=time.time()))
+            self.post(
+                Connected(
+                    self._peer.conn, self._peer.label, local, "udp", at=time.time(), datagram=True
+                )
+            )
         granted = self.receive_buffer
         if endpoint.rcvbuf is not None and granted < endpoint.rcvbuf:
             hint = " (raise net.core.rmem_max for more)" if sys.platform == "linux" else ""
@@ -183,6 +188,9 @@ class DatagramTransport(Transport):
 
     def default_target(self) -> Target:
         return "last" if self.endpoint.listen else "all"
+
+    def check_target(self, target: Target) -> None:
+        pass  # any address: a datagram goes wherever it is sent
 
     def peers(self) -> list[PeerInfo]:
         now = time.monotonic()
@@ -322,7 +330,9 @@ class DatagramTransport(Transport):
             self._by_id[sender.conn] = sender
         sock = self._sock
         local = format_sockaddr(sock.getsockname()) if sock is not None else "?"
-        self._post_event(Connected(sender.conn, sender.label, local, "udp", accepted=True, at=at))
+        self._post_event(
+            Connected(sender.conn, sender.label, local, "udp", accepted=True, at=at, datagram=True)
+        )
         return sender
 
     # ---- loop thread

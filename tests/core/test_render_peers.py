@@ -635,3 +635,22 @@ def test_every_label_starts_a_line(view, steps):
             if out.text.style == "netrepl.label":
                 assert transcript == "" or transcript.endswith("\n"), transcript
             transcript += out.text.plain
+
+
+# ---- a kind the renderer has never heard of --------------------------------------------------
+
+
+def test_a_new_listening_kind_is_named_by_its_own_title():
+    outputs = Renderer(UTF8).render(Listening("/dev/ttyUSB0", "serial", False, "serial"))
+    assert data_text(outputs) == "" and outputs[0].text.plain == (
+        "listening on /dev/ttyUSB0 (serial)"
+    )
+    old = Renderer(UTF8).render(Listening("*:9", "multicast"))  # an old transcript: no title
+    assert old[0].text.plain == "listening on *:9 (multicast)"
+
+
+def test_a_datagram_kind_other_than_udp_is_shown_as_datagrams():
+    renderer = server(conns=(1,))
+    renderer.render(Connected(2, PEERS[2], LOCAL, "multicast", accepted=True, datagram=True))
+    renderer.render(Connected(3, PEERS[3], LOCAL, "multicast", accepted=True, datagram=True))
+    assert data_text(renderer.render(Received(1, b"a\n"))) == "a\n"  # senders, not clients

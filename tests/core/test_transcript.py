@@ -54,3 +54,13 @@ def test_the_pieces_of_a_large_read_are_small():
 
 def test_events_a_transcript_does_not_keep_write_nothing():
     assert written(Noticed("hello", "status"), 1.0) == b""
+
+
+def test_a_datagram_kind_other_than_udp_keeps_its_flag_and_udp_logs_read_as_before():
+    multicast = Connected(4, "239.1.1.1:5000", "0.0.0.0:5000", "multicast", True, 1.0, True)
+    line = to_line(multicast, 1.0)
+    assert line is not None and '"datagram": true' in line
+    assert parse_line(line).event.datagrams
+    udp = to_line(Connected(5, "1.2.3.4:5", "0.0.0.0:9", "udp", True, 1.0, True), 1.0)
+    assert udp is not None and "datagram" not in udp
+    assert parse_line(udp).event.datagrams
