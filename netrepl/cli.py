@@ -1,7 +1,7 @@
 """The entry point: the command line to an exit code.
 
-Exit codes: 0 ok (the peer closing included), 1 connection error, 2 usage error, 3 expect
-timeout. Errors are one line on stderr. `--version` is answered before anything else is
+Exit statuses are `errors.ExitStatus`: each error class carries its own. Errors are one line
+on stderr. `--version` is answered before anything else is
 imported, and `--help` imports neither prompt_toolkit nor rich; those are imported only by
 the front end that is about to run.
 """
@@ -13,8 +13,6 @@ from collections.abc import Sequence
 
 from netrepl import __version__
 
-EXIT_OK, EXIT_CONNECTION, EXIT_USAGE = 0, 1, 2
-
 SUBCOMMANDS = ("export", "replay")
 """`netrepl export ...` and `netrepl replay ...` work on saved transcripts, offline."""
 
@@ -25,27 +23,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Answered before the parser is built: a version check costs an interpreter start,
         # not the import of everything the parser knows about.
         print(f"netrepl {__version__}")
-        return EXIT_OK
+        return 0  # ExitStatus.OK, without importing even that
     if words and words[0] in SUBCOMMANDS:
         from netrepl.offline import run_offline
 
         return run_offline(words[0], words[1:])
     from dataclasses import replace
 
-    from netrepl.errors import ConnectError, UsageError
+    from netrepl.errors import ExitStatus, NetreplError, UsageError
     from netrepl.options import parse_options
 
     try:
         options = parse_options(argv)
     except UsageError as error:
         print(f"netrepl: {error} (see netrepl --help)", file=sys.stderr)
-        return EXIT_USAGE
+        return error.status
     except SystemExit as done:  # --help and --version
         return int(done.code or 0)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if interactive and options.view.mode == "raw":
         print("netrepl: --view raw is for batch mode (stdin not a terminal)", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitStatus.USAGE
 
     from netrepl.session import Settings
 
@@ -88,14 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             stdin_mode=options.stdin,
             shutdown=options.shutdown,
         )
-    except ConnectError as error:
+    except NetreplError as error:  # the first connection failed, or a file could not open
         print(f"netrepl: {error}", file=sys.stderr)
-        return EXIT_CONNECTION
-    except UsageError as error:
-        print(f"netrepl: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return error.status
     except KeyboardInterrupt:
-        return 130
+        return ExitStatus.INTERRUPTED
     finally:
         if demo is not None:
             demo.stop()

@@ -19,13 +19,11 @@ from dataclasses import replace
 from typing import BinaryIO
 
 from netrepl.cmdline import Group, Program, option
-from netrepl.errors import UsageError
+from netrepl.errors import ExitStatus, UsageError
 from netrepl.framing import parse_framing
 from netrepl.options import apply_view_options
 from netrepl.transcript import Entry, TranscriptError, parse_line
 from netrepl.view import VIEW_NAMES, View
-
-EXIT_OK, EXIT_IO, EXIT_USAGE = 0, 1, 2
 
 MAX_PAUSE = 5.0
 """Seconds replay waits between two records at most, whatever the transcript's gap."""
@@ -142,18 +140,18 @@ def run_offline(name: str, argv: list[str]) -> int:
     }
     if name not in commands:
         _error(f"unknown command {name!r} (choose from {', '.join(commands)})")
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     program, run = commands[name]
     try:
         args = program.parser().parse_args(argv)
         return run(args)
     except UsageError as error:
         _error(f"{error} (see netrepl {name} --help)")
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     except SystemExit as done:  # --help
         return int(done.code or 0)
     except KeyboardInterrupt:
-        return 130
+        return ExitStatus.INTERRUPTED
 
 
 # ---- export --------------------------------------------------------------------------------
@@ -167,10 +165,10 @@ def _export(args: argparse.Namespace) -> int:
         entries = list(_entries(args.file))
     except _InputError as error:
         _error(str(error))
-        return EXIT_IO
+        return ExitStatus.CONNECTION
     except TranscriptError as error:
         _error(f"{_name(args.file)}: {error}")
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     export = PcapExport()
     target = "standard output" if args.pcap == "-" else args.pcap
     try:
@@ -180,7 +178,7 @@ def _export(args: argparse.Namespace) -> int:
                 out.write(export.feed(entry))
     except OSError as error:
         _error(f"cannot write {target}: {_reason(error)}")
-        return EXIT_IO
+        return ExitStatus.CONNECTION
     packets = _count(export.packets, "packet")
     print(
         f"wrote {packets} of {_count(export.connections, 'connection')} to {target}",
@@ -202,7 +200,7 @@ def _export(args: argparse.Namespace) -> int:
             f"note: {_count(export.truncated, 'datagram')} cut to fit one packet"
             f" (a TCP segment holds {MAX_SEGMENT:,} bytes; a datagram cannot be split)"
         )
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 @contextlib.contextmanager
@@ -227,7 +225,7 @@ def _replay(args: argparse.Namespace) -> int:
         source = _open_input(args.file)
     except _InputError as error:
         _error(str(error))
-        return EXIT_IO
+        return ExitStatus.CONNECTION
 
     from netrepl.display import AnsiFormatter, Display, StreamSink, plain
     from netrepl.render import Renderer
@@ -258,9 +256,9 @@ def _replay(args: argparse.Namespace) -> int:
             if display.output_failed:
                 break  # stdout was closed (`| head`): nobody is reading any more
     except _InputError as error:
-        failure = (str(error), EXIT_IO)
+        failure = (str(error), ExitStatus.CONNECTION)
     except TranscriptError as error:
-        failure = (f"{_name(args.file)}: {error}", EXIT_USAGE)
+        failure = (f"{_name(args.file)}: {error}", ExitStatus.USAGE)
     finally:
         display.stop()
         if source is not sys.stdin.buffer:
@@ -269,7 +267,7 @@ def _replay(args: argparse.Namespace) -> int:
         # After the display has stopped, so the error follows what the good lines showed.
         _error(failure[0])
         return failure[1]
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def _view(args: argparse.Namespace) -> View:
