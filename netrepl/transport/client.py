@@ -128,6 +128,16 @@ def bind_source(sock: socket.socket, source: tuple[str, int]) -> None:
 
 
 class StreamClient(Transport):
+    """A stream client: one connection at a time (a StreamChannel), and with --reconnect a
+    thread of its own that connects again after the peer goes away.
+
+    `open` connects on the caller's thread (name lookup, connect, TLS handshake, all with a
+    deadline and stopped by Ctrl-C); a reconnect does the same on the reconnect thread. Each
+    connected socket is handed to the I/O loop as a new channel with a new id. The session's
+    thread calls `send`, `deliver`, `send_eof` and `close`; the counts add up every
+    connection's.
+    """
+
     def __init__(self, endpoint: Endpoint, link: SessionLink) -> None:
         super().__init__(endpoint, link)
         self.channel: StreamChannel | None = None

@@ -25,6 +25,14 @@ SocketHandler = Callable[[int], None]
 
 
 class IOLoop:
+    """A thread with a selector: it runs the handlers of the sockets registered with it,
+    the calls queued with `call_soon` and the timers set with `call_later`, one at a time.
+
+    `register`, `modify` and `unregister` are for the loop thread (a transport's handlers);
+    `call_soon`, `call_later` and `stop` are safe from any thread. A handler that raises is
+    reported to `on_error` and the loop goes on: every other socket still needs it.
+    """
+
     def __init__(self, name: str, on_error: Callable[[BaseException], None]) -> None:
         self._on_error = on_error
         self._selector = selectors.DefaultSelector()

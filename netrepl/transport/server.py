@@ -115,6 +115,16 @@ def _unix_peer_label(sock: socket.socket) -> str:
 
 
 class StreamServer(Transport):
+    """A stream listener (TCP or unix, optionally TLS) and its clients, each a StreamChannel
+    with an id (#1, #2) for /to, /clients and /kick.
+
+    The loop thread accepts (refusing clients beyond --max-clients, with a line), starts each
+    client's channel, and forgets a client once it has closed; `clients` is changed only
+    there. The session's thread calls `send` and `deliver` (to the clients its target names),
+    `send_eof`, `kick`, `chain` and `close`. A client that resets or leaves ends only its own
+    connection.
+    """
+
     def __init__(self, endpoint: Endpoint, link: SessionLink) -> None:
         super().__init__(endpoint, link)
         self.clients: dict[int, StreamChannel] = {}

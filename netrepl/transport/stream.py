@@ -73,6 +73,21 @@ class _Outgoing:
 
 
 class StreamChannel:
+    """One connected stream socket (TCP or unix), optionally under TLS.
+
+    Arguments: the `loop` that drives it, the connected `sock` (its own from now on), its
+    connection id, `post` for its events, the `peer` and `local` addresses as shown, a
+    `tls` layer (a server's handshake begins at `start`; a client's is done already, with
+    `early_data` it read meanwhile), `on_closed` (called on the loop thread once it has
+    closed), and the session's `cancel` flag (Ctrl-C stops a waiting `send`).
+
+    It owns the socket, its write queue and, under TLS, the SSL object. The loop thread does
+    every read, write, handshake step and close, and posts `Received`, `Sent` (when bytes
+    reach the socket), `HalfClosed` and `Closed`. Any other thread may call `start`, `send`
+    (which may wait while the peer is not reading), `send_eof`, `withdraw`, `close` and the
+    read-only properties; none of them touches the socket.
+    """
+
     def __init__(
         self,
         loop: IOLoop,

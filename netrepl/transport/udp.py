@@ -67,6 +67,16 @@ class _Sender:
 
 
 class DatagramTransport(Transport):
+    """UDP: a client that sends to one address, or a listener that hears anyone.
+
+    It owns one socket and the table of senders (each with an id, as a client of a stream
+    listener has) and destinations (addresses sent to, not yet heard from). Its loop thread
+    reads the socket empty into memory, then posts the datagrams as `Received(datagram=True)`
+    a few at a time, announcing a new sender first. `send` is called from the session's
+    thread and sends at once (a datagram either goes whole or not at all), posting `Sent`;
+    the sender table is guarded by a lock, since both threads use it.
+    """
+
     def __init__(self, endpoint: Endpoint, link: SessionLink) -> None:
         super().__init__(endpoint, link)
         self._sock: socket.socket | None = None
