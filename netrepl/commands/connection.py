@@ -91,7 +91,7 @@ def _clients(session: Session, args: Arguments) -> None:
     lines = [f"  {'id':>4}  {'address':<28} {'connected':>10} {'received':>12} {'sent':>12}"]
     for peer in peers:
         age = format_duration(peer.connected_for)
-        state = f"  {peer.state}" if peer.state not in ("open", "udp") else ""
+        state = f"  {peer.remark}" if peer.remark else ""
         lines.append(
             f"  {'#' + str(peer.conn):>4}  {peer.address:<28} {age:>10}"
             f" {peer.received:>12,} {peer.sent:>12,}{state}"

@@ -86,6 +86,10 @@ class Endpoint:
         return describe(self)
 
 
+# A stream's peer is "open" and a datagram sender is "udp" for as long as it is listed at all.
+_ORDINARY_PEER_STATES = frozenset({"open", "udp"})
+
+
 @dataclass(frozen=True)
 class PeerInfo:
     """One client of a listening transport (or the one peer of a client), for `/clients`."""
@@ -96,6 +100,11 @@ class PeerInfo:
     received: int
     sent: int
     state: str
+
+    @property
+    def remark(self) -> str:
+        """The state when it is worth a word in `/clients` ("half-closed", "closing"), else ""."""
+        return "" if self.state in _ORDINARY_PEER_STATES else self.state
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from netrepl.transport import PeerInfo
 from netrepl.transport.base import Transport
 from netrepl.transport.client import StreamClient
 from netrepl.transport.server import StreamServer
@@ -66,3 +67,13 @@ def test_instance_attributes_the_front_ends_use_are_set_by_the_base():
     source = inspect.getsource(Transport.__init__)
     for name in ("endpoint", "loop", "cancel"):
         assert f"self.{name} =" in source, name
+
+
+@pytest.mark.parametrize(
+    ("state", "remark"),
+    [("open", ""), ("udp", ""), ("half-closed", "half-closed"), ("closing", "closing")],
+)
+def test_clients_lists_a_peer_state_only_when_it_is_out_of_the_ordinary(
+    state: str, remark: str
+) -> None:
+    assert PeerInfo(1, "127.0.0.1:9", 1.0, 0, 0, state).remark == remark
