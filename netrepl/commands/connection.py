@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from netrepl.commands.registry import Arguments, Param, command
 from netrepl.errors import UsageError
+from netrepl.traffic import format_age
 from netrepl.transport import parse_host
 from netrepl.transport.target import describe_target, parse_client_id, parse_target
 
@@ -90,7 +91,7 @@ def _clients(session: Session, args: Arguments) -> None:
         return
     lines = [f"  {'id':>4}  {'address':<28} {'connected':>10} {'received':>12} {'sent':>12}"]
     for peer in peers:
-        age = format_duration(peer.connected_for)
+        age = format_age(peer.connected_for)
         state = f"  {peer.remark}" if peer.remark else ""
         lines.append(
             f"  {'#' + str(peer.conn):>4}  {peer.address:<28} {age:>10}"
@@ -119,13 +120,3 @@ def _kick(session: Session, args: Arguments) -> None:
 def _cert(session: Session, args: Arguments) -> None:
     conn = parse_client_id(args[0], "/cert") if args else None
     session.show_certificates(conn)
-
-
-def format_duration(seconds: float) -> str:
-    """`42s`, `3m05s`, `2h01m`."""
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"

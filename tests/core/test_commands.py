@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from netrepl.commands import REGISTRY
-from netrepl.commands.connection import format_duration
 from netrepl.commands.registry import GROUPS, Command, Param, Registry, help_text
 from netrepl.commands.registry import reference_markdown as generate_reference
 from netrepl.errors import UsageError
@@ -330,23 +329,3 @@ def test_an_optional_word_with_a_shape_in_a_registry_of_its_own():
     assert registry.parse("/go x")[1].names == ("WHAT",)
     assert registry.parse("/go 3 x")[1].names == ("N", "WHAT")
     assert registry.parse("/go")[1].names == ()
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (0, "0s"),
-        (0.9, "0s"),
-        (42, "42s"),
-        (59.99, "59s"),
-        (60, "1m00s"),
-        (185, "3m05s"),
-        (3599, "59m59s"),
-        (3600, "1h00m"),
-        (7260, "2h01m"),
-        (7319, "2h01m"),
-        (90000, "25h00m"),
-    ],
-)
-def test_format_duration(seconds, text):
-    assert format_duration(seconds) == text

@@ -231,6 +231,7 @@ def test_format_rate_just_under_a_unit_reads_in_the_next_unit(rate, text):
         (3600, "1h00m"),
         (7265, "2h01m"),
         (2 * 86400 + 60, "48h01m"),
+        (90000, "25h00m"),
     ],
 )
 def test_format_age(seconds, text):
