@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -197,6 +198,12 @@ class BatchRun:
                 lambda: not transport.awaiting_peer or transport.finished or self.stopping(), None
             )
         session.on_connect.wait()  # a login script still talking must not be cut off
+        if transport.runs_by_itself:
+            # A relay: stdin was for commands; the traffic goes on until a signal (or --once).
+            transport.wait_for(
+                lambda: (self.once and first_client_gone(session)) or self.stopping(), None
+            )
+            return
         if shutdown and transport.can_send:
             # A datagram transport has no half-close; a peer that is closing needs none.
             with contextlib.suppress(NetreplError, OSError):
@@ -259,7 +266,11 @@ def run_batch(
             if display.failure is None:
                 raise
             return ExitStatus.INTERNAL  # the failure interrupted the connect, and is said already
+        transport = session.transport
+        by_itself = transport is not None and transport.runs_by_itself
         try:
+            if by_itself:
+                signal.signal(signal.SIGTERM, _interrupt)
             status = run_startup_script(session, startup.script)
             if status == ExitStatus.OK and not session.quit_requested:
                 status = run.feed_raw() if run.raw else run.feed_lines()
@@ -267,7 +278,10 @@ def run_batch(
                 run.end_of_input(shutdown=shutdown, linger=linger)
         except Stopped:
             status = ExitStatus.OK
-        transport = session.transport
+        except KeyboardInterrupt:
+            if not by_itself:
+                raise
+            status = ExitStatus.OK  # how a relay is meant to end: said below, exit 0
         if status == ExitStatus.OK and transport is not None and transport.failure:
             status = ExitStatus.CONNECTION
         session.on_connect.wait()
@@ -275,10 +289,18 @@ def run_batch(
             status = session.on_connect.failure.status
     finally:
         session.close_all()
+        transport = session.transport
+        if transport is not None and transport.runs_by_itself:
+            display.post(Noticed(transport.summary(), "status"))  # the last line of a relay
         display.stop()
     if display.failure is not None:
         return ExitStatus.INTERNAL
     return status
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM ends a relay as Ctrl-C does: the wait is interrupted, the run ends in order."""
+    raise KeyboardInterrupt
 
 
 def run_startup_script(session: Session, script: str | None) -> int:

@@ -12,6 +12,9 @@ from typing import Literal
 from netrepl.view import View
 
 NoticeLevel = Literal["status", "info", "error"]
+Side = Literal["client", "upstream"]
+"""A relay flow's two legs: the client that came to netrepl, and the upstream netrepl
+connected to for it."""
 Protocol = str
 """The name of the connection's transport kind (`tcp`, `udp`, `unix`, or any kind registered
 in transport/registry.py)."""
@@ -35,6 +38,12 @@ class Connected:
     """Its data comes in datagrams: each one a block of its own, a sender not a client. None:
     as its kind implies (`udp` does). Not compared: it follows from the kind."""
 
+    flow: int | None = None
+    """Relay mode: the flow (#N) this connection is a leg of; what it receives is forwarded
+    to the flow's other leg, and what is sent on it was typed (injected). None otherwise."""
+    side: Side | None = None
+    """Relay mode: which leg of its flow this connection is."""
+
     @property
     def datagrams(self) -> bool:
         return self.protocol == "udp" if self.datagram is None else self.datagram
@@ -48,6 +57,8 @@ class Listening:
     title: str = field(default="", compare=False)
     """How people call the kind (`TCP`, `UDP`, `unix`); empty in an old transcript. Not
     compared: it follows from the kind (`protocol`)."""
+    upstream: str = ""
+    """Relay mode: the address every client's flow connects to (`127.0.0.1:502`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +107,11 @@ class Sent:
 
 @dataclass(frozen=True, slots=True)
 class HalfClosed:
-    """We sent our end of stream (/eof); the connection still reads."""
+    """We sent our end of stream (/eof); the connection still reads. With `by_peer`, the
+    peer sent its end instead, and we may still write (only a relay leg stays open so)."""
 
     conn: int
+    by_peer: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,6 +125,12 @@ SHOWING = Group(
             metavar="NAME",
             help="text encoding for showing and sending text: any Python codec (default utf-8)",
         ),
+        option(
+            "--time",
+            choices=("off", "on", "delta"),
+            help="time received and sent blocks: on (clock), delta (since the last), off"
+            " (the default; /time changes it)",
+        ),
         option("--eol", choices=tuple(EOLS), help="end of line added to typed text (default lf)"),
         option(
             "--config",
@@ -321,6 +327,8 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         if "time" in defaults:
             view = replace(view, timestamps=defaults["time"])  # type: ignore[arg-type]
         view = apply_view_options(view, args.encoding, args.view)
+        if args.time is not None:
+            view = replace(view, timestamps=args.time)
     except ValueError as error:
         raise UsageError(f"{error} (in {config.source})" if config.source else str(error)) from None
     return Options(

@@ -112,6 +112,19 @@ class _Peer:
     label: str
     accepted: bool
     protocol: str
+    flow: int | None = None
+    side: str | None = None
+
+    @property
+    def leg(self) -> str:
+        """`#1 client`, `#1 upstream`: a relay leg as status lines name it."""
+        return f"#{self.flow} {self.side}"
+
+    @property
+    def direction(self) -> str:
+        """`#1 client → upstream`: where what this relay leg sends goes."""
+        other = "upstream" if self.side == "client" else "client"
+        return f"#{self.flow} {self.side} → {other}"
 
 
 @dataclass
@@ -345,22 +358,31 @@ class Renderer:
                     conn, data, as_hex, echo, at, offset
                 )
             case Connected(conn, peer, local, protocol, accepted):
-                self._peers[conn] = _Peer(peer, accepted, protocol)
+                self._peers[conn] = _Peer(peer, accepted, protocol, event.flow, event.side)
                 self._received[conn] = _ReceivedStream(self.view, self.styles)
                 self._sent_offsets[conn] = 0
-                if accepted and not event.datagrams:
+                if (accepted or event.flow is not None) and not event.datagrams:
                     self._accepted_streams += 1
+                if event.flow is not None:
+                    return [self._notice(self._leg_text(event), "status")]
                 text = self._connected_text(conn, peer, local, event.datagrams, accepted)
                 return [self._notice(text, "status")]
-            case Listening(address, protocol, tls, title):
+            case Listening(address, protocol, tls, title, upstream):
                 kind = title or OLD_TITLES.get(protocol, protocol)
                 kind += "+TLS" if tls else ""
+                if upstream:
+                    text = f"relaying {address} ({kind}) to {upstream}: each client is a flow"
+                    return [self._notice(text, "status")]
                 return [self._notice(f"listening on {address} ({kind})", "status")]
             case TlsEstablished():
                 return [self._notice(self._tls_text(event), "status")]
-            case HalfClosed(conn):
+            case HalfClosed(conn, by_peer):
                 who = self._who(conn)
-                text = f"sent end of stream to {who}: half-closed, still reading until it closes"
+                text = f"sent end of stream to {who}"
+                if by_peer:
+                    text = f"{who} sent end of stream (half-close): passed on"
+                elif conn not in self._peers or self._peers[conn].flow is None:
+                    text += ": half-closed, still reading until it closes"
                 return [self._notice(text, "status")]
             case Closed(conn, reason, received, sent, failed):
                 stream = self._received.get(conn)
@@ -368,7 +390,9 @@ class Renderer:
                 self._received.pop(conn, None)
                 self._sent_offsets.pop(conn, None)
                 peer = self._peers.pop(conn, None)
-                prefix = f"#{conn} {peer.label} " if peer and peer.accepted else ""
+                prefix = f"{self._who_of(conn, peer)} " if peer and peer.accepted else ""
+                if peer is not None and peer.flow is not None:
+                    prefix = f"{peer.leg} {peer.label} "
                 summary = f"{prefix}{reason} ({count(received, 'byte')} received, {sent:,} sent)"
                 outputs.append(self._notice(summary, "error" if failed else "status"))
                 if self._last_source == conn:
@@ -524,19 +548,29 @@ class Renderer:
             # (see Framing.ends_at_send) is shown as following it at once.
             parts.append(f"+{max(0.0, at - previous):.3f}s" if previous is not None else "+0.000s")
         self._last_block_at = at if previous is None else max(at, previous)
-        parts.append(arrow)
         peer = self._peers.get(conn)
         size_text = count(size, "byte")
-        if always_who or (peer is not None and peer.accepted):
+        if peer is not None and peer.flow is not None:
+            # A relay leg: what it received went on to the other side; what was sent on it
+            # was typed (forwarded bytes are not echoed), so it is marked injected.
+            received = arrow == "←"
+            parts.append(peer.direction if received else f"#{peer.flow} netrepl → {peer.side}")
+            size_text = "· " + size_text + ("" if received else " injected")
+        elif always_who or (peer is not None and peer.accepted):
+            parts.append(arrow)
             parts.append(self._who(conn))
             size_text = "· " + size_text
+        else:
+            parts.append(arrow)
         text = safe_text(" ".join(parts), "netrepl.label")
         text.append(f" {size_text}\n", style="netrepl.label")
         return text
 
     def _label(self, conn: int) -> Text:
+        peer = self._peers.get(conn)
+        who = peer.direction if peer is not None and peer.flow is not None else self._who(conn)
         text = Text("── ", style="netrepl.label", end="")
-        text.append_text(safe_text(self._who(conn), "netrepl.label"))
+        text.append_text(safe_text(who, "netrepl.label"))
         text.append("\n", style="netrepl.label")
         return text
 
@@ -663,10 +697,22 @@ class Renderer:
     # ---- messages
 
     def _who(self, conn: int) -> str:
-        peer = self._peers.get(conn)
+        return self._who_of(conn, self._peers.get(conn))
+
+    @staticmethod
+    def _who_of(conn: int, peer: _Peer | None) -> str:
         if peer is None:
             return f"#{conn}"
+        if peer.flow is not None:
+            return peer.leg
         return f"#{conn} {peer.label}" if peer.accepted else peer.label
+
+    @staticmethod
+    def _leg_text(event: Connected) -> str:
+        if event.side == "client":
+            return f"#{event.flow} client {event.peer} connected"
+        source = f" from {event.local}" if event.local else ""
+        return f"#{event.flow} upstream {event.peer} connected{source}: relaying"
 
     @staticmethod
     def _connected_text(conn: int, peer: str, local: str, datagram: bool, accepted: bool) -> str:
@@ -680,7 +726,9 @@ class Renderer:
 
     def _tls_text(self, event: TlsEstablished) -> str:
         peer = self._peers.get(event.conn)
-        who = f"#{event.conn} {peer.label}: " if peer is not None and peer.accepted else ""
+        relayed = peer is not None and peer.flow is not None
+        accepted = peer is not None and peer.accepted
+        who = f"{self._who_of(event.conn, peer)}: " if accepted or relayed else ""
         parts = [f"{who}{event.version} {event.cipher}"]
         if event.alpn:
             parts.append(f"ALPN {event.alpn}")

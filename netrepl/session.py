@@ -36,12 +36,14 @@ from netrepl.transcript import WIRE_EVENTS
 from netrepl.transport import (
     CANCEL_POLL_SECONDS,
     Endpoint,
+    FlowInfo,
     PeerInfo,
     Target,
     open_transport,
 )
 from netrepl.transport.base import Transport
 from netrepl.transport.registry import readdress
+from netrepl.transport.target import describe_target
 from netrepl.view import TimeMode, View, apply_encoding, apply_view_name
 from netrepl.watch import (
     AutoReplies,
@@ -139,15 +141,21 @@ class Session:
             self.files.write(event, at)
             self.watchers.observe(event)
         self._display(event)
-        if isinstance(event, Closed) and event.conn == self.target and self.listening:
+        if isinstance(event, Closed) and self._target_has_left(event.conn):
             self.target_left = True
             self._display(
                 Noticed(
-                    f"#{event.conn} has left: typed lines go nowhere until you choose"
-                    " (/to all, or /to N; /clients lists them)",
+                    f"{describe_target(self.target)} has left: typed lines go nowhere until"
+                    " you choose (/to all, or /to N; /clients lists them)",
                     "status",
                 )
             )
+
+    def _target_has_left(self, conn: int) -> bool:
+        target, transport = self.target, self.transport
+        if target is None or transport is None or not self.listening:
+            return False
+        return transport.has_left(target, conn)
 
     def take_startup_hold(self) -> Callable[[], None] | None:
         """The release of the watchers held for --script, for the run of that script."""
@@ -291,6 +299,12 @@ class Session:
     def peers(self) -> list[PeerInfo]:
         return self.transport.peers() if self.transport is not None else []
 
+    def flows(self) -> list[FlowInfo]:
+        """A relay's flows; UsageError for any other transport."""
+        if self.transport is None:
+            raise UsageError("/flows: not relaying (-l PORT --relay HOST:PORT)")
+        return self.transport.flow_list()
+
     def send_eof(self) -> None:
         if self.transport is None:
             raise SendError("not connected: nothing to half-close")
@@ -422,8 +436,10 @@ class Session:
 
     def _answer(self, conn: int, line: str, hex: bool) -> None:
         """An automatic reply (/when) to connection `conn`."""
+        transport = self.transport
+        target = transport.reply_target(conn) if transport is not None else conn
         self.send_built(
-            lambda context: self.reply_payload(line, hex, context), as_hex=hex, target=conn
+            lambda context: self.reply_payload(line, hex, context), as_hex=hex, target=target
         )
 
     def wait_until_open(self, timeout: float) -> bool:

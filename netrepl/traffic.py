@@ -46,6 +46,8 @@ class TrafficStats:
     sent: Direction = field(default_factory=Direction)
     open_since: dict[int, tuple[str, float]] = field(default_factory=dict)
     """Open connections: id -> (peer, connected at)."""
+    legs: dict[int, str] = field(default_factory=dict)
+    """Relay legs: id -> `#1 client`, what they are called instead of their id."""
     connections: int = 0
 
     def observe(self, event: Event) -> None:
@@ -56,9 +58,12 @@ class TrafficStats:
                 self.sent.add(len(data), at)
             case Connected(conn, peer, _, _, _, at):
                 self.open_since[conn] = (peer, at)
+                if event.flow is not None:
+                    self.legs[conn] = f"#{event.flow} {event.side}"
                 self.connections += 1
             case Closed(conn):
                 self.open_since.pop(conn, None)
+                self.legs.pop(conn, None)
 
     def report(self, now: float) -> str:
         """What /stats prints."""
@@ -69,7 +74,8 @@ class TrafficStats:
         if not self.open_since:
             lines.append(f"no open connection ({self.connections} so far)")
         for conn, (peer, since) in sorted(self.open_since.items()):
-            lines.append(f"#{conn} {peer}: connected for {format_age(now - since)}")
+            who = self.legs.get(conn, f"#{conn}")
+            lines.append(f"{who} {peer}: connected for {format_age(now - since)}")
         return "\n".join(lines)
 
 

@@ -82,13 +82,19 @@ def to_line(event: Event, at: float) -> str | None:
             record |= {"protocol": protocol, "accepted": accepted}
             if event.datagrams != (protocol == "udp"):
                 record["datagram"] = event.datagrams  # a kind UDP's rule does not cover
+            if event.flow is not None:
+                record |= {"flow": event.flow, "side": event.side}
         case Listening(address, protocol, tls):
             record = {"type": "listening", "address": address, "protocol": protocol, "tls": tls}
+            if event.upstream:
+                record["upstream"] = event.upstream
         case TlsEstablished(conn, version, cipher, alpn, verified, _):
             record = {"type": "tls", "conn": conn, "version": version, "cipher": cipher}
             record |= {"alpn": alpn, "verified": verified}
-        case HalfClosed(conn):
+        case HalfClosed(conn, by_peer):
             record = {"type": "half-closed", "conn": conn}
+            if by_peer:
+                record["by_peer"] = True
         case Closed(conn, reason, received, sent, failed):
             record = {"type": "closed", "conn": conn, "reason": reason}
             record |= {"received": received, "sent": sent, "failed": failed}
@@ -161,17 +167,28 @@ def _event(kind: str, r: dict[str, Any]) -> Logged | None:
         case "connected":
             protocol, accepted = r["protocol"], r["accepted"]
             datagram = r.get("datagram")
+            side = r.get("side")
+            if side not in (None, "client", "upstream"):
+                raise ValueError(f"side {side!r}")
             return Connected(
-                r["conn"], r["peer"], r["local"], protocol, accepted, r["t"], datagram=datagram
+                r["conn"],
+                r["peer"],
+                r["local"],
+                protocol,
+                accepted,
+                r["t"],
+                datagram=datagram,
+                flow=r.get("flow"),
+                side=side,
             )
         case "listening":
-            return Listening(r["address"], r["protocol"], r["tls"])
+            return Listening(r["address"], r["protocol"], r["tls"], upstream=r.get("upstream", ""))
         case "tls":
             return TlsEstablished(
                 r["conn"], r["version"], r["cipher"], r.get("alpn"), r.get("verified", False)
             )
         case "half-closed":
-            return HalfClosed(r["conn"])
+            return HalfClosed(r["conn"], bool(r.get("by_peer", False)))
         case "closed":
             return Closed(r["conn"], r["reason"], r["received"], r["sent"], r["failed"])
     return None  # the header, or a record from a newer netrepl

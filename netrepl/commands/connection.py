@@ -8,7 +8,7 @@ from netrepl.commands.registry import Arguments, Param, command
 from netrepl.errors import UsageError
 from netrepl.traffic import format_age
 from netrepl.transport import parse_host
-from netrepl.transport.target import describe_target, parse_client_id, parse_target
+from netrepl.transport.target import SIDES, describe_target, parse_client_id, parse_target
 
 if TYPE_CHECKING:
     from netrepl.session import Session
@@ -55,26 +55,57 @@ def _eof(session: Session, args: Arguments) -> None:
 
 
 def _target_suggestions(session: Session) -> list[str]:
-    return ["all", "last", *(str(peer.conn) for peer in session.peers())]
+    return ["all", "last", *SIDES, *(str(peer.conn) for peer in session.peers())]
 
 
 @command(
     "to",
-    "choose where typed data goes in listen mode: all, last, client N or HOST:PORT (UDP)",
+    "choose where typed data goes in listen mode: all, last, client N or HOST:PORT (UDP);"
+    " a relay's client or upstream",
     group="Connection",
     setup=True,
-    params=[Param("TARGET", suggestions=_target_suggestions, optional=True)],
+    params=[
+        Param("TARGET", suggestions=_target_suggestions, optional=True),
+        Param("SIDE", suggestions=SIDES, optional=True),
+    ],
     details="""
 `all` (TCP listen default) sends to every connected client; `N` (or `#N`) to one client;
 `last` (UDP listen default) replies to whoever sent the last datagram; `HOST:PORT` sends UDP
-datagrams to any address. Without an argument it tells the current target.
+datagrams to any address. In relay mode (`--relay`) typed data goes to the upstream of the
+newest flow by default: `/to client` or `/to upstream` picks the side, `/to N` flow N's
+upstream, `/to N client` its client, `/to all upstream` every flow's. Without an argument it
+tells the current target.
 """,
 )
 def _to(session: Session, args: Arguments) -> None:
     if not args:
         session.note(f"to {describe_target(session.current_target)}")
         return
-    session.set_target(parse_target(args[0]))
+    session.set_target(parse_target(args[0], args[1] if len(args) > 1 else None))
+
+
+@command(
+    "flows",
+    "list a relay's flows: id, client, upstream, age, bytes each way",
+    group="Connection",
+    setup=True,
+)
+def _flows(session: Session, args: Arguments) -> None:
+    flows = session.flows()
+    if not flows:
+        session.note("no flows yet")
+        return
+    lines = [
+        f"  {'id':>4}  {'client':<24} {'upstream':<24} {'age':>7}"
+        f" {'to upstream':>13} {'to client':>13}"
+    ]
+    for flow in flows:
+        state = f"  {flow.state}" if flow.state != "open" else ""
+        lines.append(
+            f"  {'#' + str(flow.flow):>4}  {flow.client:<24} {flow.upstream:<24}"
+            f" {format_age(flow.age):>7} {flow.to_upstream:>13,} {flow.to_client:>13,}{state}"
+        )
+    session.note("\n".join(lines))
 
 
 @command(

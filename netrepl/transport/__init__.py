@@ -27,8 +27,18 @@ if TYPE_CHECKING:
     from netrepl.events import Event
     from netrepl.transport.base import Transport
 
-Target = Literal["all", "last"] | int | tuple[str, int]
-"""Where a send goes: every client, the last UDP sender, client #N, or an address (UDP)."""
+
+@dataclass(frozen=True)
+class FlowSide:
+    """Relay mode: one side of a flow (`/to 2 client`), of the newest flow, or of each."""
+
+    flow: int | Literal["newest", "all"]
+    side: Literal["client", "upstream"]
+
+
+Target = Literal["all", "last"] | int | tuple[str, int] | FlowSide
+"""Where a send goes: every client, the last UDP sender, client #N, an address (UDP), or a
+side of a relay's flows."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,8 @@ class Endpoint:
     connect_timeout: float | None = 10.0
     rcvbuf: int | None = None
     """UDP: the receive buffer to ask the system for, in bytes; None: netrepl's default."""
+    upstream: Endpoint | None = None
+    """Relay mode (--relay): where each client's flow connects to; this endpoint listens."""
     kind_settings: Hashable = None
     """What only its kind knows (a serial port's speed, say), as that kind's own frozen
     dataclass: a new kind needs no new field here."""
@@ -108,6 +120,22 @@ class PeerInfo:
 
 
 @dataclass(frozen=True)
+class FlowInfo:
+    """One flow of a relay, for `/flows`."""
+
+    flow: int
+    client: str
+    upstream: str
+    age: float
+    to_upstream: int
+    """Bytes the client sent (and netrepl forwarded)."""
+    to_client: int
+    """Bytes the upstream sent."""
+    state: str
+    """`open`, `connecting`, `client ended`, `upstream ended`."""
+
+
+@dataclass(frozen=True)
 class SessionLink:
     """What ties a transport to its session: where its events go, where connection ids come
     from (never reused across transports), and the flag Ctrl-C sets to stop what blocks."""
@@ -131,7 +159,10 @@ def open_transport(
     from netrepl.transport.registry import kind_named
 
     link = SessionLink(post, ids, cancel or threading.Event())
-    return kind_named(endpoint.protocol).open(endpoint, link)
+    kind = kind_named(endpoint.protocol)
+    if endpoint.upstream is not None and kind.relay is not None:
+        return kind.relay(endpoint, link)
+    return kind.open(endpoint, link)
 
 
 def format_address(host: str, port: int) -> str:

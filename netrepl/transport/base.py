@@ -17,7 +17,7 @@ from typing import Self
 
 from netrepl.errors import UsageError
 from netrepl.events import CertificateInfo, Event, Noticed
-from netrepl.transport import Endpoint, PeerInfo, SessionLink, Target
+from netrepl.transport import Endpoint, FlowInfo, PeerInfo, SessionLink, Target
 from netrepl.transport.delivery import Delivery, DirectDelivery
 from netrepl.transport.loop import IOLoop
 
@@ -32,6 +32,10 @@ class Transport(ABC):
     once for what it cannot do. The abstract members are what each kind must say; the
     others have the one right default.
     """
+
+    runs_by_itself = False
+    """It carries traffic without typed input (a relay): batch mode's end of stdin neither
+    half-closes nor stops it; it runs until SIGINT or SIGTERM (or --once)."""
 
     def __init__(self, endpoint: Endpoint, link: SessionLink) -> None:
         self.endpoint = endpoint
@@ -151,6 +155,22 @@ class Transport(ABC):
         address: a stream listener sends to its clients, by id)."""
         if isinstance(target, tuple):
             raise UsageError("/to HOST:PORT is for UDP; for a TCP client use /to N (/clients)")
+
+    def reply_target(self, conn: int) -> Target:
+        """Where an automatic reply (/when) to what connection `conn` sent goes."""
+        return conn
+
+    def has_left(self, target: Target, conn: int) -> bool:
+        """Connection `conn` has closed: was it the one `target` chose (/to N)?"""
+        return conn == target
+
+    def summary(self) -> str:
+        """One line on what it did, for the end of a run that ran by itself."""
+        return f"{self.received:,} bytes received, {self.sent:,} sent"
+
+    def flow_list(self) -> list[FlowInfo]:
+        """A relay's flows (/flows)."""
+        raise UsageError("/flows: only a relay (-l PORT --relay HOST:PORT) has flows")
 
     # ---- what the session does (any thread)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import ssl
 import threading
 import time
 
@@ -125,6 +126,49 @@ def bind_source(sock: socket.socket, source: tuple[str, int]) -> None:
         raise ConnectError(
             f"cannot bind the local end to {format_address(host, port)}: {describe_os_error(error)}"
         ) from None
+
+
+def open_connection(
+    endpoint: Endpoint,
+    deadline: float | None,
+    cancel: threading.Event,
+    context: ssl.SSLContext | None = None,
+) -> tuple[socket.socket, TlsLayer | None, bytes]:
+    """Connect to a stream endpoint and, with TLS, finish the handshake (with `context`,
+    or one built from the endpoint's options): the socket (blocking, no timeout), its TLS
+    layer, and what the server sent with its last handshake message. Raises ConnectError."""
+    sock = connect_stream(endpoint, deadline, cancel)
+    layer, early = None, b""
+    try:
+        if endpoint.tls is not None:
+            layer, early = _handshake(endpoint, sock, deadline, cancel, context)
+    except ConnectError:
+        sock.close()
+        raise
+    sock.settimeout(None)
+    return sock, layer, early
+
+
+def _handshake(
+    endpoint: Endpoint,
+    sock: socket.socket,
+    deadline: float | None,
+    cancel: threading.Event,
+    context: ssl.SSLContext | None,
+) -> tuple[TlsLayer, bytes]:
+    assert endpoint.tls is not None
+    context = context or client_context(endpoint.tls)
+    hostname = endpoint.tls.sni or (endpoint.host if endpoint.protocol != "unix" else None)
+    if hostname is None and context.check_hostname:
+        raise ConnectError(
+            "TLS over a unix socket needs --sni NAME to check the certificate's name"
+            " (or --insecure)"
+        )
+    layer = TlsLayer(context, server_side=False, server_hostname=hostname)
+    early = client_handshake(
+        sock, layer, deadline, cancel, endpoint.label, endpoint.connect_timeout
+    )
+    return layer, early
 
 
 class StreamClient(Transport):
@@ -262,15 +306,7 @@ class StreamClient(Transport):
         endpoint = self.endpoint
         timeout = endpoint.connect_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
-        sock = connect_stream(endpoint, deadline, self.cancel)
-        layer, early = None, b""
-        try:
-            if endpoint.tls is not None:
-                layer, early = self._handshake(sock, deadline)
-        except ConnectError:
-            sock.close()
-            raise
-        sock.settimeout(None)
+        sock, layer, early = open_connection(endpoint, deadline, self.cancel)
         with self._install_lock:
             if self._closed_by_user:
                 sock.close()
@@ -316,22 +352,6 @@ class StreamClient(Transport):
                     )
                 )
         channel.start()
-
-    def _handshake(self, sock: socket.socket, deadline: float | None) -> tuple[TlsLayer, bytes]:
-        endpoint = self.endpoint
-        assert endpoint.tls is not None
-        context = client_context(endpoint.tls)
-        hostname = endpoint.tls.sni or (endpoint.host if endpoint.protocol != "unix" else None)
-        if hostname is None and context.check_hostname:
-            raise ConnectError(
-                "TLS over a unix socket needs --sni NAME to check the certificate's name"
-                " (or --insecure)"
-            )
-        layer = TlsLayer(context, server_side=False, server_hostname=hostname)
-        early = client_handshake(
-            sock, layer, deadline, self.cancel, endpoint.label, endpoint.connect_timeout
-        )
-        return layer, early
 
     # ---- reconnecting
 

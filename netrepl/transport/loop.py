@@ -92,7 +92,12 @@ class IOLoop:
         self._selector.register(sock, events, handler)
 
     def modify(self, sock: socket.socket, events: int, handler: SocketHandler) -> None:
-        self._selector.modify(sock, events, handler)
+        """Watch `sock` for `events` from now on, registered or not (a relay leg that
+        stopped reading and writing was unregistered)."""
+        try:
+            self._selector.modify(sock, events, handler)
+        except KeyError:
+            self._selector.register(sock, events, handler)
 
     def unregister(self, sock: socket.socket) -> None:
         with contextlib.suppress(KeyError, ValueError):  # already gone, or closed

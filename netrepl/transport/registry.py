@@ -63,6 +63,10 @@ class Kind:
     """The names of the layers it carries (`tls`)."""
     label: Callable[[Endpoint], str] = address_label
     """How an endpoint of this kind is written: `127.0.0.1:80`, `unix:/tmp/dev.sock`."""
+    relay: Callable[[Endpoint, SessionLink], Transport] | None = None
+    """Listen and relay each client to `endpoint.upstream` (--relay); None: it cannot."""
+    upstream_kind: str | None = None
+    """The kind its relay's upstream is (a unix listener relays to TCP)."""
 
     @property
     def flag(self) -> str:

@@ -146,7 +146,9 @@ class StreamServer(Transport):
         self.loop.start()
         self.loop.call_soon(lambda: self.loop.register(listener, READ, self._on_accept))
         title = kind_named(endpoint.protocol).title
-        self.post(Listening(self.address, endpoint.protocol, endpoint.tls is not None, title))
+        upstream = endpoint.upstream.label if endpoint.upstream is not None else ""
+        tls = endpoint.tls is not None
+        self.post(Listening(self.address, endpoint.protocol, tls, title, upstream))
 
     # ---- state
 
@@ -295,14 +297,22 @@ class StreamServer(Transport):
             )
             return
         apply_socket_options(sock, endpoint)
-        conn = next(self._ids)
         layer = (
             TlsLayer(self._context, server_side=True, server_hostname=None)
             if self._context is not None
             else None
         )
         local = self.address if unix else format_sockaddr(sock.getsockname())
-        channel = StreamChannel(
+        channel = self._channel(sock, next(self._ids), peer, local, layer)
+        self.clients[channel.id] = channel
+        self.accepted += 1
+        self._welcome(channel)
+
+    def _channel(
+        self, sock: socket.socket, conn: int, peer: str, local: str, layer: TlsLayer | None
+    ) -> StreamChannel:
+        """The channel of an accepted client (not started yet)."""
+        return StreamChannel(
             self.loop,
             sock,
             conn,
@@ -313,9 +323,11 @@ class StreamServer(Transport):
             on_closed=self._client_closed,
             cancel=self.cancel,
         )
-        self.clients[conn] = channel
-        self.accepted += 1
-        self.post(Connected(conn, peer, local, endpoint.protocol, accepted=True, at=time.time()))
+
+    def _welcome(self, channel: StreamChannel) -> None:
+        """Announce an accepted client and start reading it."""
+        protocol = self.endpoint.protocol
+        self.post(Connected(channel.id, channel.peer, channel.local, protocol, True, time.time()))
         channel.start()
 
     def _client_closed(self, channel: StreamChannel) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from netrepl.errors import SendError
 from netrepl.events import Closed, Event, HalfClosed, Received, Sent, TlsEstablished
@@ -35,6 +36,10 @@ READS_PER_WAKE = 8
 # A sender waits while more than this is queued and unsent, so a peer that stops reading
 # cannot make netrepl buffer without bound.
 HIGH_WATER = 4 * 1024 * 1024
+# A relay stops reading one leg while this much is queued for the other, and reads again
+# once it is down to the low mark: a slow reader slows the writer, memory stays bounded.
+RELAY_HIGH_WATER = 2 * 1024 * 1024
+RELAY_LOW_WATER = 512 * 1024
 # How long a send waits for a peer that is not reading before it gives up (not queued).
 SEND_WAIT_SECONDS = 10.0
 # How long a close waits for queued data to drain before it gives up on it.
@@ -72,6 +77,16 @@ class _Outgoing:
         """Plaintext bytes of it handed to the socket so far."""
 
 
+class RelayLeg(Protocol):
+    """What a relay leg's channel tells its relay, on the loop thread."""
+
+    def leg_received(self, channel: StreamChannel, data: bytes) -> None:
+        """`data` arrived (and was posted): forward it."""
+
+    def leg_ended(self, channel: StreamChannel) -> None:
+        """The peer sent its end of stream (and the channel stays open for writing)."""
+
+
 class StreamChannel:
     """One connected stream socket (TCP or unix), optionally under TLS.
 
@@ -86,6 +101,10 @@ class StreamChannel:
     reach the socket), `HalfClosed` and `Closed`. Any other thread may call `start`, `send`
     (which may wait while the peer is not reading), `send_eof`, `withdraw`, `close` and the
     read-only properties; none of them touches the socket.
+
+    A relay leg (`relay`) hands what it reads to its `RelayLeg` after posting it, and on the
+    peer's end of stream stays open for writing; the relay, on the loop thread, calls
+    `forward`, `end_writing`, `pause_reading`, `resume_reading`, `when_drained` and `reset`.
     """
 
     def __init__(
@@ -101,6 +120,7 @@ class StreamChannel:
         early_data: bytes = b"",
         on_closed: Callable[[StreamChannel], None] | None = None,
         cancel: threading.Event | None = None,
+        relay: RelayLeg | None = None,
     ) -> None:
         self.id = conn_id
         self.peer = peer
@@ -130,6 +150,11 @@ class StreamChannel:
         self._queued = 0
         self._queue_changed = threading.Condition()
         self._closed = threading.Event()
+        self._relay = relay
+        self._reading = True  # loop thread: the socket is watched for reads
+        self.peer_ended = False
+        """The peer sent its end of stream and this (relay leg) still writes."""
+        self._on_drained: Callable[[], None] | None = None
 
     # ---- any thread
 
@@ -271,12 +296,14 @@ class StreamChannel:
 
     def _start(self) -> None:
         self._sock.setblocking(False)
-        self._loop.register(self._sock, READ, self._on_ready)
         self._started = True
+        self._watch()
         if self._early_data:
             data, self._early_data = self._early_data, b""
             self.received += len(data)
             self._post(Received(self.id, data, at=time.time()))
+            if self._relay is not None:
+                self._relay.leg_received(self, data)
         if self.state == "handshaking":
             self._advance_handshake(b"")
         self._flush()
@@ -300,7 +327,7 @@ class StreamChannel:
                 if self.state == "handshaking":
                     self._finish("the peer closed during the TLS handshake", failed=True)
                 else:
-                    self._finish("connection closed by peer")
+                    self._peer_sent_eof("connection closed by peer")
                 return
             if self.tls is not None:
                 if self.state == "handshaking":
@@ -318,8 +345,12 @@ class StreamChannel:
                 self.received += len(data)
                 self.last_activity = time.monotonic()
                 self._post(Received(self.id, data, at=time.time()))
+                if self._relay is not None:
+                    self._relay.leg_received(self, data)
             if self.tls is not None and self.tls.peer_closed:
-                self._finish("connection closed by peer (TLS close_notify)")
+                self._peer_sent_eof("connection closed by peer (TLS close_notify)")
+                return
+            if not self._reading or self.state == "closed":
                 return
 
     def _advance_handshake(self, ciphertext: bytes) -> bytes:
@@ -438,16 +469,93 @@ class StreamChannel:
             return
         self.state = "half-closed"
         self._post(HalfClosed(self.id))
+        if self.peer_ended:
+            self._finish("connection closed")
 
     def _interest(self, want_write: bool) -> None:
         if want_write != self._want_write and self.state != "closed":
             self._want_write = want_write
-            self._loop.modify(self._sock, READ | WRITE if want_write else READ, self._on_ready)
+            self._watch()
+
+    def _watch(self) -> None:
+        mask = (READ if self._reading else 0) | (WRITE if self._want_write else 0)
+        if mask:
+            self._loop.modify(self._sock, mask, self._on_ready)
+        else:
+            self._loop.unregister(self._sock)
+
+    def _peer_sent_eof(self, reason: str) -> None:
+        if self._relay is None or self.state == "half-closed":
+            self._finish(reason)
+            return
+        # A relay leg passes the half-close on and goes on writing what the other side says.
+        self.peer_ended = True
+        self._reading = False
+        self._watch()
+        self._post(HalfClosed(self.id, by_peer=True))
+        self._relay.leg_ended(self)
+
+    # ---- loop thread: what a relay does with its legs
+
+    def forward(self, data: bytes) -> None:
+        """Queue `data` from the other leg (no `Sent`: it was posted as received there)."""
+        if self.state in ("half-closed", "closing", "closed") or self._eof_requested:
+            return
+        with self._queue_changed:
+            self._queued += len(data)
+        self._write(_Outgoing(memoryview(data), len(data)))
+
+    @property
+    def backed_up(self) -> bool:
+        """More is queued than a relay lets pile up: the other leg should stop reading."""
+        return self._queued >= RELAY_HIGH_WATER
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the queue is down to RELAY_LOW_WATER (or the leg closed)."""
+        self._on_drained = callback
+        self._check_drained()
+
+    def _check_drained(self) -> None:
+        callback = self._on_drained
+        if callback is not None and (self._queued <= RELAY_LOW_WATER or self.state == "closed"):
+            self._on_drained = None
+            callback()
+
+    def pause_reading(self) -> None:
+        if self._reading and self.state != "closed":
+            self._reading = False
+            if self._started:
+                self._watch()
+
+    def resume_reading(self) -> None:
+        if not self._reading and not self.peer_ended and self.state != "closed":
+            self._reading = True
+            if self._started:
+                self._watch()
+
+    def end_writing(self) -> None:
+        """Half-close once what is queued is written (the other leg's peer half-closed)."""
+        if self.state in ("open", "handshaking") and not self._eof_requested:
+            self._eof_requested = True
+            self._eof_due = True
+            self._flush()
+
+    def reset(self, reason: str) -> None:
+        """Close with a reset, so the peer sees one (the other leg was reset)."""
+        if self.state == "closed":
+            return
+        with contextlib.suppress(OSError):
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._out.clear()
+        self._held.clear()
+        self._finish(reason, failed=True, abort=True)
 
     def _dequeued(self, size: int) -> None:
         with self._queue_changed:
             self._queued -= size
             self._queue_changed.notify_all()
+        if self._on_drained is not None and self._loop.in_loop():
+            self._check_drained()
 
     def _begin_close(self) -> None:
         if self.state == "closed":
@@ -458,8 +566,8 @@ class StreamChannel:
         self.state = "closing"
         self._loop.call_later(CLOSE_FLUSH_SECONDS, lambda: self._finish("connection closed"))
 
-    def _finish(self, reason: str, *, failed: bool = False) -> None:
-        """Close the socket and post `Closed`, once."""
+    def _finish(self, reason: str, *, failed: bool = False, abort: bool = False) -> None:
+        """Close the socket and post `Closed`, once. `abort`: a reset, with no FIN before."""
         if self.state == "closed":
             return
         if failed:
@@ -473,14 +581,16 @@ class StreamChannel:
             reason += f"; {unsent:,} queued bytes not sent"
         self.state = "closed"
         self._loop.unregister(self._sock)
-        with contextlib.suppress(OSError):  # already shut down or reset: nothing to stop
-            self._sock.shutdown(socket.SHUT_RDWR)
+        if not abort:
+            with contextlib.suppress(OSError):  # already shut down or reset: nothing to stop
+                self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         self._out.clear()
         self._held.clear()
         with self._queue_changed:
             self._queued = 0
             self._queue_changed.notify_all()
+        self._check_drained()
         # Closed goes out before is_open turns False, so whoever waits for the close and
         # then stops the display is sure to see it.
         self._post(Closed(self.id, reason, self.received, self.sent, failed))

@@ -65,6 +65,22 @@ CASES = {
         True,
     ),
     "listener_needs_a_port": ("-u -l", "give the PORT to listen on (-l [HOST] PORT)", True),
+    "relay_listens": (
+        "h 1 --relay 127.0.0.1:2",
+        "--relay needs -l: netrepl -l [HOST] PORT --relay HOST:PORT",
+        True,
+    ),
+    "relay_needs_a_kind_that_relays": (
+        "-u -l 1 --relay 127.0.0.1:2",
+        "--relay is for TCP and unix listeners, not UDP",
+        True,
+    ),
+    "relay_options_need_relay": ("-l 1 --relay-tls", "--relay-tls needs --relay HOST:PORT", True),
+    "relay_key_needs_cert": (
+        "-l 1 --relay h:2 --relay-tls --relay-key k",
+        "--relay-key goes with --relay-cert FILE",
+        True,
+    ),
     "client_needs_host_and_port": ("h", "give HOST and PORT (or --demo; -l PORT to listen)", True),
     # With the kinds there are, an earlier check says it first (-u's own): these two are for
     # kinds to come (see tests/net/test_transport_plugin.py), checked here on their own.

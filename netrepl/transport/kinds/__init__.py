@@ -4,14 +4,23 @@ Adding a kind: its transport in `transport/`, its declaration (name, options, ch
 endpoint, factory) in a module here, and one entry below.
 """
 
-from netrepl.transport.kinds import shared, tcp, tls, udp, unix
-from netrepl.transport.registry import REGISTRY_CHECKS, Registered
+import argparse
+
+from netrepl.transport import Endpoint
+from netrepl.transport.kinds import relay, shared, tcp, tls, udp, unix
+from netrepl.transport.registry import REGISTRY_CHECKS, Kind, Registered
+
+
+def _start(args: argparse.Namespace, kind: Kind) -> Endpoint:
+    """The endpoint the shared options make, with a relay's upstream when --relay asks."""
+    return relay.with_upstream(args, kind, shared.start_endpoint(args, kind))
+
 
 REGISTERED = Registered(
     kinds=(tcp.KIND, udp.KIND, unix.KIND),
     layers=(tls.LAYER,),
     positionals=shared.POSITIONALS,
-    shared=(shared.GROUP,),
-    checks=(*shared.CHECKS, *REGISTRY_CHECKS),
-    start=shared.start_endpoint,
+    shared=(shared.GROUP, relay.GROUP),
+    checks=(*shared.CHECKS, *relay.CHECKS, *REGISTRY_CHECKS),
+    start=_start,
 )

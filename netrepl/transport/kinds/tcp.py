@@ -56,6 +56,13 @@ def open_stream(endpoint: Endpoint, link: SessionLink) -> Transport:
     return StreamClient.open(endpoint, link)
 
 
+def open_relay(endpoint: Endpoint, link: SessionLink) -> Transport:
+    """A stream listener relaying each client to `endpoint.upstream` (TCP, unix)."""
+    from netrepl.transport.relay import StreamRelay
+
+    return StreamRelay.open(endpoint, link)
+
+
 def _build(args: argparse.Namespace, endpoint: Endpoint) -> Endpoint:
     return replace(endpoint, keepalive=args.keepalive, nodelay=args.nodelay)
 
@@ -70,4 +77,6 @@ KIND = Kind(
     checks=(_tcp_socket_options_need_tcp,),
     services="tcp",
     layers=("tls",),
+    relay=open_relay,
+    upstream_kind="tcp",
 )

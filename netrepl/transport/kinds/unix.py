@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from netrepl.cmdline import option
 from netrepl.transport import Endpoint
-from netrepl.transport.kinds.tcp import open_stream
+from netrepl.transport.kinds.tcp import open_relay, open_stream
 from netrepl.transport.registry import Kind
 
 UNIX = option(
@@ -38,4 +38,6 @@ KIND = Kind(
     synopsis=("[options] --unix PATH [-l]", "a unix stream socket"),
     layers=("tls",),
     label=_label,
+    relay=open_relay,
+    upstream_kind="tcp",
 )

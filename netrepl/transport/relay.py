@@ -1,0 +1,410 @@
+"""A stream relay (--relay): netrepl between real clients and a real server.
+
+Each client the listener accepts gets a connection of its own to the upstream; the pair is a
+flow (#1, #2). Every byte read on one leg is posted (so it is shown, logged and watched like
+any received data) and forwarded to the other leg, unchanged, on the same I/O thread. What the
+user types is sent on the leg `/to` chooses and is posted as `Sent` there: forwarded bytes are
+never posted twice, so a `Sent` on a relay leg is an injected one.
+
+The life of a flow follows the wire: a half-close on one leg half-closes the other, a reset
+resets the other, and a leg that falls behind stops the other from reading (TCP's own
+backpressure) instead of piling up memory.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+
+from netrepl.errors import ConnectError, SendError, UsageError
+from netrepl.events import CertificateInfo, Connected, Noticed, Side
+from netrepl.transport import (
+    Endpoint,
+    FlowInfo,
+    FlowSide,
+    PeerInfo,
+    SessionLink,
+    Target,
+    format_sockaddr,
+)
+from netrepl.transport.client import open_connection
+from netrepl.transport.delivery import ChannelDelivery
+from netrepl.transport.server import StreamServer
+from netrepl.transport.stream import StreamChannel
+from netrepl.transport.tls import TlsLayer, client_context
+
+_TO_HELP = "/to client, /to upstream, or /to N [client|upstream] (/flows lists them)"
+
+
+@dataclass(eq=False)
+class _Flow:
+    id: int
+    client: StreamChannel
+    upstream: StreamChannel | None = None
+    opened_at: float = 0.0
+
+    def leg(self, side: Side) -> StreamChannel | None:
+        return self.client if side == "client" else self.upstream
+
+    def other(self, channel: StreamChannel) -> StreamChannel | None:
+        return self.upstream if channel is self.client else self.client
+
+    def side_of(self, channel: StreamChannel) -> Side:
+        return "client" if channel is self.client else "upstream"
+
+    @property
+    def is_open(self) -> bool:
+        return self.client.is_open or (self.upstream is not None and self.upstream.is_open)
+
+
+class StreamRelay(StreamServer):
+    """A stream listener whose every client is relayed to `endpoint.upstream`.
+
+    The loop thread accepts, joins each client to its upstream connection once that is up
+    (connecting, with its TLS handshake, runs on a short thread of its own per flow, so a
+    slow upstream never holds the loop), forwards, and propagates half-closes, resets and
+    backpressure between the legs; it alone changes `flows`. The session's thread sends
+    (injects) on the legs `/to` names, half-closes them, kicks flows and closes.
+    """
+
+    runs_by_itself = True
+
+    def __init__(self, endpoint: Endpoint, link: SessionLink) -> None:
+        super().__init__(endpoint, link)
+        assert endpoint.upstream is not None
+        self.upstream = endpoint.upstream
+        self.flows: dict[int, _Flow] = {}
+        self._flow_of: dict[int, _Flow] = {}
+        """Each leg's connection id -> its flow."""
+        self._flow_count = 0
+        self._upstream_context: ssl.SSLContext | None = None
+        self._stopping = threading.Event()
+        self._earlier_upstream_received = 0
+        self._earlier_upstream_sent = 0
+
+    def _open(self) -> None:
+        if self.upstream.tls is not None:
+            # A bad --relay-cafile or --relay-cert is a usage error now, not at the first client.
+            self._upstream_context = client_context(self.upstream.tls)
+        super()._open()
+
+    # ---- state
+
+    def _open_flows(self) -> list[_Flow]:
+        return [flow for flow in list(self.flows.values()) if flow.is_open]
+
+    @property
+    def state(self) -> str:
+        if not self.is_open:
+            return "closed"
+        count = len(self._open_flows())
+        return f"relaying, {count} flow{'s' if count != 1 else ''}"
+
+    def _upstream_legs(self) -> list[StreamChannel]:
+        return [f.upstream for f in self._open_flows() if f.upstream is not None]
+
+    @property
+    def received(self) -> int:
+        legs = self._upstream_legs()
+        return super().received + self._earlier_upstream_received + sum(c.received for c in legs)
+
+    @property
+    def sent(self) -> int:
+        legs = self._upstream_legs()
+        return super().sent + self._earlier_upstream_sent + sum(c.sent for c in legs)
+
+    @property
+    def last_activity(self) -> float:
+        return max([super().last_activity, *(c.last_activity for c in self._upstream_legs())])
+
+    def peers(self) -> list[PeerInfo]:
+        now = time.monotonic()
+        return [
+            PeerInfo(f.id, _pair(f), now - f.opened_at, f.client.received, f.client.sent, "open")
+            for f in self._open_flows()
+        ]
+
+    def summary(self) -> str:
+        flows = self._flow_count
+        from_clients = self._earlier_received + sum(c.received for c in self._open_clients())
+        from_upstream = self.received - from_clients
+        return (
+            f"relayed {flows:,} flow{'s' if flows != 1 else ''}: {from_clients:,} bytes from"
+            f" the clients, {from_upstream:,} from the upstream"
+        )
+
+    def flow_list(self) -> list[FlowInfo]:
+        now = time.monotonic()
+        infos = []
+        for flow in self._open_flows():
+            upstream = flow.upstream
+            infos.append(
+                FlowInfo(
+                    flow.id,
+                    flow.client.peer,
+                    upstream.peer if upstream is not None else self.upstream.label,
+                    now - flow.opened_at,
+                    to_upstream=flow.client.received,
+                    to_client=upstream.received if upstream is not None else 0,
+                    state=_flow_state(flow),
+                )
+            )
+        return infos
+
+    # ---- targets
+
+    def default_target(self) -> Target:
+        return FlowSide("newest", "upstream")
+
+    def check_target(self, target: Target) -> None:
+        if isinstance(target, tuple) or target == "last":
+            raise UsageError(f"/to: a relay sends to a side of a flow: {_TO_HELP}")
+        number = target.flow if isinstance(target, FlowSide) else target
+        if isinstance(number, int) and number not in {f.id for f in self._open_flows()}:
+            raise UsageError(f"/to: no flow #{number} (/flows lists them)")
+
+    def _sides(self, target: Target) -> list[tuple[_Flow, Side]]:
+        if isinstance(target, int):
+            target = FlowSide(target, "upstream")
+        elif target == "all":
+            target = FlowSide("all", "upstream")
+        if not isinstance(target, FlowSide):
+            raise UsageError(f"/to: a relay sends to a side of a flow: {_TO_HELP}")
+        flows = self._open_flows()
+        if not flows:
+            raise SendError(f"no flow yet (relaying {self.address} to {self.upstream.label})")
+        if target.flow == "newest":
+            flows = flows[-1:]
+        elif target.flow != "all":
+            flows = [f for f in flows if f.id == target.flow]
+            if not flows:
+                raise SendError(f"no flow #{target.flow} (/flows lists them)")
+        return [(flow, target.side) for flow in flows]
+
+    def _targets(self, target: Target) -> list[StreamChannel]:
+        legs = []
+        for flow, side in self._sides(target):
+            leg = flow.leg(side)
+            if leg is None or not leg.is_open:
+                state = "not connected yet" if leg is None else "closed"
+                raise SendError(f"#{flow.id} {side}: {state}: nothing sent")
+            legs.append(leg)
+        return legs
+
+    def deliver(self, target: Target) -> ChannelDelivery:
+        legs = [(leg, self._leg_label(leg)) for leg in self._targets(target) if leg.can_send]
+        if not legs:
+            raise SendError("that side is half-closed: nothing can be sent")
+        return ChannelDelivery(legs, self.cancel)
+
+    def _leg_label(self, channel: StreamChannel) -> str:
+        flow = self._flow_of.get(channel.id)
+        return f"#{flow.id} {flow.side_of(channel)}" if flow else f"#{channel.id}"
+
+    def reply_target(self, conn: int) -> Target:
+        flow = self._flow_of.get(conn)
+        if flow is None:
+            return conn
+        side: Side = "client" if flow.client.id == conn else "upstream"
+        return FlowSide(flow.id, side)
+
+    def has_left(self, target: Target, conn: int) -> bool:
+        number = target.flow if isinstance(target, FlowSide) else target
+        flow = self._flow_of.get(conn)
+        return flow is not None and flow.id == number and flow.client.id == conn
+
+    # ---- actions
+
+    def kick(self, conn: int) -> None:
+        flow = self.flows.get(conn)
+        if flow is None or not flow.is_open:
+            raise UsageError(f"/kick: no flow #{conn} (/flows lists them)")
+        for leg in (flow.client, flow.upstream):
+            if leg is not None:
+                leg.close()
+
+    def chain(self, conn: int | None) -> tuple[CertificateInfo, ...]:
+        if conn is None:
+            flows = self._open_flows()
+            if len(flows) != 1:
+                raise UsageError("/cert N: which flow? (/flows lists them)")
+            conn = flows[0].id
+        flow = self.flows.get(conn)
+        if flow is None:
+            raise UsageError(f"/cert: no flow #{conn}")
+        for leg in (flow.upstream, flow.client):
+            if leg is not None and leg.tls_info is not None and leg.tls_info.chain:
+                return leg.tls_info.chain
+        raise UsageError(f"/cert: flow #{conn} has no certificate on either side")
+
+    def close(self) -> None:
+        self._stopping.set()
+        for leg in self._upstream_legs():
+            leg.close()
+        super().close()
+
+    # ---- loop thread: flows
+
+    def _channel(
+        self, sock: socket.socket, conn: int, peer: str, local: str, layer: TlsLayer | None
+    ) -> StreamChannel:
+        return StreamChannel(
+            self.loop,
+            sock,
+            conn,
+            self.post,
+            peer=peer,
+            local=local,
+            tls=layer,
+            on_closed=self._leg_closed,
+            cancel=self.cancel,
+            relay=self,
+        )
+
+    def _welcome(self, channel: StreamChannel) -> None:
+        # The client is read only once its upstream is there to take what it sends.
+        self._flow_count += 1
+        flow = _Flow(self._flow_count, channel, opened_at=time.monotonic())
+        self.flows[flow.id] = flow
+        self._flow_of[channel.id] = flow
+        self.post(
+            Connected(
+                channel.id,
+                channel.peer,
+                channel.local,
+                self.endpoint.protocol,
+                accepted=True,
+                at=time.time(),
+                flow=flow.id,
+                side="client",
+            )
+        )
+        threading.Thread(
+            target=self._connect_upstream, args=(flow,), name="netrepl-relay-connect", daemon=True
+        ).start()
+
+    def _connect_upstream(self, flow: _Flow) -> None:
+        """On a thread of its own: connect (and shake hands) with the upstream for `flow`."""
+        timeout = self.upstream.connect_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            sock, layer, early = open_connection(
+                self.upstream, deadline, self._stopping, self._upstream_context
+            )
+        except ConnectError as error:
+            reason = str(error)
+            self.loop.call_soon(lambda: self._unreachable(flow, reason))
+            return
+        self.loop.call_soon(lambda: self._join(flow, sock, layer, early))
+
+    def _unreachable(self, flow: _Flow, reason: str) -> None:
+        text = f"#{flow.id} {flow.client.peer}: {reason}; closing the client"
+        self.post(Noticed(text, "error"))
+        flow.client.close()
+
+    def _join(self, flow: _Flow, sock: socket.socket, layer: TlsLayer | None, early: bytes) -> None:
+        if not flow.client.is_open or not self.is_open:
+            sock.close()  # the client left, or the relay stopped, while we connected
+            return
+        conn = next(self._ids)
+        unix = sock.family == socket.AF_UNIX
+        peer = self.upstream.label if unix else format_sockaddr(sock.getpeername())
+        local = "" if unix else format_sockaddr(sock.getsockname())
+        leg = StreamChannel(
+            self.loop,
+            sock,
+            conn,
+            self.post,
+            peer=peer,
+            local=local,
+            tls=layer,
+            early_data=early,
+            on_closed=self._leg_closed,
+            cancel=self.cancel,
+            relay=self,
+        )
+        if layer is not None:
+            leg.tls_info = layer.established(conn)
+        flow.upstream = leg
+        self._flow_of[conn] = flow
+        self.post(
+            Connected(
+                conn,
+                peer,
+                local,
+                self.upstream.protocol,
+                at=time.time(),
+                flow=flow.id,
+                side="upstream",
+            )
+        )
+        if leg.tls_info is not None:
+            self.post(leg.tls_info)
+            if self.upstream.tls is not None and self.upstream.tls.insecure:
+                self.post(
+                    Noticed(
+                        f"warning: #{flow.id} upstream: --relay-insecure: the certificate"
+                        " was not verified",
+                        "error",
+                    )
+                )
+        flow.client.start()
+        leg.start()
+
+    # ---- loop thread: what the legs say (StreamChannel's RelayLeg)
+
+    def leg_received(self, channel: StreamChannel, data: bytes) -> None:
+        flow = self._flow_of.get(channel.id)
+        other = flow.other(channel) if flow is not None else None
+        if other is None or not other.is_open:
+            return
+        other.forward(data)
+        if other.backed_up:
+            channel.pause_reading()
+            other.when_drained(channel.resume_reading)
+
+    def leg_ended(self, channel: StreamChannel) -> None:
+        flow = self._flow_of.get(channel.id)
+        other = flow.other(channel) if flow is not None else None
+        if other is not None:
+            other.end_writing()
+
+    def _leg_closed(self, channel: StreamChannel) -> None:
+        flow = self._flow_of.pop(channel.id, None)
+        if flow is None or channel is flow.client:
+            self._client_closed(channel)
+        else:
+            self._earlier_upstream_received += channel.received
+            self._earlier_upstream_sent += channel.sent
+        if flow is None:
+            return
+        other = flow.other(channel)
+        if other is not None and other.is_open:
+            if channel.failure is not None:
+                side = flow.side_of(channel)
+                other.reset(f"reset, as the {side} leg failed: {channel.failure}")
+            else:
+                # The other side may still be sending: it ends once its peer ends too.
+                other.end_writing()
+        if not flow.is_open:
+            self.flows.pop(flow.id, None)
+        self.notify()
+
+
+def _pair(flow: _Flow) -> str:
+    upstream = flow.upstream.peer if flow.upstream is not None else "(connecting)"
+    return f"{flow.client.peer} ⇄ {upstream}"
+
+
+def _flow_state(flow: _Flow) -> str:
+    if flow.upstream is None:
+        return "connecting"
+    ended = [
+        f"{flow.side_of(leg)} ended"
+        for leg in (flow.client, flow.upstream)
+        if leg.peer_ended or not leg.is_open
+    ]
+    return ", ".join(ended) or "open"
