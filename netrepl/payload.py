@@ -119,7 +119,7 @@ def encode_text(
         if char == "{" and context is not None and (match := _PLACEHOLDER.match(line, index)):
             out += encoder.encode(line[start:index], start + 1)
             out += expand_placeholder(
-                match.group(1), match.group(2), bytes(out), context, index + 1
+                match.group(1), match.group(2), context.before + bytes(out), context, index + 1
             )
             index = start = match.end()
             continue
@@ -155,6 +155,9 @@ class SendContext:
     now: float | None = None
     """Seconds since the epoch; None: the current time."""
     read_file: Callable[[str], bytes] | None = None
+    before: bytes = b""
+    """What precedes these bytes in the frame they go into (a relay's rewrite puts them in
+    the middle of one): checksum placeholders cover it too."""
 
 
 PLACEHOLDERS: dict[str, str] = {
@@ -251,7 +254,7 @@ def parse_hex_line(text: str, context: SendContext | None, column: int = 1) -> b
         out += expand_placeholder(
             match.group(1),
             match.group(2),
-            bytes(out),
+            context.before + bytes(out),
             context,
             column + match.start(),
             in_text=False,

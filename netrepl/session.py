@@ -28,6 +28,7 @@ from netrepl.events import (
 )
 from netrepl.files import check_readable, read_at_most
 from netrepl.framing import Framing
+from netrepl.interception import RelayControls
 from netrepl.log import SessionFiles, SessionMemory
 from netrepl.payload import EOLS, InputMode, SendContext, build_payload
 from netrepl.render import certificate_lines
@@ -263,6 +264,7 @@ class Session:
         self.target_left = False
         self.files.forget_connections()
         transport = open_transport(endpoint, self.post, self._ids, self.cancel)
+        transport.set_framing(self.settings.view.framing)
         with self._opened:
             self.transport = transport
             self._opened.notify_all()
@@ -298,6 +300,12 @@ class Session:
 
     def peers(self) -> list[PeerInfo]:
         return self.transport.peers() if self.transport is not None else []
+
+    def relay(self) -> RelayControls:
+        """A relay's holds and rewrites; UsageError for any other transport."""
+        if self.transport is None:
+            raise UsageError("not relaying (-l PORT --relay HOST:PORT)")
+        return self.transport.relay_controls()
 
     def flows(self) -> list[FlowInfo]:
         """A relay's flows; UsageError for any other transport."""
@@ -363,6 +371,8 @@ class Session:
 
     def set_framing(self, framing: Framing) -> None:
         self._set_view(dataclasses.replace(self.settings.view, framing=framing))
+        if self.transport is not None:
+            self.transport.set_framing(framing)
 
     def pause(self, paused: bool) -> None:
         log = self.files.log

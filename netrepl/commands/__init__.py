@@ -7,7 +7,7 @@ generated reference) is `netrepl.commands.registry`; regenerate the reference wi
 """
 
 # Each group's module declares its commands when imported.
-from netrepl.commands import connection, general, log, script, send, view  # noqa: F401
+from netrepl.commands import connection, general, log, relay, script, send, view  # noqa: F401
 from netrepl.commands.registry import REGISTRY
 
 __all__ = ["REGISTRY"]

@@ -85,30 +85,6 @@ def _to(session: Session, args: Arguments) -> None:
 
 
 @command(
-    "flows",
-    "list a relay's flows: id, client, upstream, age, bytes each way",
-    group="Connection",
-    setup=True,
-)
-def _flows(session: Session, args: Arguments) -> None:
-    flows = session.flows()
-    if not flows:
-        session.note("no flows yet")
-        return
-    lines = [
-        f"  {'id':>4}  {'client':<24} {'upstream':<24} {'age':>7}"
-        f" {'to upstream':>13} {'to client':>13}"
-    ]
-    for flow in flows:
-        state = f"  {flow.state}" if flow.state != "open" else ""
-        lines.append(
-            f"  {'#' + str(flow.flow):>4}  {flow.client:<24} {flow.upstream:<24}"
-            f" {format_age(flow.age):>7} {flow.to_upstream:>13,} {flow.to_client:>13,}{state}"
-        )
-    session.note("\n".join(lines))
-
-
-@command(
     "clients",
     "list the connected clients (or UDP senders): id, address, time, bytes",
     group="Connection",

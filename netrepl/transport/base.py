@@ -17,6 +17,8 @@ from typing import Self
 
 from netrepl.errors import UsageError
 from netrepl.events import CertificateInfo, Event, Noticed
+from netrepl.framing import Framing
+from netrepl.interception import RelayControls
 from netrepl.transport import Endpoint, FlowInfo, PeerInfo, SessionLink, Target
 from netrepl.transport.delivery import Delivery, DirectDelivery
 from netrepl.transport.loop import IOLoop
@@ -167,6 +169,14 @@ class Transport(ABC):
     def summary(self) -> str:
         """One line on what it did, for the end of a run that ran by itself."""
         return f"{self.received:,} bytes received, {self.sent:,} sent"
+
+    def relay_controls(self) -> RelayControls:
+        """Holds and rewrites (/hold, /forward, /drop, /rewrite): a relay's."""
+        raise UsageError("only a relay (-l PORT --relay HOST:PORT) holds or rewrites")
+
+    def set_framing(self, framing: Framing) -> None:
+        """The /frame mode changed: a relay holds and rewrites whole frames of it."""
+        return  # the others leave framing to the display
 
     def flow_list(self) -> list[FlowInfo]:
         """A relay's flows (/flows)."""

@@ -16,6 +16,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
@@ -65,6 +68,30 @@ class IOLoop:
         # A full wake-up pipe already guarantees a wake-up; a closed one means we stopped.
         with contextlib.suppress(BlockingIOError, OSError):
             self._wake_writer.send(b"\0")
+
+    def call(self, call: Callable[[], _T], timeout: float = 5.0) -> _T:
+        """Run `call` on the loop thread and return what it returns, or raise what it
+        raises (any thread; at once on the loop thread). TimeoutError if the loop is gone."""
+        if self.in_loop():
+            return call()
+        done = threading.Event()
+        outcome: list[Any] = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, call()))
+            except BaseException as error:
+                outcome.append((False, error))
+            finally:
+                done.set()
+
+        self.call_soon(run)
+        if not done.wait(timeout) or not outcome:
+            raise TimeoutError("the I/O thread did not answer")
+        succeeded, value = outcome[0]
+        if not succeeded:
+            raise value
+        return value  # type: ignore[no-any-return]
 
     def call_later(self, delay: float, call: Callable[[], None]) -> None:
         """Run `call` on the loop thread after `delay` seconds (any thread)."""

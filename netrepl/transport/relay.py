@@ -13,14 +13,29 @@ backpressure) instead of piling up memory.
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from netrepl.errors import ConnectError, SendError, UsageError
 from netrepl.events import CertificateInfo, Connected, Noticed, Side
+from netrepl.framing import Framing
+from netrepl.interception import (
+    Action,
+    Forward,
+    HeldFrame,
+    Interceptor,
+    PassEnd,
+    PauseReading,
+    Replacement,
+    Rewrite,
+    Tell,
+    other_side,
+)
 from netrepl.transport import (
     Endpoint,
     FlowInfo,
@@ -84,6 +99,9 @@ class StreamRelay(StreamServer):
         self._stopping = threading.Event()
         self._earlier_upstream_received = 0
         self._earlier_upstream_sent = 0
+        self.interceptor = Interceptor()
+        """Holds and rewrites; used on the loop thread only (commands go through `loop.call`)."""
+        self._tick_due: float | None = None
 
     def _open(self) -> None:
         if self.upstream.tls is not None:
@@ -240,6 +258,49 @@ class StreamRelay(StreamServer):
                 return leg.tls_info.chain
         raise UsageError(f"/cert: flow #{conn} has no certificate on either side")
 
+    # ---- interception (any thread: each runs on the loop, between reads)
+
+    def relay_controls(self) -> StreamRelay:
+        return self
+
+    def set_framing(self, framing: Framing) -> None:
+        self._intercept(lambda: self.interceptor.set_framing(framing))
+
+    def hold(self, sides: tuple[Side, ...]) -> None:
+        self._intercept(lambda: self.interceptor.hold(sides))
+
+    def forward_held(self, which: str | None) -> None:
+        self._intercept(lambda: self.interceptor.forward(which))
+
+    def drop_held(self, which: str | None) -> None:
+        self._intercept(lambda: self.interceptor.drop(which))
+
+    def add_rewrite(
+        self,
+        side: Side,
+        pattern: re.Pattern[bytes],
+        replacement: Replacement,
+        shown: str,
+        hex: bool,
+    ) -> Rewrite:
+        return self.loop.call(
+            lambda: self.interceptor.add_rewrite(side, pattern, replacement, shown, hex)
+        )
+
+    def remove_rewrites(self, which: str) -> list[Rewrite]:
+        return self.loop.call(lambda: self.interceptor.remove_rewrites(which))
+
+    def rewrites(self) -> list[Rewrite]:
+        return self.loop.call(lambda: list(self.interceptor.rewrites))
+
+    def holding(self) -> tuple[frozenset[Side], list[HeldFrame]]:
+        return self.loop.call(
+            lambda: (self.interceptor.holding, list(self.interceptor.held.values()))
+        )
+
+    def _intercept(self, change: Callable[[], list[Action]]) -> None:
+        self.loop.call(lambda: self._carry_out(change()))
+
     def close(self) -> None:
         self._stopping.set()
         for leg in self._upstream_legs():
@@ -358,7 +419,21 @@ class StreamRelay(StreamServer):
 
     def leg_received(self, channel: StreamChannel, data: bytes) -> None:
         flow = self._flow_of.get(channel.id)
-        other = flow.other(channel) if flow is not None else None
+        if flow is None:
+            return
+        side = flow.side_of(channel)
+        if not self.interceptor.busy(flow.id, side):
+            self._forward(flow, channel, data)
+            return
+        self._carry_out(self.interceptor.arrived(flow.id, side, data, time.monotonic()))
+
+    def leg_ended(self, channel: StreamChannel) -> None:
+        flow = self._flow_of.get(channel.id)
+        if flow is not None:
+            self._carry_out(self.interceptor.ended(flow.id, flow.side_of(channel)))
+
+    def _forward(self, flow: _Flow, channel: StreamChannel, data: bytes) -> None:
+        other = flow.other(channel)
         if other is None or not other.is_open:
             return
         other.forward(data)
@@ -366,11 +441,43 @@ class StreamRelay(StreamServer):
             channel.pause_reading()
             other.when_drained(channel.resume_reading)
 
-    def leg_ended(self, channel: StreamChannel) -> None:
-        flow = self._flow_of.get(channel.id)
-        other = flow.other(channel) if flow is not None else None
-        if other is not None:
-            other.end_writing()
+    def _carry_out(self, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case Forward(number, side, data):
+                    flow = self.flows.get(number)
+                    leg = flow.leg(side) if flow is not None else None
+                    if flow is not None and leg is not None:
+                        self._forward(flow, leg, data)
+                case Tell(text, level):
+                    self.post(Noticed(text, level))
+                case PauseReading(number, side, paused):
+                    flow = self.flows.get(number)
+                    leg = flow.leg(side) if flow is not None else None
+                    if leg is not None:
+                        if paused:
+                            leg.pause_reading("held")
+                        else:
+                            leg.resume_reading("held")
+                case PassEnd(number, side):
+                    flow = self.flows.get(number)
+                    other = flow.leg(other_side(side)) if flow is not None else None
+                    if other is not None:
+                        other.end_writing()
+        self._schedule_tick()
+
+    def _schedule_tick(self) -> None:
+        """Idle framing ends a frame after a silence: look again when the first is due."""
+        now = time.monotonic()
+        wait = self.interceptor.due(now)
+        if wait is None or (self._tick_due is not None and self._tick_due <= now + wait):
+            return
+        self._tick_due = now + wait
+        self.loop.call_later(wait, self._tick)
+
+    def _tick(self) -> None:
+        self._tick_due = None
+        self._carry_out(self.interceptor.tick(time.monotonic()))
 
     def _leg_closed(self, channel: StreamChannel) -> None:
         flow = self._flow_of.pop(channel.id, None)
@@ -382,15 +489,17 @@ class StreamRelay(StreamServer):
         if flow is None:
             return
         other = flow.other(channel)
+        side = flow.side_of(channel)
         if other is not None and other.is_open:
             if channel.failure is not None:
-                side = flow.side_of(channel)
                 other.reset(f"reset, as the {side} leg failed: {channel.failure}")
-            else:
-                # The other side may still be sending: it ends once its peer ends too.
-                other.end_writing()
+            elif not channel.peer_ended:
+                # Its end of stream came as the close (it was not passed on yet); the other
+                # side may still be sending, and ends once its own peer ends too.
+                self._carry_out(self.interceptor.ended(flow.id, side))
         if not flow.is_open:
             self.flows.pop(flow.id, None)
+            self._carry_out(self.interceptor.forget(flow.id))
         self.notify()
 
 

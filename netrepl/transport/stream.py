@@ -151,7 +151,7 @@ class StreamChannel:
         self._queue_changed = threading.Condition()
         self._closed = threading.Event()
         self._relay = relay
-        self._reading = True  # loop thread: the socket is watched for reads
+        self._pauses: set[str] = set()  # loop thread: why reads are paused (a relay's reasons)
         self.peer_ended = False
         """The peer sent its end of stream and this (relay leg) still writes."""
         self._on_drained: Callable[[], None] | None = None
@@ -350,7 +350,7 @@ class StreamChannel:
             if self.tls is not None and self.tls.peer_closed:
                 self._peer_sent_eof("connection closed by peer (TLS close_notify)")
                 return
-            if not self._reading or self.state == "closed":
+            if not self._reading or self.state == "closed":  # a relay paused it meanwhile
                 return
 
     def _advance_handshake(self, ciphertext: bytes) -> bytes:
@@ -490,7 +490,6 @@ class StreamChannel:
             return
         # A relay leg passes the half-close on and goes on writing what the other side says.
         self.peer_ended = True
-        self._reading = False
         self._watch()
         self._post(HalfClosed(self.id, by_peer=True))
         self._relay.leg_ended(self)
@@ -521,17 +520,22 @@ class StreamChannel:
             self._on_drained = None
             callback()
 
-    def pause_reading(self) -> None:
-        if self._reading and self.state != "closed":
-            self._reading = False
-            if self._started:
-                self._watch()
+    @property
+    def _reading(self) -> bool:
+        return not self._pauses and not self.peer_ended
 
-    def resume_reading(self) -> None:
-        if not self._reading and not self.peer_ended and self.state != "closed":
-            self._reading = True
-            if self._started:
-                self._watch()
+    def pause_reading(self, reason: str = "backpressure") -> None:
+        """Stop reading until every reason given is taken back (`resume_reading`)."""
+        was_reading = self._reading
+        self._pauses.add(reason)
+        if was_reading and self._started and self.state != "closed":
+            self._watch()
+
+    def resume_reading(self, reason: str = "backpressure") -> None:
+        was_reading = self._reading
+        self._pauses.discard(reason)
+        if not was_reading and self._reading and self._started and self.state != "closed":
+            self._watch()
 
     def end_writing(self) -> None:
         """Half-close once what is queued is written (the other leg's peer half-closed)."""

@@ -22,7 +22,8 @@ EXPECTED_NAMES = {
     "placeholders", "connect", "reconnect", "close", "eof", "to", "clients", "flows", "kick", "cert",
     "help", "quit", "time", "frame", "pause", "resume", "stats", "clear", "log", "capture",
     "save", "sleep", "expect", "expect-hex", "run", "when", "when-hex", "unwhen", "record",
-    "sendfile", "every", "stop", "repeat", "p",
+    "sendfile", "every", "stop", "repeat", "p", "hold", "forward", "drop", "rewrite",
+    "rewrite-hex", "unrewrite",
 }  # fmt: skip
 
 
