@@ -263,8 +263,20 @@ class Session:
         self.target = None
         self.target_left = False
         self.files.forget_connections()
-        transport = open_transport(endpoint, self.post, self._ids, self.cancel)
+        # A relay's first client waits for the --script's /hold and /rewrite too.
+        flows_wait = self.startup_hold is not None
+        transport = open_transport(
+            endpoint, self.post, self._ids, self.cancel, flows_wait=flows_wait
+        )
         transport.set_framing(self.settings.view.framing)
+        if self.startup_hold is not None:
+            release_watchers, start_flows = self.startup_hold, transport.flow_starter()
+
+            def release() -> None:
+                release_watchers()
+                start_flows()
+
+            self.startup_hold = release
         with self._opened:
             self.transport = transport
             self._opened.notify_all()

@@ -10,7 +10,7 @@ from netrepl.commands.registry import Arguments, Param, command
 from netrepl.commands.script import check_reply, split_rule
 from netrepl.errors import UsageError
 from netrepl.events import Side
-from netrepl.interception import SIDES, Replacement, direction_name
+from netrepl.interception import SIDES, Replacement, direction_name, other_side
 from netrepl.payload import SendContext, build_payload
 from netrepl.traffic import count, format_age
 from netrepl.watch import compile_hex_pattern, compile_text_pattern, expand_reply
@@ -153,7 +153,8 @@ def _add_rewrite(session: Session, args: Arguments, *, hex: bool) -> None:
     if len(args) < 2:
         raise UsageError(f"{name}: write {name} client|upstream PATTERN -> REPLACEMENT")
     side = _side(args[0], name)
-    pattern, replacement = split_rule(args[1], name)
+    typed = args[1] + " " if args[1].endswith(" ->") else args[1]  # `-> ` deletes what matches
+    pattern, replacement = split_rule(typed, name, "REPLACEMENT")
     if hex:
         compiled = compile_hex_pattern(pattern)
     else:
@@ -171,9 +172,7 @@ def _add_rewrite(session: Session, args: Arguments, *, hex: bool) -> None:
         f"{pattern} -> {replacement}",
         hex,
     )
-    session.note(
-        f"{rule.describe()} (frames of {side} → {'upstream' if side == 'client' else 'client'})"
-    )
+    session.note(f"{rule.describe()} (frames of {side} → {other_side(side)})")
 
 
 @command(

@@ -142,10 +142,11 @@ def check_reply(session: Session, pattern: re.Pattern[bytes], reply: str, *, hex
     session.reply_payload(example, hex, SendContext(read_file=lambda path: b""))
 
 
-def split_rule(text: str, name: str) -> tuple[str, str]:
+def split_rule(text: str, name: str, result: str = "REPLY") -> tuple[str, str]:
+    """`PATTERN -> RESULT` (a /when's reply, a /rewrite's replacement): both, stripped."""
     pattern, arrow, reply = text.partition(" -> ")
     if not arrow or not pattern.strip():
-        raise UsageError(f"{name}: write PATTERN -> REPLY")
+        raise UsageError(f"{name}: write PATTERN -> {result}")
     return pattern.strip(), reply.strip()
 
 

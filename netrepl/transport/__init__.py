@@ -143,6 +143,8 @@ class SessionLink:
     post: Callable[[Event], None]
     ids: Iterator[int]
     cancel: threading.Event
+    flows_wait: bool = False
+    """A relay's flows wait for the transport's `flow_starter` (a --script sets up first)."""
 
 
 def open_transport(
@@ -150,15 +152,18 @@ def open_transport(
     post: Callable[[Event], None],
     ids: Iterator[int],
     cancel: threading.Event | None = None,
+    *,
+    flows_wait: bool = False,
 ) -> Transport:
     """Connect or start listening as `endpoint` says. Raises ConnectError or UsageError.
 
     Setting `cancel` (Ctrl-C) interrupts what blocks: a connect, a handshake, a send that
-    waits for a peer that is not reading.
+    waits for a peer that is not reading. With `flows_wait`, a relay starts no flow until
+    its `flow_starter()` is called.
     """
     from netrepl.transport.registry import kind_named
 
-    link = SessionLink(post, ids, cancel or threading.Event())
+    link = SessionLink(post, ids, cancel or threading.Event(), flows_wait)
     kind = kind_named(endpoint.protocol)
     if endpoint.upstream is not None and kind.relay is not None:
         return kind.relay(endpoint, link)

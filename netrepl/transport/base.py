@@ -174,6 +174,11 @@ class Transport(ABC):
         """Holds and rewrites (/hold, /forward, /drop, /rewrite): a relay's."""
         raise UsageError("only a relay (-l PORT --relay HOST:PORT) holds or rewrites")
 
+    def flow_starter(self) -> Callable[[], None]:
+        """What lets the conversations it starts by itself begin when it was opened with
+        `flows_wait` (a relay's flows, once a --script's /hold and /rewrite are in place)."""
+        return lambda: None  # the others start nothing by themselves
+
     def set_framing(self, framing: Framing) -> None:
         """The /frame mode changed: a relay holds and rewrites whole frames of it."""
         return  # the others leave framing to the display

@@ -102,6 +102,9 @@ class StreamRelay(StreamServer):
         self.interceptor = Interceptor()
         """Holds and rewrites; used on the loop thread only (commands go through `loop.call`)."""
         self._tick_due: float | None = None
+        self._deferred: list[_Flow] | None = [] if link.flows_wait else None
+        """Flows accepted before the session says go (`flow_starter`), connected then (loop
+        thread)."""
 
     def _open(self) -> None:
         if self.upstream.tls is not None:
@@ -343,9 +346,23 @@ class StreamRelay(StreamServer):
                 side="client",
             )
         )
+        if self._deferred is not None:
+            self._deferred.append(flow)
+            return
+        self._start_connecting(flow)
+
+    def _start_connecting(self, flow: _Flow) -> None:
         threading.Thread(
             target=self._connect_upstream, args=(flow,), name="netrepl-relay-connect", daemon=True
         ).start()
+
+    def flow_starter(self) -> Callable[[], None]:
+        def start() -> None:
+            deferred, self._deferred = self._deferred or [], None
+            for flow in deferred:
+                self._start_connecting(flow)
+
+        return lambda: self.loop.call_soon(start)
 
     def _connect_upstream(self, flow: _Flow) -> None:
         """On a thread of its own: connect (and shake hands) with the upstream for `flow`."""

@@ -81,7 +81,7 @@ class RelayLeg(Protocol):
     """What a relay leg's channel tells its relay, on the loop thread."""
 
     def leg_received(self, channel: StreamChannel, data: bytes) -> None:
-        """`data` arrived (and was posted): forward it."""
+        """`data` arrived (and is posted next): forward or hold it."""
 
     def leg_ended(self, channel: StreamChannel) -> None:
         """The peer sent its end of stream (and the channel stays open for writing)."""
@@ -102,7 +102,7 @@ class StreamChannel:
     (which may wait while the peer is not reading), `send_eof`, `withdraw`, `close` and the
     read-only properties; none of them touches the socket.
 
-    A relay leg (`relay`) hands what it reads to its `RelayLeg` after posting it, and on the
+    A relay leg (`relay`) hands what it reads to its `RelayLeg` before posting it, and on the
     peer's end of stream stays open for writing; the relay, on the loop thread, calls
     `forward`, `end_writing`, `pause_reading`, `resume_reading`, `when_drained` and `reset`.
     """
@@ -301,9 +301,9 @@ class StreamChannel:
         if self._early_data:
             data, self._early_data = self._early_data, b""
             self.received += len(data)
-            self._post(Received(self.id, data, at=time.time()))
             if self._relay is not None:
                 self._relay.leg_received(self, data)
+            self._post(Received(self.id, data, at=time.time()))
         if self.state == "handshaking":
             self._advance_handshake(b"")
         self._flush()
@@ -344,9 +344,11 @@ class StreamChannel:
             if data:
                 self.received += len(data)
                 self.last_activity = time.monotonic()
-                self._post(Received(self.id, data, at=time.time()))
                 if self._relay is not None:
+                    # The relay decides first (forward, hold): whoever the event wakes (an
+                    # /expect, then a /forward) finds that decision made.
                     self._relay.leg_received(self, data)
+                self._post(Received(self.id, data, at=time.time()))
             if self.tls is not None and self.tls.peer_closed:
                 self._peer_sent_eof("connection closed by peer (TLS close_notify)")
                 return
