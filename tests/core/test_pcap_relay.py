@@ -42,6 +42,11 @@ MODBUS_REQUEST = bytes.fromhex("0001 0000 0006 01 03 0000 0002")
 MODBUS_RESPONSE = bytes.fromhex("0001 0000 0007 01 03 04 04d2 162e")
 
 
+HTTP_CLIENT, HTTP_UPSTREAM = ("::1", 41000), ("::1", 80)
+HTTP_REQUEST = b"GET /index.html HTTP/1.0\r\nHost: device\r\nUser-Agent: test\r\n\r\n"
+HTTP_REPLY = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+
+
 def relay_opened(at: float, flow: int = 1, client_conn: int = 1, upstream_conn: int = 2):
     """The records of a flow coming up: its client, then (a little later) its upstream."""
     return [
@@ -119,9 +124,8 @@ def test_relayed_modbus_exchange_is_one_conversation_from_client_to_upstream():
 def test_relayed_http_exchange_in_pieces_and_an_ordinary_connection_beside_it():
     # An HTTP/1.0 request and its reply, each read in pieces (a request split mid-header),
     # over IPv6; the same log holds an ordinary connection, exported as it always was.
-    client, upstream = ("::1", 41000), ("::1", 80)
-    request = b"GET /index.html HTTP/1.0\r\nHost: device\r\nUser-Agent: test\r\n\r\n"
-    reply = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+    client, upstream = HTTP_CLIENT, HTTP_UPSTREAM
+    request, reply = HTTP_REQUEST, HTTP_REPLY
     packets = read_pcap(
         export_pcap(
             entries(
@@ -504,3 +508,28 @@ def test_a_flow_number_used_again_joins_the_newest_client():
         "s2c": b"answer",
     }
     assert export.connections == 2
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_tshark_reassembles_the_relayed_http_exchange(tmp_path):
+    # Each message read in two pieces: Wireshark must join the segments to dissect them.
+    path = tmp_path / "relay.pcap"
+    path.write_bytes(
+        export_pcap(
+            entries(
+                (1.0, Connected(8, "[::1]:41000", "[::1]:8080", True, flow=1, side="client")),
+                (1.1, Connected(9, "[::1]:80", "[::1]:39000", flow=1, side="upstream")),
+                (1.2, Received(8, HTTP_REQUEST[:20])),
+                (1.22, Received(8, HTTP_REQUEST[20:])),
+                (1.3, Received(9, HTTP_REPLY[:30])),
+                (1.31, Received(9, HTTP_REPLY[30:])),
+                *client_closes_first(1.4, client_conn=8, upstream_conn=9),
+            )
+        )
+    )
+    command = ["tshark", "-r", str(path), "-o", "tcp.check_checksum:TRUE", "-Y", "http"]
+    command += ["-T", "fields", "-e", "http.request.uri", "-e", "http.response.code"]
+    command += ["-e", "http.file_data"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["/index.html", "200", "hello"]
