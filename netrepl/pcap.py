@@ -189,8 +189,9 @@ class PcapExport:
       connected appears as what it was: a connection to netrepl's listener, closed.
     - A FIN appears when the peer it is for receives it: when netrepl ends writing on that
       peer's leg (its `HalfClosed`, or its `Closed`). A peer's own FIN to netrepl
-      (`HalfClosed by_peer`) is only netrepl's news: the relay passes it on at once, and
-      that is the FIN the other peer sees, after any injected bytes still queued for it.
+      (`HalfClosed by_peer`) writes nothing by itself: the relay passes it on at once, and
+      the FIN written is that one, as the other peer got it: after any bytes still queued
+      for that peer (injected ones included), which the peer received before it.
     - A failed `Closed` on either leg is a RST from that leg's peer; the other leg's reset
       that the relay passes on is the same RST, so the conversation ends there.
     - Bytes logged for a direction that had ended already (a leg's peer still sending
