@@ -195,6 +195,11 @@ def _export(args: argparse.Namespace) -> int:
             f"note: {_count(export.made_up, 'connection')} had an end that is not an IP"
             " address (a unix socket, a host name): made-up addresses stand in for it"
         )
+    if export.after_end:
+        _error(
+            "note: relayed data that arrived after the other side had ended was never passed"
+            f" on ({_count(export.after_end, 'byte')}): it is in the log, not in the capture"
+        )
     if export.truncated:
         _error(
             f"note: {_count(export.truncated, 'datagram')} cut to fit one packet"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from netrepl.events import Closed, Connected, HalfClosed, Listening, Received, Sent
 from netrepl.transcript import Entry
@@ -89,8 +89,11 @@ class _End:
 
 
 @dataclass(slots=True)
-class _Flow:
-    """One connection's packets so far: both ends and the next sequence number of each."""
+class _Conversation:
+    """One TCP or UDP conversation's packets so far: both ends and the next sequence number
+    of each. `ours` is netrepl's end; in a relay's conversation, where netrepl is not an end
+    at all, the client's end takes its place (so the client sends the SYN, as ours does
+    when netrepl connects)."""
 
     conn: int
     protocol: int
@@ -100,6 +103,18 @@ class _Flow:
     their_next: int
     our_fin: bool = False
     their_fin: bool = False
+    reset: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Leg:
+    """A connection id's place in a conversation: an ordinary connection is the whole of
+    one; a relay flow's client leg and upstream leg share one."""
+
+    conversation: _Conversation
+    peer_is_ours: bool
+    """Its peer is the conversation's `ours` end: only a relay's client leg."""
+    relayed: bool = False
 
 
 def _ends(conn: int, peer: str, local: str, accepted: bool) -> tuple[_End, _End, bool]:
@@ -140,34 +155,71 @@ def _initial_sequence(conn: int, ours: bool) -> int:
 class PcapExport:
     """Turns transcript entries, in order, into pcap packet records.
 
-    One synthetic flow per connection id, from its `Connected` record's addresses. An end
-    that is not an IP literal (a unix socket, a host name, an unspecified listen address)
-    gets a fake address: 10.0.0.1 (ours) / 10.0.0.2 (the peer), or fd00::1 / fd00::2 when
-    the other end is IPv6; a fake port is 49152 + conn % 16384 for the client end and 9 for
-    the server end. TCP and unix connections become TCP: a SYN/SYN-ACK/ACK handshake at the
-    connect time (the client sends the SYN), each `Received`/`Sent` as PSH/ACK segments of
-    at most 65,000 bytes with running sequence and acknowledgement numbers, `HalfClosed` as
-    our FIN (acknowledged), `Closed` as the FIN/ACK exchange for whichever side has not sent
-    its FIN yet (the peer first when it closed), or as a RST from the peer when the close
-    failed (a reset or an error: the transcript does not say more). TLS connections appear
-    as their plaintext. UDP records become one datagram each; one too large for a single
-    packet (only possible over a fake IPv4 flow) is cut to fit and counted in `truncated`.
-    Records of a connection without a `Connected` record (a transcript that starts
-    mid-way) start a flow with fake addresses and no handshake, as a capture started
-    mid-way looks; UDP when the first record is a datagram, TCP otherwise. Closes and other
-    records of such unknown connections produce nothing: their protocol is unknown.
+    One synthetic conversation per connection id, from its `Connected` record's addresses.
+    An end that is not an IP literal (a unix socket, a host name, an unspecified listen
+    address) gets a fake address: 10.0.0.1 (ours) / 10.0.0.2 (the peer), or fd00::1 /
+    fd00::2 when the other end is IPv6; a fake port is 49152 + conn % 16384 for the client
+    end and 9 for the server end. TCP and unix connections become TCP: a SYN/SYN-ACK/ACK
+    handshake at the connect time (the client sends the SYN), each `Received`/`Sent` as
+    PSH/ACK segments of at most 65,000 bytes with running sequence and acknowledgement
+    numbers, `HalfClosed` as our FIN (the peer's, `by_peer`), acknowledged, `Closed` as the
+    FIN/ACK exchange for whichever side has not sent its FIN yet (the peer first when it
+    closed), or as a RST from the peer when the close failed (a reset or an error: the
+    transcript does not say more). TLS connections appear as their plaintext. UDP records
+    become one datagram each; one too large for a single packet (only possible over a fake
+    IPv4 flow) is cut to fit and counted in `truncated`. Records of a connection without a
+    `Connected` record (a transcript that starts mid-way) start a conversation with fake
+    addresses and no handshake, as a capture started mid-way looks; UDP when the first
+    record is a datagram, TCP otherwise. Closes and other records of such unknown
+    connections produce nothing: their protocol is unknown.
+
+    A relay flow (#N: a client leg and an upstream leg, `Connected.flow`) is ONE
+    conversation between the client's address and the upstream's, as if netrepl were not
+    there, so "Follow TCP Stream" shows the dialogue and dissectors pick the upstream's port.
+    Each direction is what its receiving peer got from netrepl:
+    - client -> upstream: the client leg's `Received` (forwarded) and the upstream leg's
+      `Sent` (injected with `/to upstream`: the upstream received them from the client's
+      side of the conversation, in the order they were logged); upstream -> client: the
+      upstream leg's `Received` and the client leg's `Sent`.
+    - The handshake is written when the upstream leg connects: the client's SYN at the
+      client's connect time, the upstream's SYN-ACK and the client's ACK at the upstream's.
+      Until then the conversation's far end is unknown, so the flow's packets are written
+      late; with several flows at once the file is then not strictly in time order
+      (Wireshark reads it so; `reordercap` sorts it). A client whose upstream never
+      connected appears as what it was: a connection to netrepl's listener, closed.
+    - A FIN appears when the peer it is for receives it: when netrepl ends writing on that
+      peer's leg (its `HalfClosed`, or its `Closed`). A peer's own FIN to netrepl
+      (`HalfClosed by_peer`) writes nothing by itself: the relay passes it on at once, and
+      the FIN written is that one, as the other peer got it: after any bytes still queued
+      for that peer (injected ones included), which the peer received before it.
+    - A failed `Closed` on either leg is a RST from that leg's peer; the other leg's reset
+      that the relay passes on is the same RST, so the conversation ends there.
+    - Bytes logged for a direction that had ended already (a leg's peer still sending
+      after the other leg closed) never reached the other peer: they are left out and
+      counted in `after_end`.
     """
 
     def __init__(self) -> None:
         self.packets = 0
         self.connections = 0
+        """Conversations: one per ordinary connection, one per relay flow."""
         self.truncated = 0
         """Datagrams cut to fit one packet."""
         self.midway = 0
         """Connections with no `connected` record (a log started mid-way): made-up ends."""
         self.made_up = 0
         """Connections with ends that are not IP addresses (unix, names): made-up ends."""
-        self._flows: dict[int, _Flow] = {}
+        self.after_end = 0
+        """Bytes of relay legs logged after their direction had ended: never passed on."""
+        self._legs: dict[int, _Leg] = {}
+        self._waiting: dict[int, list[Entry]] = {}
+        """Relay client legs by connection id, until their upstream leg connects: the
+        `Connected` record, then what else the leg logged meanwhile (its conversation's far
+        end is not known yet)."""
+        self._waiting_client: dict[int, int] = {}
+        """A flow's number -> its waiting client leg (a number is used again by a relay
+        started later in the same log: the newest client with it is the one an upstream
+        leg joins)."""
         self._ident = 0
         self._listening = "tcp"
         """A UDP listener's sends to an address it never heard from have no `connected`
@@ -175,44 +227,72 @@ class PcapExport:
 
     def feed(self, entry: Entry) -> bytes:
         """The packet records for one entry (often none), to append to the file."""
-        records: list[bytes] = []
-        at = entry.at
-        match entry.event:
-            case Connected(conn, peer, local, _, accepted):
-                kind = "udp" if entry.event.datagrams else "tcp"
-                flow = self._start(conn, peer, local, kind, accepted)
-                if flow.protocol == TCP:
-                    client_is_us = not accepted
-                    records.append(self._segment(flow, at, client_is_us, SYN))
-                    records.append(self._segment(flow, at, not client_is_us, SYN | ACK))
-                    records.append(self._segment(flow, at, client_is_us, ACK))
-            case Received(conn, data, datagram):
-                flow = self._flows.get(conn) or self._midway(conn, "udp" if datagram else "tcp")
-                records += self._data(flow, at, False, data)
-            case Listening(_, protocol):
-                self._listening = "udp" if protocol == "udp" else "tcp"
-            case Sent(conn, data):
-                flow = self._flows.get(conn) or self._midway(conn, self._listening)
-                records += self._data(flow, at, True, data)
-            case HalfClosed(conn):
-                flow = self._flows.get(conn)
-                if flow is not None and flow.protocol == TCP and not flow.our_fin:
-                    records.append(self._segment(flow, at, True, FIN | ACK))
-                    records.append(self._segment(flow, at, False, ACK))
-            case Closed(conn, reason, _, _, failed):
-                flow = self._flows.pop(conn, None)
-                if flow is not None and flow.protocol == TCP:
-                    records += self._close(flow, at, by_peer="by peer" in reason, failed=failed)
+        records = self._records(entry)
         self.packets += len(records)
         return b"".join(records)
 
-    # ---- flows
+    def _records(self, entry: Entry) -> list[bytes]:
+        at, event = entry.at, entry.event
+        if isinstance(event, Connected) and event.flow is not None:
+            if event.side == "client":
+                self._waiting[event.conn] = [entry]
+                self._waiting_client[event.flow] = event.conn
+                return []
+            client = self._waiting_client.pop(event.flow, None)
+            if client is not None:
+                return self._join(self._waiting.pop(client), entry)
+            # An upstream leg whose client is not in the transcript: it is netrepl's own
+            # connection to the upstream, and shown as one.
+        waiting = self._waiting.get(getattr(event, "conn", -1))
+        if waiting is not None:
+            return self._wait(waiting, entry)
+        records: list[bytes] = []
+        match event:
+            case Connected(conn, peer, local, _, accepted):
+                kind = "udp" if event.datagrams else "tcp"
+                conversation = self._start(conn, peer, local, kind, accepted)
+                if conversation.protocol == TCP:
+                    records += self._handshake(conversation, at, at, client_is_us=not accepted)
+            case Received(conn, data, datagram):
+                leg = self._legs.get(conn) or self._midway(conn, "udp" if datagram else "tcp")
+                records += self._data(leg, at, leg.peer_is_ours, data)
+            case Listening(_, protocol):
+                self._listening = "udp" if protocol == "udp" else "tcp"
+            case Sent(conn, data):
+                leg = self._legs.get(conn) or self._midway(conn, self._listening)
+                records += self._data(leg, at, not leg.peer_is_ours, data)
+            case HalfClosed(conn, by_peer):
+                leg = self._legs.get(conn)
+                if leg is not None and not (by_peer and leg.relayed):
+                    from_us = leg.peer_is_ours if by_peer else not leg.peer_is_ours
+                    records += self._fin(leg.conversation, at, from_us)
+            case Closed(conn, reason, _, _, failed):
+                leg = self._legs.pop(conn, None)
+                if leg is not None and leg.conversation.protocol == TCP:
+                    if leg.relayed:
+                        records += self._leg_closed(leg, at, failed=failed)
+                    else:
+                        by_peer = "by peer" in reason
+                        records += self._close(leg.conversation, at, by_peer=by_peer, failed=failed)
+        return records
 
-    def _start(self, conn: int, peer: str, local: str, protocol: str, accepted: bool) -> _Flow:
+    # ---- conversations
+
+    def _start(
+        self, conn: int, peer: str, local: str, protocol: str, accepted: bool
+    ) -> _Conversation:
+        conversation = self._conversation(conn, peer, local, protocol, accepted)
+        self._legs[conn] = _Leg(conversation, peer_is_ours=False)
+        return conversation
+
+    def _conversation(
+        self, conn: int, peer: str, local: str, protocol: str, accepted: bool
+    ) -> _Conversation:
         ours, theirs, made_up = _ends(conn, peer, local, accepted)
         if made_up and (peer or local):
             self.made_up += 1
-        flow = _Flow(
+        self.connections += 1
+        return _Conversation(
             conn,
             UDP if protocol == "udp" else TCP,
             ours,
@@ -220,53 +300,130 @@ class PcapExport:
             _initial_sequence(conn, True),
             _initial_sequence(conn, False),
         )
-        self._flows[conn] = flow
-        self.connections += 1
-        return flow
 
-    def _midway(self, conn: int, protocol: str) -> _Flow:
+    def _midway(self, conn: int, protocol: str) -> _Leg:
         self.midway += 1
-        flow = self._start(conn, "", "", protocol, accepted=False)
+        conversation = self._start(conn, "", "", protocol, accepted=False)
         # As if the handshake had happened before the transcript began.
-        flow.our_next = (flow.our_next + 1) & 0xFFFFFFFF
-        flow.their_next = (flow.their_next + 1) & 0xFFFFFFFF
-        return flow
+        conversation.our_next = (conversation.our_next + 1) & 0xFFFFFFFF
+        conversation.their_next = (conversation.their_next + 1) & 0xFFFFFFFF
+        return self._legs[conn]
 
-    def _data(self, flow: _Flow, at: float, from_us: bool, data: bytes) -> list[bytes]:
-        if flow.protocol == UDP:
-            return [self._datagram(flow, at, from_us, data)]
+    def _handshake(
+        self, conversation: _Conversation, syn_at: float, at: float, *, client_is_us: bool
+    ) -> list[bytes]:
         return [
-            self._segment(flow, at, from_us, PSH | ACK, data[start : start + MAX_SEGMENT])
+            self._segment(conversation, syn_at, client_is_us, SYN),
+            self._segment(conversation, at, not client_is_us, SYN | ACK),
+            self._segment(conversation, at, client_is_us, ACK),
+        ]
+
+    def _data(self, leg: _Leg, at: float, from_us: bool, data: bytes) -> list[bytes]:
+        conversation = leg.conversation
+        if conversation.protocol == UDP:
+            return [self._datagram(conversation, at, from_us, data)]
+        ended = conversation.our_fin if from_us else conversation.their_fin
+        if conversation.reset or ended:
+            # Only a relay leg logs data for a direction that has ended: its peer went on
+            # sending after the other side had gone, and none of it was passed on.
+            self.after_end += len(data)
+            return []
+        return [
+            self._segment(conversation, at, from_us, PSH | ACK, data[start : start + MAX_SEGMENT])
             for start in range(0, len(data), MAX_SEGMENT)
         ]
 
-    def _close(self, flow: _Flow, at: float, *, by_peer: bool, failed: bool) -> list[bytes]:
+    def _fin(self, conversation: _Conversation, at: float, from_us: bool) -> list[bytes]:
+        """A FIN from one end, acknowledged by the other, unless that end has sent one."""
+        sent = conversation.our_fin if from_us else conversation.their_fin
+        if conversation.protocol != TCP or conversation.reset or sent:
+            return []
+        return [
+            self._segment(conversation, at, from_us, FIN | ACK),
+            self._segment(conversation, at, not from_us, ACK),
+        ]
+
+    def _close(
+        self, conversation: _Conversation, at: float, *, by_peer: bool, failed: bool
+    ) -> list[bytes]:
         if failed:
-            if flow.our_fin and flow.their_fin:
+            if conversation.our_fin and conversation.their_fin:
                 return []
-            return [self._segment(flow, at, False, RST | ACK)]
+            return [self._segment(conversation, at, False, RST | ACK)]
         records: list[bytes] = []
         last_fin_from_us: bool | None = None
         for from_us in (False, True) if by_peer else (True, False):
-            if not (flow.our_fin if from_us else flow.their_fin):
-                records.append(self._segment(flow, at, from_us, FIN | ACK))
+            if not (conversation.our_fin if from_us else conversation.their_fin):
+                records.append(self._segment(conversation, at, from_us, FIN | ACK))
                 last_fin_from_us = from_us
         if last_fin_from_us is not None:
-            records.append(self._segment(flow, at, not last_fin_from_us, ACK))
+            records.append(self._segment(conversation, at, not last_fin_from_us, ACK))
         return records
+
+    # ---- relay flows
+
+    def _wait(self, waiting: list[Entry], entry: Entry) -> list[bytes]:
+        """A waiting client leg's record: kept until its upstream connects. If the client
+        leg closes first (the upstream was unreachable, or the relay stopped), the client's
+        connection to netrepl's listener is all there was: it is written as one."""
+        waiting.append(entry)
+        if not isinstance(entry.event, Closed):
+            return []
+        first, *rest = waiting
+        assert isinstance(first.event, Connected)
+        del self._waiting[first.event.conn]
+        if self._waiting_client.get(first.event.flow) == first.event.conn:
+            del self._waiting_client[first.event.flow]
+        alone = Entry(first.at, replace(first.event, flow=None, side=None))
+        return [record for kept in (alone, *rest) for record in self._records(kept)]
+
+    def _join(self, waiting: list[Entry], entry: Entry) -> list[bytes]:
+        """The upstream leg connected: the flow's conversation starts, from the client's
+        address to the upstream's, and what its client leg logged meanwhile follows."""
+        first, *rest = waiting
+        client, upstream = first.event, entry.event
+        assert isinstance(client, Connected) and isinstance(upstream, Connected)
+        kind = "udp" if client.datagrams or upstream.datagrams else "tcp"
+        # The client's end is `ours`: as when netrepl connects, the client's side opens.
+        conversation = self._conversation(
+            client.conn, upstream.peer, client.peer, kind, accepted=False
+        )
+        self._legs[client.conn] = _Leg(conversation, peer_is_ours=True, relayed=True)
+        self._legs[upstream.conn] = _Leg(conversation, peer_is_ours=False, relayed=True)
+        records: list[bytes] = []
+        if conversation.protocol == TCP:
+            records += self._handshake(conversation, first.at, entry.at, client_is_us=True)
+        for kept in rest:
+            records += self._records(kept)
+        return records
+
+    def _leg_closed(self, leg: _Leg, at: float, *, failed: bool) -> list[bytes]:
+        conversation = leg.conversation
+        if not failed:
+            # netrepl ended writing to this leg's peer, if it had not already.
+            return self._fin(conversation, at, not leg.peer_is_ours)
+        if conversation.reset or (conversation.our_fin and conversation.their_fin):
+            return []
+        conversation.reset = True
+        return [self._segment(conversation, at, leg.peer_is_ours, RST | ACK)]
 
     # ---- packets
 
     def _segment(
-        self, flow: _Flow, at: float, from_us: bool, flags: int, payload: bytes = b""
+        self,
+        conversation: _Conversation,
+        at: float,
+        from_us: bool,
+        flags: int,
+        payload: bytes = b"",
     ) -> bytes:
         """One TCP segment from one end, advancing that end's sequence number."""
         if from_us:
-            source, destination = flow.ours, flow.theirs
-            seq, ack = flow.our_next, flow.their_next
+            source, destination = conversation.ours, conversation.theirs
+            seq, ack = conversation.our_next, conversation.their_next
         else:
-            source, destination = flow.theirs, flow.ours
-            seq, ack = flow.their_next, flow.our_next
+            source, destination = conversation.theirs, conversation.ours
+            seq, ack = conversation.their_next, conversation.our_next
         header = struct.pack(
             "!HHIIBBHHH",
             source.port,
@@ -281,15 +438,21 @@ class PcapExport:
         )
         length = len(payload) + (1 if flags & (SYN | FIN) else 0)
         if from_us:
-            flow.our_next = (seq + length) & 0xFFFFFFFF
-            flow.our_fin = flow.our_fin or bool(flags & FIN)
+            conversation.our_next = (seq + length) & 0xFFFFFFFF
+            conversation.our_fin = conversation.our_fin or bool(flags & FIN)
         else:
-            flow.their_next = (seq + length) & 0xFFFFFFFF
-            flow.their_fin = flow.their_fin or bool(flags & FIN)
+            conversation.their_next = (seq + length) & 0xFFFFFFFF
+            conversation.their_fin = conversation.their_fin or bool(flags & FIN)
         return self._packet(at, source, destination, TCP, header + payload, checksum_at=16)
 
-    def _datagram(self, flow: _Flow, at: float, from_us: bool, data: bytes) -> bytes:
-        source, destination = (flow.ours, flow.theirs) if from_us else (flow.theirs, flow.ours)
+    def _datagram(
+        self, conversation: _Conversation, at: float, from_us: bool, data: bytes
+    ) -> bytes:
+        source, destination = (
+            (conversation.ours, conversation.theirs)
+            if from_us
+            else (conversation.theirs, conversation.ours)
+        )
         ip_header = 20 if source.address.version == 4 else 0  # IPv6's is outside its length
         room = 0xFFFF - ip_header - 8
         if len(data) > room:
