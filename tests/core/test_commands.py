@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = sorted(REGISTRY.commands.values(), key=lambda c: c.name)
 EXPECTED_NAMES = {
     "hex", "utf8", "gbk", "auto", "view", "encoding", "x", "input", "eol", "escapes",
-    "placeholders", "connect", "reconnect", "close", "eof", "to", "clients", "flows", "kick", "cert",
+    "placeholders", "connect", "reconnect", "close", "eof", "to", "clients", "flows", "kick",
+    "cert",
     "help", "quit", "time", "frame", "pause", "resume", "stats", "clear", "log", "capture",
     "save", "sleep", "expect", "expect-hex", "run", "when", "when-hex", "unwhen", "record",
     "sendfile", "every", "stop", "repeat", "p", "hold", "forward", "drop", "rewrite",
