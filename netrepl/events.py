@@ -103,6 +103,8 @@ class Sent:
     """False for the copies of one send to further clients: the echo is shown once."""
     at: float = field(default=0.0, compare=False)
     """When it was handed to the transport (seconds since the epoch)."""
+    injected: bool = False
+    """Typed into a relay's flow (what a relay forwards is never posted as sent)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -552,7 +552,7 @@ class Renderer:
         size_text = count(size, "byte")
         if peer is not None and peer.flow is not None:
             # A relay leg: what it received went on to the other side; what was sent on it
-            # was typed (forwarded bytes are not echoed), so it is marked injected.
+            # was typed (what a relay forwards is not posted as sent), so it is injected.
             received = arrow == "←"
             parts.append(peer.direction if received else f"#{peer.flow} netrepl → {peer.side}")
             size_text = "· " + size_text + ("" if received else " injected")

@@ -178,7 +178,9 @@ class Session:
     def address_label(self) -> str:
         transport = self.transport
         if transport is not None:
-            return f"{transport.endpoint.kind} {transport.address}"
+            upstream = transport.endpoint.upstream
+            relaying = f" → {upstream.label}" if upstream is not None else ""
+            return f"{transport.endpoint.kind} {transport.address}{relaying}"
         return self.endpoint.label if self.endpoint else "-"
 
     @property

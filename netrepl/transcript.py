@@ -77,6 +77,8 @@ def to_line(event: Event, at: float) -> str | None:
                 record["hex"] = True
             if not echo:
                 record["echo"] = False  # a copy of one send to a further client
+            if event.injected:
+                record["injected"] = True
         case Connected(conn, peer, local, protocol, accepted):
             record = {"type": "connected", "conn": conn, "peer": peer, "local": local}
             record |= {"protocol": protocol, "accepted": accepted}
@@ -122,7 +124,7 @@ def to_pieces(event: Event, at: float) -> Iterator[bytes]:
             # A UDP burst is thousands of these a second, each logged on the I/O thread
             # while the kernel holds the next ones: json.dumps was 10 of their ~30 us each.
             tail = b'", "datagram": true}\n'
-    elif isinstance(event, Sent) and not event.as_hex and event.echo:
+    elif isinstance(event, Sent) and not event.as_hex and event.echo and not event.injected:
         head = f'{{"t": {at!r}, "type": "sent", "conn": {event.conn}, "data": "'
     else:
         line = to_line(event, at)
@@ -163,7 +165,14 @@ def _event(kind: str, r: dict[str, Any]) -> Logged | None:
             return Received(r["conn"], _bytes(r["data"]), bool(r.get("datagram", False)), r["t"])
         case "sent":
             echo = bool(r.get("echo", True))
-            return Sent(r["conn"], _bytes(r["data"]), bool(r.get("hex", False)), echo, r["t"])
+            return Sent(
+                r["conn"],
+                _bytes(r["data"]),
+                bool(r.get("hex", False)),
+                echo,
+                r["t"],
+                bool(r.get("injected", False)),
+            )
         case "connected":
             protocol, accepted = r["protocol"], r["accepted"]
             datagram = r.get("datagram")

@@ -97,7 +97,9 @@ def _run(session: Session, args: Arguments) -> None:
 Each time a connection's data matches REGEX, REPLY is sent to that connection, as a typed
 line (end of line, escapes, `{placeholders}`). `\\1` .. `\\9` put in what the pattern's groups
 matched: `/when ^PING (\\d+) -> PONG \\1`. A rule that fires more than 20 times in a second is
-stopped, so two machines cannot answer each other forever. `/unwhen N` removes one.
+stopped, so two machines cannot answer each other forever. `/unwhen N` removes one. In relay
+mode the reply goes to the side whose data matched, and that data is forwarded as usual; to
+answer instead of the device, also delete the request: `/rewrite client PATTERN ->`.
 """,
 )
 def _when(session: Session, args: Arguments) -> None:

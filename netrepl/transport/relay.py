@@ -118,6 +118,18 @@ class StreamRelay(StreamServer):
         return [flow for flow in list(self.flows.values()) if flow.is_open]
 
     @property
+    def can_send(self) -> bool:
+        # A flow is someone to send to once both its legs are there.
+        return any(
+            flow.upstream is not None and (flow.client.can_send or flow.upstream.can_send)
+            for flow in self._open_flows()
+        )
+
+    @property
+    def awaiting_peer(self) -> bool:
+        return self.is_open and not any(f.upstream is not None for f in self._open_flows())
+
+    @property
     def state(self) -> str:
         if not self.is_open:
             return "closed"

@@ -434,7 +434,8 @@ class StreamChannel:
     def _announce(self, item: _Outgoing) -> None:
         if item.data is not None and item.handed:
             data = item.data if item.handed == len(item.data) else item.data[: item.handed]
-            self._post(Sent(self.id, data, item.as_hex, item.echo, at=time.time()))
+            injected = self._relay is not None
+            self._post(Sent(self.id, data, item.as_hex, item.echo, time.time(), injected))
 
     def _withdraw(self, delivery: Delivery) -> None:
         withdrawn = 0

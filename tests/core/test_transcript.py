@@ -64,3 +64,17 @@ def test_a_datagram_kind_other_than_udp_keeps_its_flag_and_udp_logs_read_as_befo
     udp = to_line(Connected(5, "1.2.3.4:5", "0.0.0.0:9", "udp", True, 1.0, True), 1.0)
     assert udp is not None and "datagram" not in udp
     assert parse_line(udp).event.datagrams
+
+
+def test_an_injected_send_keeps_its_mark_through_a_transcript():
+    from netrepl.events import Sent
+    from netrepl.transcript import parse_line, to_line, to_pieces
+
+    event = Sent(4, b"PING\r\n", False, True, 12.5, injected=True)
+    line = to_line(event, 12.5)
+    assert line is not None and '"injected": true' in line
+    entry = parse_line(line)
+    assert entry is not None and entry.event.injected
+    assert b"".join(to_pieces(event, 12.5)).decode() == line + "\n"
+    plain = Sent(4, b"PING\r\n", False, True, 12.5)
+    assert "injected" not in (to_line(plain, 12.5) or "")
