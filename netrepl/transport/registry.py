@@ -211,14 +211,16 @@ def build_endpoint(args: argparse.Namespace) -> Endpoint:
 
 def readdress(endpoint: Endpoint, host: str, port: int | str) -> Endpoint:
     """What `/connect HOST PORT` opens: the current endpoint's options toward another
-    address, as a client. A kind addressed otherwise (a unix path) gives way to the default
+    address, as a client (a relay's upstream stays behind). A kind addressed otherwise (a unix path) gives way to the default
     kind, TCP, keeping the rest (TLS included) but what only it knew (`kind_settings`)."""
     kind = kind_named(endpoint.protocol)
     if kind.services is None:
         kind = default_kind()
         endpoint = replace(endpoint, kind_settings=None)
     number = parse_port(port, kind.services or "tcp") if isinstance(port, str) else port
-    return replace(endpoint, protocol=kind.name, host=host, port=number, path=None, listen=False)
+    return replace(
+        endpoint, protocol=kind.name, host=host, port=number, path=None, listen=False, upstream=None
+    )
 
 
 # ---- the registry's own checks, after those of the kinds, the layers and the shared options

@@ -54,6 +54,12 @@ def test_layers_are_carried_by_the_stream_kinds_only():
         ),
         (Endpoint("unix", path="/tmp/s", tls=TLS), "b", 2, Endpoint(host="b", port=2, tls=TLS)),
         (Endpoint("unix", path="/tmp/s", listen=True), "b", "http", Endpoint(host="b", port=80)),
+        (  # /connect in relay mode connects, as a client, and relays nothing
+            Endpoint(port=5020, listen=True, upstream=Endpoint(host="plc", port=502)),
+            "b",
+            2,
+            Endpoint(host="b", port=2),
+        ),
     ],
 )
 def test_connect_readdresses_through_the_kind(endpoint, host, port, expected):
