@@ -169,22 +169,24 @@ def test_a_kind_whose_listener_cannot_relay_is_refused(monkeypatch):
         for kind in found.kinds
     )
     monkeypatch.setattr(registry, "registered", lambda: replace(found, kinds=no_udp_relay))
-    args = program().parser().parse_args("-u -l 1 --relay 127.0.0.1:2".split())
+    args = program().parser().parse_args(["-u", "-l", "1", "--relay", "127.0.0.1:2"])
     with pytest.raises(UsageError) as error:
         checks()["relay_needs_a_kind_that_relays"].run(args)
     assert str(error.value) == "--relay is for TCP and unix listeners, not UDP"
     with pytest.raises(UsageError) as whole:
-        parse_options("-u -l 1 --relay 127.0.0.1:2".split())
+        parse_options(["-u", "-l", "1", "--relay", "127.0.0.1:2"])
     assert str(whole.value) == str(error.value)
 
 
 def test_a_udp_relay_is_a_relay_with_an_idle_time():
-    options = parse_options("-u -l 127.0.0.1 0 --relay [::1]:53 --relay-idle 2.5".split())
+    options = parse_options(
+        ["-u", "-l", "127.0.0.1", "0", "--relay", "[::1]:53", "--relay-idle", "2.5"]
+    )
     endpoint = options.endpoint
     assert endpoint.protocol == "udp" and endpoint.listen
     assert endpoint.upstream is not None and endpoint.upstream.protocol == "udp"
     assert endpoint.upstream.label == "[::1]:53"
     assert endpoint.kind_settings.idle == 2.5
-    default = parse_options("-u -l 0 --relay 127.0.0.1:53".split()).endpoint
+    default = parse_options(["-u", "-l", "0", "--relay", "127.0.0.1:53"]).endpoint
     assert default.kind_settings.idle == 120.0
-    assert parse_options("-u -l 0".split()).endpoint.kind_settings is None
+    assert parse_options(["-u", "-l", "0"]).endpoint.kind_settings is None
