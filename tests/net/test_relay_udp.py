@@ -7,6 +7,8 @@ quiet, logged, and a dead upstream said in one line.
 from __future__ import annotations
 
 import itertools
+import os
+import resource
 import signal
 import socket
 import threading
@@ -495,3 +497,47 @@ def test_what_a_udp_relay_cannot_do_is_a_usage_error(line, message):
     result = run_netrepl(*line.split())
     assert result.returncode == 2
     assert message in result.stderr.decode() and b"Traceback" not in result.stderr
+
+
+def test_relaying_to_its_own_address_is_refused():
+    port = free_udp_port()
+    result = run_netrepl("-u", "-l", "127.0.0.1", str(port), "--relay", f"127.0.0.1:{port}")
+    assert result.returncode == 2
+    assert result.stderr.decode() == (
+        f"netrepl: --relay 127.0.0.1:{port} is where this relay listens: each datagram would"
+        " come back to it as a new flow\n"
+    )
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+def test_out_of_file_descriptors_a_new_flow_is_said_and_the_relay_goes_on(relay, echo, raw):
+    """A socket per flow: a relay heard by many senders can run out of descriptors."""
+    transport, tap, address = relay
+    senders = [raw.udp() for _ in range(12)]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # A new descriptor is the lowest free number: fill the holes below the highest open one,
+    # then a limit two above it leaves room for two upstream sockets, far fewer than 12.
+    highest = max(int(name) for name in os.listdir("/proc/self/fd"))
+    fillers = [os.open(os.devnull, os.O_RDONLY)]
+    while fillers[-1] < highest:  # at most `highest` of them
+        fillers.append(os.open(os.devnull, os.O_RDONLY))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(fillers) + 3, hard))
+    try:
+        for sender in senders:
+            sender.sendto(b"hello", address)
+        tap.wait_until(lambda: len(tap.of_type(Received)) >= len(senders), "every datagram")
+        notice = wait_noticed(tap, "cannot open a socket")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        for filler in fillers:
+            os.close(filler)
+    assert notice.level == "error" and "too many open files" in notice.text
+    assert len([e for e in tap.of_type(Connected) if e.side == "client"]) == len(senders)
+    failed = int(notice.text.split()[0].removeprefix("#"))
+    assert "no upstream: cannot open a socket" in transport.flow_list()[failed - 1].state
+
+    # With descriptors again, /kick and the sender's next datagram give it its upstream.
+    transport.kick(failed)
+    again = senders[failed - 1]
+    again.sendto(b"again", address)
+    assert recv(again) == (b"echo:again", address)
