@@ -92,7 +92,7 @@ def echo() -> Iterator[UdpEcho]:
     server.close()
 
 
-def relay_endpoint(upstream: str, host: str = "127.0.0.1", **settings: float) -> Endpoint:
+def relay_endpoint(upstream: str, host: str | None = "127.0.0.1", **settings: float) -> Endpoint:
     up_host, _, up_port = upstream.rpartition(":")
     up = Endpoint(protocol="udp", host=up_host.strip("[]"), port=int(up_port))
     kind_settings = UdpRelaySettings(**settings) if settings else None
@@ -182,6 +182,17 @@ def test_datagram_boundaries_are_kept_both_ways(relay, echo, raw):
     assert received_on(tap, client) == sent
     assert received_on(tap, upstream) == [b"echo:" + d if d else b"" for d in sent]
     assert all(e.datagram for e in tap.of_type(Received))
+
+
+def test_a_relay_on_every_interface_answers_an_ipv4_sender(transports, echo, raw):
+    # On a dual-stack socket the sender's address is ::ffff:127.0.0.1: replies must still go.
+    transport, tap = transports.open(relay_endpoint(echo.relay_to, host=None))
+    assert transport.address.startswith("*:")
+    address = ("127.0.0.1", port_of(transport.address))
+    sender = raw.udp()
+    sender.sendto(b"anyone", address)
+    assert recv(sender) == (b"echo:anyone", address)
+    assert legs(tap)[1, "client"].peer == f"127.0.0.1:{sender.getsockname()[1]}"
 
 
 @needs_ipv6
