@@ -127,8 +127,8 @@ class DatagramRelay(DatagramTransport):
         self._upstream_datagrams = 0
 
     def _open(self) -> None:
-        # Resolved once, now: a name that does not resolve is a usage error at the start, and
-        # the loop thread never waits on a lookup when a new sender comes.
+        # Resolved once, now: a name that does not resolve fails the start (exit status 1),
+        # and the loop thread never waits on a lookup when a new sender comes.
         upstream = self.upstream
         assert upstream.host is not None
         try:

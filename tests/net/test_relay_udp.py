@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from netrepl.errors import SendError, UsageError
+from netrepl.errors import ConnectError, SendError, UsageError
 from netrepl.events import Closed, Connected, Listening, Noticed, Received, Sent
 from netrepl.transcript import parse_line
 from netrepl.transport import Endpoint, FlowSide, open_transport
@@ -385,7 +385,7 @@ def test_an_unreachable_upstream_is_said_in_one_line(transports, raw):
 def test_an_upstream_that_does_not_resolve_is_refused_at_the_start(transports):
     bad = Endpoint(protocol="udp", host="no-such-host.invalid", port=9)
     endpoint = Endpoint(protocol="udp", host="127.0.0.1", port=0, listen=True, upstream=bad)
-    with pytest.raises(Exception, match=r"cannot relay to no-such-host\.invalid:9"):
+    with pytest.raises(ConnectError, match=r"cannot relay to no-such-host\.invalid:9"):
         open_transport(endpoint, EventTap(), itertools.count(1))
 
 
