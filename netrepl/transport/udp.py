@@ -57,7 +57,9 @@ DEFAULT_RCVBUF = 4 * 1024 * 1024
 
 
 @dataclass
-class _Sender:
+class Sender:
+    """A peer of the socket: a sender (or a destination) of a listener, a client's peer."""
+
     conn: int
     address: tuple  # type: ignore[type-arg]
     label: str
@@ -82,13 +84,13 @@ class DatagramTransport(Transport):
         self._sock: socket.socket | None = None
         self._connected = False
         """A client socket connect()ed to its peer: it hears only that peer, and ICMP errors."""
-        self._peer: _Sender | None = None
-        self._senders: dict[tuple, _Sender] = {}  # type: ignore[type-arg]
+        self._peer: Sender | None = None
+        self._senders: dict[tuple, Sender] = {}  # type: ignore[type-arg]
         """Who sent us a datagram, by (host, port); written under the lock, read without."""
-        self._by_id: dict[int, _Sender] = {}
-        self._destinations: dict[tuple, _Sender] = {}  # type: ignore[type-arg]
+        self._by_id: dict[int, Sender] = {}
+        self._destinations: dict[tuple, Sender] = {}  # type: ignore[type-arg]
         """Addresses sent to (/to HOST:PORT) that have not sent anything yet."""
-        self._last_sender: _Sender | None = None
+        self._last_sender: Sender | None = None
         self._senders_lock = threading.Lock()
         self._pending: deque[tuple[bytes, tuple, float]] = deque()  # type: ignore[type-arg]
         """Datagrams read and not yet posted: (data, sender address, time read)."""
@@ -116,7 +118,10 @@ class DatagramTransport(Transport):
         self.loop.start()
         self.loop.call_soon(lambda: self.loop.register(sock, READ, self._on_readable))
         if endpoint.listen:
-            self.post(Listening(self.address, "udp", title=kind_named("udp").title))
+            upstream = endpoint.upstream.label if endpoint.upstream is not None else ""
+            self.post(
+                Listening(self.address, "udp", title=kind_named("udp").title, upstream=upstream)
+            )
         else:
             assert self._peer is not None
             local = format_sockaddr(sock.getsockname())
@@ -225,7 +230,7 @@ class DatagramTransport(Transport):
             self._send_one(sender, data)
             self.post(Sent(sender.conn, data, as_hex, echo=index == 0, at=time.time()))
 
-    def _recipients(self, target: Target) -> list[_Sender]:
+    def _recipients(self, target: Target) -> list[Sender]:
         if not self.endpoint.listen:
             assert self._peer is not None
             return [self._peer]
@@ -247,7 +252,7 @@ class DatagramTransport(Transport):
             raise SendError(f"no sender #{target} (/clients lists them)")
         return [sender]
 
-    def _resolve(self, host: str, port: int) -> _Sender:
+    def _resolve(self, host: str, port: int) -> Sender:
         """The sender at HOST:PORT, or else a destination: sending to an address does not
         make it a sender (nothing came from it), so it is neither announced nor counted."""
         assert self._sock is not None
@@ -273,19 +278,18 @@ class DatagramTransport(Transport):
         )
         return destination
 
-    def _send_one(self, sender: _Sender, data: bytes) -> None:
-        sock = self._sock
-        assert sock is not None
+    def _send_one(self, sender: Sender, data: bytes) -> None:
+        sock, connected = self._socket_for(sender)
         for attempt in range(3):
             try:
-                if self._connected:
+                if connected:
                     sock.send(data)
                 else:
                     sock.sendto(data, sender.address)
                 break
             except ConnectionRefusedError:
                 # The refusal of an earlier datagram, reported now; this one was not sent.
-                self._report_unreachable()
+                self._report_unreachable(sender)
             except BlockingIOError:
                 select.select([], [sock], [], 1.0)
             except OSError as error:
@@ -303,6 +307,13 @@ class DatagramTransport(Transport):
         sender.sent += len(data)
         self._last_activity = time.monotonic()
 
+    def _socket_for(self, sender: Sender) -> tuple[socket.socket, bool]:
+        """The socket a datagram to `sender` goes out on, and whether it is connected to
+        `sender` (a relay's upstream legs have sockets of their own). Raises SendError."""
+        sock = self._sock
+        assert sock is not None
+        return sock, self._connected
+
     def close(self) -> None:
         sock = self._sock
         if sock is None or self._closing:
@@ -314,6 +325,7 @@ class DatagramTransport(Transport):
         # from the socket's queue and from what was read but not yet posted.
         self._read_all()
         self._post_pending(None)
+        self._closing_sockets()
         self._sock = None
         sock.close()
         if self._peer is not None:
@@ -321,12 +333,16 @@ class DatagramTransport(Transport):
         else:
             self.post(Noticed(f"stopped listening on {self.address}", "status"))
 
+    def _closing_sockets(self) -> None:
+        """The loop has stopped and what the socket held is posted; it is still open (a
+        relay ends its flows here)."""
+
     # ---- senders
 
-    def _new_sender(self, address: tuple) -> _Sender:  # type: ignore[type-arg]
-        return _Sender(next(self._ids), address, format_sockaddr(address), time.monotonic())
+    def _new_sender(self, address: tuple) -> Sender:  # type: ignore[type-arg]
+        return Sender(next(self._ids), address, format_sockaddr(address), time.monotonic())
 
-    def _first_datagram_from(self, address: tuple, at: float) -> _Sender:  # type: ignore[type-arg]
+    def _first_datagram_from(self, address: tuple, at: float) -> Sender:  # type: ignore[type-arg]
         """A new sender (a destination we sent to keeps its id), announced as of `at`, when
         its first datagram was read."""
         key = address[:2]
@@ -340,10 +356,24 @@ class DatagramTransport(Transport):
             self._by_id[sender.conn] = sender
         sock = self._sock
         local = format_sockaddr(sock.getsockname()) if sock is not None else "?"
+        self._welcome(sender, local, at)
+        return sender
+
+    def _welcome(self, sender: Sender, local: str, at: float) -> None:
+        """Announce a new sender, heard on `local` (on the loop thread, or in `close` once
+        the loop has stopped)."""
         self._post_event(
             Connected(sender.conn, sender.label, local, "udp", accepted=True, at=at, datagram=True)
         )
-        return sender
+
+    def _forget(self, sender: Sender) -> None:
+        """Take a sender out of the tables: its next datagram makes it a new sender (a
+        relay whose flow ended)."""
+        with self._senders_lock:
+            self._senders.pop(sender.address[:2], None)
+            self._by_id.pop(sender.conn, None)
+            if self._last_sender is sender:
+                self._last_sender = None
 
     # ---- loop thread
 
@@ -388,6 +418,7 @@ class DatagramTransport(Transport):
         """Post up to `limit` datagrams read (all with None), in the order they came; wake
         waiters once."""
         pending, post, senders = self._pending, self._post_event, self._senders
+        arrived = self._arrived
         count = len(pending) if limit is None else min(limit, len(pending))
         if not count:
             return
@@ -402,14 +433,21 @@ class DatagramTransport(Transport):
             received += len(data)
             sender.received += len(data)
             post(Received(sender.conn, data, True, at))
+            arrived(sender, data)
         self._received += received
         self._last_activity = time.monotonic()
         with self._senders_lock:
             self._last_sender = sender
         self.notify()
 
-    def _report_unreachable(self) -> None:
-        label = self._peer.label if self._peer is not None else "the peer"
+    def _arrived(self, sender: Sender, data: bytes) -> None:
+        """A datagram from `sender` has been posted (a relay forwards it here)."""
+
+    def _report_unreachable(self, sender: Sender | None = None) -> None:
+        """An ICMP port unreachable came back, for a datagram sent to `sender` (None: to
+        the peer of a connected socket)."""
+        peer = sender or self._peer
+        label = peer.label if peer is not None else "the peer"
         self.post(
             Noticed(
                 f"port unreachable: nothing listens on {label} (ICMP); that datagram was dropped",

@@ -9,10 +9,13 @@ check added without a case here fails `test_every_check_has_a_case`.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from netrepl.errors import UsageError
 from netrepl.options import parse_options, program
+from netrepl.transport import registry
 
 CASES = {
     # check name: (command line, the error's words, also the whole parse's first error)
@@ -34,6 +37,16 @@ CASES = {
     "udp_carries_neither_tls_nor_unix": (
         "-u --tls h 1",
         "-u (UDP) goes with neither --tls nor --unix",
+        True,
+    ),
+    "udp_relays_without_tls": (
+        "-u -l 1 --relay 127.0.0.1:2 --relay-tls",
+        "--relay-tls goes over TCP, not UDP (a UDP relay's upstream is UDP)",
+        True,
+    ),
+    "relay_idle_is_for_a_udp_relay": (
+        "-l 1 --relay 127.0.0.1:2 --relay-idle 5",
+        "--relay-idle is for a UDP relay (-u -l PORT --relay HOST:PORT)",
         True,
     ),
     "broadcast_is_for_udp": ("--broadcast h 1", "--broadcast is for UDP (-u)", True),
@@ -70,11 +83,9 @@ CASES = {
         "--relay needs -l: netrepl -l [HOST] PORT --relay HOST:PORT",
         True,
     ),
-    "relay_needs_a_kind_that_relays": (
-        "-u -l 1 --relay 127.0.0.1:2",
-        "--relay is for TCP and unix listeners, not UDP",
-        True,
-    ),
+    # Every kind there is can relay: test_a_kind_whose_listener_cannot_relay_is_refused
+    # takes UDP's relay away to see the check refuse it.
+    "relay_needs_a_kind_that_relays": None,
     "relay_options_need_relay": ("-l 1 --relay-tls", "--relay-tls needs --relay HOST:PORT", True),
     "relay_key_needs_cert": (
         "-l 1 --relay h:2 --relay-tls --relay-key k",
@@ -149,3 +160,33 @@ def test_checks_that_fit_run_before_checks_that_complete():
         parse_options(["-u", "-l", "--tls", "5000"])
     stages = [check.stage for check in program().ordered_checks()]
     assert stages == sorted(stages, key=lambda stage: stage != "together")
+
+
+def test_a_kind_whose_listener_cannot_relay_is_refused(monkeypatch):
+    found = registry.registered()
+    no_udp_relay = tuple(
+        replace(kind, relay=None, upstream_kind=None) if kind.name == "udp" else kind
+        for kind in found.kinds
+    )
+    monkeypatch.setattr(registry, "registered", lambda: replace(found, kinds=no_udp_relay))
+    args = program().parser().parse_args(["-u", "-l", "1", "--relay", "127.0.0.1:2"])
+    with pytest.raises(UsageError) as error:
+        checks()["relay_needs_a_kind_that_relays"].run(args)
+    assert str(error.value) == "--relay is for TCP and unix listeners, not UDP"
+    with pytest.raises(UsageError) as whole:
+        parse_options(["-u", "-l", "1", "--relay", "127.0.0.1:2"])
+    assert str(whole.value) == str(error.value)
+
+
+def test_a_udp_relay_is_a_relay_with_an_idle_time():
+    options = parse_options(
+        ["-u", "-l", "127.0.0.1", "0", "--relay", "[::1]:53", "--relay-idle", "2.5"]
+    )
+    endpoint = options.endpoint
+    assert endpoint.protocol == "udp" and endpoint.listen
+    assert endpoint.upstream is not None and endpoint.upstream.protocol == "udp"
+    assert endpoint.upstream.label == "[::1]:53"
+    assert endpoint.kind_settings.idle == 2.5
+    default = parse_options(["-u", "-l", "0", "--relay", "127.0.0.1:53"]).endpoint
+    assert default.kind_settings.idle == 120.0
+    assert parse_options(["-u", "-l", "0"]).endpoint.kind_settings is None

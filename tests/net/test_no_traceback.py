@@ -91,9 +91,10 @@ def test_a_bad_command_line_is_one_line_naming_it(args, expected):
 def test_the_help_says_the_ranges_of_the_numbers():
     result = run_netrepl("--help")
     text = " ".join(result.stdout.decode().split())
-    for option in ("--linger S", "--reconnect [S]", "--connect-timeout S", "--max-clients N"):
+    options = ("--linger S", "--reconnect [S]", "--relay-idle S", "--connect-timeout S")
+    for option in (*options, "--max-clients N"):
         assert option in text
-    assert text.count("0 to 86,400;") == 2 and "0.001 to 86,400;" in text
+    assert text.count("0 to 86,400;") == 3 and "0.001 to 86,400;" in text
     assert "1 to 1,000,000" in text
 
 

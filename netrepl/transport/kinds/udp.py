@@ -1,18 +1,20 @@
 """UDP as a transport kind: `-u HOST PORT` sends datagrams to one address, `-u -l PORT`
-hears anyone; `--broadcast` and `--rcvbuf` are its own options.
+hears anyone, `-u -l PORT --relay HOST:PORT` relays each sender to HOST:PORT; `--broadcast`,
+`--rcvbuf` and `--relay-idle` are its own options.
 
-Declarations only; `transport/udp.py` (the datagram transport) is imported when an endpoint
-is opened.
+Declarations only; `transport/udp.py` (the datagram transport) and `transport/udp_relay.py`
+are imported when an endpoint is opened.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from netrepl.cmdline import check, option
+from netrepl.cmdline import check, option, typed
 from netrepl.errors import UsageError
+from netrepl.quantity import WAIT
 from netrepl.transport import Endpoint, SessionLink
 from netrepl.transport.registry import Kind
 
@@ -50,6 +52,30 @@ RCVBUF = option(
     " (4K to 1G, default 4M; the system may grant less)",
 )
 
+# UDP has no close: a relay's flow ends when neither side has sent for this long. Two minutes
+# is what a NAT must keep a UDP mapping at least (RFC 4787, REQ-5), so a device that a NAT
+# would still reach is not cut off by netrepl first.
+DEFAULT_RELAY_IDLE = 120.0
+RELAY_IDLE = option(
+    "--relay-idle",
+    type=typed(WAIT.parse),
+    metavar="S",
+    help="UDP relay: end a flow after S seconds with no datagram either way"
+    f" ({WAIT.range}; 0: never; default {DEFAULT_RELAY_IDLE:g})",
+    details="UDP has no close, so a sender's flow (its own socket toward the upstream) lives"
+    " until it has been quiet both ways for S seconds, /kick ends it, or the relay stops; each"
+    " leg's end is one status line. A datagram from the same address afterwards starts a new"
+    " flow.",
+)
+
+
+@dataclass(frozen=True)
+class UdpRelaySettings:
+    """A UDP relay's own settings (`Endpoint.kind_settings` of its listener)."""
+
+    idle: float = DEFAULT_RELAY_IDLE
+    """Seconds a flow may be quiet both ways before it ends; 0: never."""
+
 
 @check("-u", "--tls", "--unix")
 def _udp_carries_neither_tls_nor_unix(args: argparse.Namespace) -> None:
@@ -72,14 +98,38 @@ def _rcvbuf_is_for_udp(args: argparse.Namespace) -> None:
         raise UsageError("--rcvbuf is for UDP (-u): streams size their buffers themselves")
 
 
+@check("-u", "--relay-tls")
+def _udp_relays_without_tls(args: argparse.Namespace) -> None:
+    """A UDP relay's upstream is UDP: no --relay-tls."""
+    if args.udp and args.relay_tls:
+        raise UsageError("--relay-tls goes over TCP, not UDP (a UDP relay's upstream is UDP)")
+
+
+@check("--relay-idle", "-u", "--relay")
+def _relay_idle_is_for_a_udp_relay(args: argparse.Namespace) -> None:
+    """--relay-idle is for a UDP relay (-u -l PORT --relay HOST:PORT): streams close."""
+    if args.relay_idle is not None and not (args.udp and args.relay):
+        raise UsageError("--relay-idle is for a UDP relay (-u -l PORT --relay HOST:PORT)")
+
+
 def _open(endpoint: Endpoint, link: SessionLink) -> Transport:
     from netrepl.transport.udp import DatagramTransport
 
     return DatagramTransport.open(endpoint, link)
 
 
+def _open_relay(endpoint: Endpoint, link: SessionLink) -> Transport:
+    from netrepl.transport.udp_relay import DatagramRelay
+
+    return DatagramRelay.open(endpoint, link)
+
+
 def _build(args: argparse.Namespace, endpoint: Endpoint) -> Endpoint:
-    return replace(endpoint, broadcast=args.broadcast, rcvbuf=args.rcvbuf)
+    endpoint = replace(endpoint, broadcast=args.broadcast, rcvbuf=args.rcvbuf)
+    if endpoint.upstream is not None:
+        idle = DEFAULT_RELAY_IDLE if args.relay_idle is None else args.relay_idle
+        endpoint = replace(endpoint, kind_settings=UdpRelaySettings(idle))
+    return endpoint
 
 
 KIND = Kind(
@@ -89,9 +139,17 @@ KIND = Kind(
     build=_build,
     heading="UDP (-u)",
     selector=UDP,
-    options=(UDP, BROADCAST, RCVBUF),
-    checks=(_udp_carries_neither_tls_nor_unix, _broadcast_is_for_udp, _rcvbuf_is_for_udp),
+    options=(UDP, BROADCAST, RCVBUF, RELAY_IDLE),
+    checks=(
+        _udp_carries_neither_tls_nor_unix,
+        _broadcast_is_for_udp,
+        _rcvbuf_is_for_udp,
+        _udp_relays_without_tls,
+        _relay_idle_is_for_a_udp_relay,
+    ),
     services="udp",
     # UDP senders never connect or leave: there is nothing to count or wait for.
     counts_clients=False,
+    relay=_open_relay,
+    upstream_kind="udp",
 )
