@@ -260,17 +260,23 @@ def run_batch(
         if banner:
             display.post(Noticed(banner, "info"))
         session.begin(startup)
+        # A relay runs until a signal: from before it listens, so no SIGTERM finds it
+        # without the handler that ends it in order.
+        by_itself = endpoint.upstream is not None
+        if by_itself:
+            signal.signal(signal.SIGTERM, _interrupt)
         try:
             session.open(endpoint)
         except NetreplError:
             if display.failure is None:
                 raise
             return ExitStatus.INTERNAL  # the failure interrupted the connect, and is said already
+        except KeyboardInterrupt:
+            if not by_itself:
+                raise
+            return ExitStatus.OK  # stopped as it began: the summary below says what it did
         transport = session.transport
-        by_itself = transport is not None and transport.runs_by_itself
         try:
-            if by_itself:
-                signal.signal(signal.SIGTERM, _interrupt)
             status = run_startup_script(session, startup.script)
             if status == ExitStatus.OK and not session.quit_requested:
                 status = run.feed_raw() if run.raw else run.feed_lines()

@@ -710,8 +710,12 @@ class Renderer:
     @staticmethod
     def _leg_text(event: Connected) -> str:
         if event.side == "client":
+            if event.datagrams:
+                return f"#{event.flow} client {event.peer}: datagrams, relayed"
             return f"#{event.flow} client {event.peer} connected"
         source = f" from {event.local}" if event.local else ""
+        if event.datagrams:
+            return f"#{event.flow} upstream {event.peer}: datagrams{source}, relayed"
         return f"#{event.flow} upstream {event.peer} connected{source}: relaying"
 
     @staticmethod

@@ -10,6 +10,7 @@ the TLS layer) are registered in `registry.py` and declared in `kinds/`.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import re
 import select
@@ -214,6 +215,45 @@ def resolve(
         else:
             reason = f"{host} has no {wanted} address, only {other} ({', '.join(others[:3])})"
         raise NoAddressInFamily(error.errno, reason) from None
+
+
+def points_at_itself(listener: Endpoint, family: int, upstream: tuple[str, int]) -> bool:
+    """A relay's upstream `upstream` (resolved, of `family`) is where `listener` is about to
+    listen (same port, and the same host, or one of this machine's under a wildcard
+    listener): each flow would come back to the relay as a new flow, without end."""
+    if listener.port == 0 or listener.port != upstream[1]:
+        return False
+    upstream_host = _ip(upstream[0])
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            # Toward one of this machine's own addresses, the source is that address.
+            probe.connect(upstream)
+            source = _ip(probe.getsockname()[0])
+        except OSError:
+            return False
+    if upstream_host is None or (source != upstream_host and not upstream_host.is_loopback):
+        return False  # elsewhere
+    if listener.host is None:
+        return True
+    try:
+        found = resolve(
+            listener.host, listener.port, listener.family, socket.SOCK_DGRAM, socket.AI_PASSIVE
+        )
+    except OSError:
+        return False
+    listen_host = _ip(found[0][4][0])
+    return listen_host is not None and (listen_host.is_unspecified or listen_host == upstream_host)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address as a value (`::ffff:127.0.0.1` as 127.0.0.1); None for what is none."""
+    try:
+        address = ipaddress.ip_address(text.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def describe_os_error(error: OSError) -> str:

@@ -211,8 +211,9 @@ def build_endpoint(args: argparse.Namespace) -> Endpoint:
 
 def readdress(endpoint: Endpoint, host: str, port: int | str) -> Endpoint:
     """What `/connect HOST PORT` opens: the current endpoint's options toward another
-    address, as a client (a relay's upstream stays behind). A kind addressed otherwise (a unix path) gives way to the default
-    kind, TCP, keeping the rest (TLS included) but what only it knew (`kind_settings`)."""
+    address, as a client (a relay's upstream stays behind). A kind addressed otherwise (a
+    unix path) gives way to the default kind, TCP, keeping the rest (TLS included) but what
+    only it knew (`kind_settings`)."""
     kind = kind_named(endpoint.protocol)
     if kind.services is None:
         kind = default_kind()

@@ -13,6 +13,7 @@ backpressure) instead of piling up memory.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import ssl
@@ -39,19 +40,25 @@ from netrepl.interception import (
 from netrepl.transport import (
     Endpoint,
     FlowInfo,
-    FlowSide,
     PeerInfo,
     SessionLink,
     Target,
     format_sockaddr,
+    points_at_itself,
+    resolve,
 )
 from netrepl.transport.client import open_connection
 from netrepl.transport.delivery import ChannelDelivery
+from netrepl.transport.flows import (
+    check_flow_target,
+    chosen_flows,
+    default_flow_target,
+    flow_has_left,
+    leg_reply_target,
+)
 from netrepl.transport.server import StreamServer
 from netrepl.transport.stream import StreamChannel
 from netrepl.transport.tls import TlsLayer, client_context
-
-_TO_HELP = "/to client, /to upstream, or /to N [client|upstream] (/flows lists them)"
 
 
 @dataclass(eq=False)
@@ -107,6 +114,17 @@ class StreamRelay(StreamServer):
         thread)."""
 
     def _open(self) -> None:
+        upstream = self.upstream
+        with contextlib.suppress(OSError):  # a name that does not resolve yet fails per flow
+            assert upstream.host is not None
+            for family, _, _, _, address in resolve(
+                upstream.host, upstream.port, upstream.family, socket.SOCK_STREAM
+            ):
+                if points_at_itself(self.endpoint, family, address):
+                    raise UsageError(
+                        f"--relay {upstream.label} is where this relay listens: each client"
+                        " would come back to it as a new flow"
+                    )
         if self.upstream.tls is not None:
             # A bad --relay-cafile or --relay-cert is a usage error now, not at the first client.
             self._upstream_context = client_context(self.upstream.tls)
@@ -187,39 +205,18 @@ class StreamRelay(StreamServer):
             )
         return infos
 
-    # ---- targets
+    # ---- targets (what they mean is flows.py's, for every relay)
 
     def default_target(self) -> Target:
-        return FlowSide("newest", "upstream")
+        return default_flow_target()
 
     def check_target(self, target: Target) -> None:
-        if isinstance(target, tuple) or target == "last":
-            raise UsageError(f"/to: a relay sends to a side of a flow: {_TO_HELP}")
-        number = target.flow if isinstance(target, FlowSide) else target
-        if isinstance(number, int) and number not in {f.id for f in self._open_flows()}:
-            raise UsageError(f"/to: no flow #{number} (/flows lists them)")
-
-    def _sides(self, target: Target) -> list[tuple[_Flow, Side]]:
-        if isinstance(target, int):
-            target = FlowSide(target, "upstream")
-        elif target == "all":
-            target = FlowSide("all", "upstream")
-        if not isinstance(target, FlowSide):
-            raise UsageError(f"/to: a relay sends to a side of a flow: {_TO_HELP}")
-        flows = self._open_flows()
-        if not flows:
-            raise SendError(f"no flow yet (relaying {self.address} to {self.upstream.label})")
-        if target.flow == "newest":
-            flows = flows[-1:]
-        elif target.flow != "all":
-            flows = [f for f in flows if f.id == target.flow]
-            if not flows:
-                raise SendError(f"no flow #{target.flow} (/flows lists them)")
-        return [(flow, target.side) for flow in flows]
+        check_flow_target(target, {flow.id for flow in self._open_flows()})
 
     def _targets(self, target: Target) -> list[StreamChannel]:
+        waiting = f"relaying {self.address} to {self.upstream.label}"
         legs = []
-        for flow, side in self._sides(target):
+        for flow, side in chosen_flows(target, self._open_flows(), waiting):
             leg = flow.leg(side)
             if leg is None or not leg.is_open:
                 state = "not connected yet" if leg is None else "closed"
@@ -237,17 +234,17 @@ class StreamRelay(StreamServer):
         flow = self._flow_of.get(channel.id)
         return f"#{flow.id} {flow.side_of(channel)}" if flow else f"#{channel.id}"
 
-    def reply_target(self, conn: int) -> Target:
+    def _leg(self, conn: int) -> tuple[int | None, Side | None]:
         flow = self._flow_of.get(conn)
         if flow is None:
-            return conn
-        side: Side = "client" if flow.client.id == conn else "upstream"
-        return FlowSide(flow.id, side)
+            return None, None
+        return flow.id, "client" if flow.client.id == conn else "upstream"
+
+    def reply_target(self, conn: int) -> Target:
+        return leg_reply_target(*self._leg(conn), conn)
 
     def has_left(self, target: Target, conn: int) -> bool:
-        number = target.flow if isinstance(target, FlowSide) else target
-        flow = self._flow_of.get(conn)
-        return flow is not None and flow.id == number and flow.client.id == conn
+        return flow_has_left(target, *self._leg(conn))
 
     # ---- actions
 

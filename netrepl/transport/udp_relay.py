@@ -14,7 +14,6 @@ counted, as the network would drop it.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 import time
@@ -32,6 +31,7 @@ from netrepl.transport import (
     Target,
     describe_os_error,
     format_sockaddr,
+    points_at_itself,
     resolve,
 )
 from netrepl.transport.flows import (
@@ -140,7 +140,7 @@ class DatagramRelay(DatagramTransport):
                 f"cannot relay to {upstream.label}: {describe_os_error(error)}"
             ) from None
         self._upstream_family, self._upstream_address = family, address
-        if self._is_this_listener():
+        if points_at_itself(self.endpoint, family, address):
             raise UsageError(
                 f"--relay {upstream.label} is where this relay listens: each datagram would"
                 " come back to it as a new flow"
@@ -148,35 +148,6 @@ class DatagramRelay(DatagramTransport):
         super()._open()
         if self.idle:
             self.loop.call_later(self._sweep_period, self._sweep)
-
-    def _is_this_listener(self) -> bool:
-        """The upstream is an address the listener is about to bind (same port, and the
-        same host, or a local one under a wildcard listener)."""
-        endpoint, address = self.endpoint, self._upstream_address
-        if endpoint.port == 0 or endpoint.port != address[1]:
-            return False
-        upstream_host = _ip(address[0])
-        with socket.socket(self._upstream_family, socket.SOCK_DGRAM) as probe:
-            try:
-                # Toward one of this machine's own addresses, the source is that address.
-                probe.connect(address)
-                source = _ip(probe.getsockname()[0])
-            except OSError:
-                return False
-        if upstream_host is None or (source != upstream_host and not upstream_host.is_loopback):
-            return False  # elsewhere
-        if endpoint.host is None:
-            return True
-        try:
-            found = resolve(
-                endpoint.host, endpoint.port, endpoint.family, socket.SOCK_DGRAM, socket.AI_PASSIVE
-            )
-        except OSError:
-            return False
-        listen_host = _ip(found[0][4][0])
-        return listen_host is not None and (
-            listen_host.is_unspecified or listen_host == upstream_host
-        )
 
     @property
     def _sweep_period(self) -> float:
@@ -564,17 +535,6 @@ def _flow_state(flow: _Flow) -> str:
     if flow.dropped:
         parts.append(f"{flow.dropped:,} dropped")
     return ", ".join(parts) or "open"
-
-
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """An address as a value (`::ffff:127.0.0.1` as 127.0.0.1); None for what is none."""
-    try:
-        address = ipaddress.ip_address(text.partition("%")[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
 
 
 def _amount(size: int, datagrams: int) -> str:

@@ -39,7 +39,7 @@ CASES = {
         "-u (UDP) goes with neither --tls nor --unix",
         True,
     ),
-    "udp_relays_without_tls": (
+    "relay_tls_needs_an_upstream_that_carries_it": (
         "-u -l 1 --relay 127.0.0.1:2 --relay-tls",
         "--relay-tls goes over TCP, not UDP (a UDP relay's upstream is UDP)",
         True,

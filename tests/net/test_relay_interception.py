@@ -213,3 +213,16 @@ def test_bad_relay_commands_are_one_line(start_netrepl, upstream, line, error):
     assert result.returncode == 2  # batch mode stops at a bad line, as a script does
     assert error.encode() in result.stderr
     assert b"Traceback" not in result.stderr
+
+
+def test_a_tcp_relay_to_its_own_address_is_refused_in_one_line(tmp_path):
+    from tests.net.conftest import run_netrepl
+    from tests.peers import free_port
+
+    port = free_port()
+    result = run_netrepl("-l", "127.0.0.1", str(port), "--relay", f"127.0.0.1:{port}")
+    assert result.returncode == 2
+    assert result.stderr.decode().strip() == (
+        f"netrepl: --relay 127.0.0.1:{port} is where this relay listens: each client would come"
+        " back to it as a new flow"
+    )

@@ -21,12 +21,12 @@ RELAY = option(
     "--relay",
     metavar="HOST:PORT",
     help="listen (-l) and relay each client to HOST:PORT, showing both directions",
-    details="Each client gets a connection of its own to HOST:PORT (IPv6 as [::1]:502): the"
-    " pair is a flow (#1, #2). Bytes are forwarded both ways as they arrive, shown in the"
-    " current view with their flow and direction, and logged. What you type goes to the"
-    " upstream of the newest flow (/to client, /to upstream, /to N [client|upstream]);"
-    " /flows lists the flows. A half-close, a reset or a slow reader on one side is passed"
-    " on to the other.",
+    details="Each client (each sender, over UDP) gets a connection (a socket) of its own to"
+    " HOST:PORT (IPv6 as [::1]:502): the pair is a flow (#1, #2). Bytes are forwarded both"
+    " ways as they arrive, shown in the current view with their flow and direction, and"
+    " logged. What you type goes to the upstream of the newest flow (/to client, /to"
+    " upstream, /to N [client|upstream]); /flows lists the flows. A half-close, a reset or"
+    " a slow reader on one side is passed on to the other.",
 )
 RELAY_TLS = option(
     "--relay-tls", action="store_true", help="TLS toward the upstream (verified by default)"
@@ -85,6 +85,21 @@ def _relay_options_need_relay(args: argparse.Namespace) -> None:
             raise UsageError(f"{declared.name} needs --relay-tls")
 
 
+@check("--relay-tls", "--relay")
+def _relay_tls_needs_an_upstream_that_carries_it(args: argparse.Namespace) -> None:
+    """--relay-tls goes over the upstreams that carry TLS (a UDP relay's upstream is UDP)."""
+    kind = chosen_kind(args)
+    if args.relay_tls and kind.upstream_kind is not None:
+        upstream = kind_named(kind.upstream_kind)
+        if "tls" not in upstream.layers:
+            names = {k.upstream_kind for k in kinds() if k.upstream_kind is not None}
+            carriers = titles([k for k in kinds() if k.name in names and "tls" in k.layers])
+            raise UsageError(
+                f"--relay-tls goes over {carriers}, not {upstream.title} (a {kind.title}"
+                f" relay's upstream is {upstream.title})"
+            )
+
+
 @check("--relay-tls", "--relay-cert", "--relay-key")
 def _relay_key_needs_cert(args: argparse.Namespace) -> None:
     """--relay-key goes with --relay-cert."""
@@ -96,6 +111,7 @@ CHECKS = (
     _relay_listens,
     _relay_needs_a_kind_that_relays,
     _relay_options_need_relay,
+    _relay_tls_needs_an_upstream_that_carries_it,
     _relay_key_needs_cert,
 )
 

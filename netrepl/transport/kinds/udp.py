@@ -98,13 +98,6 @@ def _rcvbuf_is_for_udp(args: argparse.Namespace) -> None:
         raise UsageError("--rcvbuf is for UDP (-u): streams size their buffers themselves")
 
 
-@check("-u", "--relay-tls")
-def _udp_relays_without_tls(args: argparse.Namespace) -> None:
-    """A UDP relay's upstream is UDP: no --relay-tls."""
-    if args.udp and args.relay_tls:
-        raise UsageError("--relay-tls goes over TCP, not UDP (a UDP relay's upstream is UDP)")
-
-
 @check("--relay-idle", "-u", "--relay")
 def _relay_idle_is_for_a_udp_relay(args: argparse.Namespace) -> None:
     """--relay-idle is for a UDP relay (-u -l PORT --relay HOST:PORT): streams close."""
@@ -144,7 +137,6 @@ KIND = Kind(
         _udp_carries_neither_tls_nor_unix,
         _broadcast_is_for_udp,
         _rcvbuf_is_for_udp,
-        _udp_relays_without_tls,
         _relay_idle_is_for_a_udp_relay,
     ),
     services="udp",
