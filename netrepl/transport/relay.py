@@ -14,7 +14,6 @@ backpressure) instead of piling up memory.
 from __future__ import annotations
 
 import contextlib
-import re
 import socket
 import ssl
 import threading
@@ -25,18 +24,7 @@ from dataclasses import dataclass
 from netrepl.errors import ConnectError, SendError, UsageError
 from netrepl.events import CertificateInfo, Connected, Noticed, Side
 from netrepl.framing import Framing
-from netrepl.interception import (
-    Action,
-    Forward,
-    HeldFrame,
-    Interceptor,
-    PassEnd,
-    PauseReading,
-    Replacement,
-    Rewrite,
-    Tell,
-    other_side,
-)
+from netrepl.interception import other_side
 from netrepl.transport import (
     Endpoint,
     FlowInfo,
@@ -56,6 +44,7 @@ from netrepl.transport.flows import (
     flow_has_left,
     leg_reply_target,
 )
+from netrepl.transport.intercepting import Intercepting
 from netrepl.transport.server import StreamServer
 from netrepl.transport.stream import StreamChannel
 from netrepl.transport.tls import TlsLayer, client_context
@@ -82,7 +71,7 @@ class _Flow:
         return self.client.is_open or (self.upstream is not None and self.upstream.is_open)
 
 
-class StreamRelay(StreamServer):
+class StreamRelay(Intercepting, StreamServer):
     """A stream listener whose every client is relayed to `endpoint.upstream`.
 
     The loop thread accepts, joins each client to its upstream connection once that is up
@@ -106,9 +95,7 @@ class StreamRelay(StreamServer):
         self._stopping = threading.Event()
         self._earlier_upstream_received = 0
         self._earlier_upstream_sent = 0
-        self.interceptor = Interceptor()
-        """Holds and rewrites; used on the loop thread only (commands go through `loop.call`)."""
-        self._tick_due: float | None = None
+        self._start_intercepting()
         self._deferred: list[_Flow] | None = [] if link.flows_wait else None
         """Flows accepted before the session says go (`flow_starter`), connected then (loop
         thread)."""
@@ -270,48 +257,10 @@ class StreamRelay(StreamServer):
                 return leg.tls_info.chain
         raise UsageError(f"/cert: flow #{conn} has no certificate on either side")
 
-    # ---- interception (any thread: each runs on the loop, between reads)
-
-    def relay_controls(self) -> StreamRelay:
-        return self
+    # ---- interception (the controls are Intercepting's)
 
     def set_framing(self, framing: Framing) -> None:
         self._intercept(lambda: self.interceptor.set_framing(framing))
-
-    def hold(self, sides: tuple[Side, ...]) -> None:
-        self._intercept(lambda: self.interceptor.hold(sides))
-
-    def forward_held(self, which: str | None) -> None:
-        self._intercept(lambda: self.interceptor.forward(which))
-
-    def drop_held(self, which: str | None) -> None:
-        self._intercept(lambda: self.interceptor.drop(which))
-
-    def add_rewrite(
-        self,
-        side: Side,
-        pattern: re.Pattern[bytes],
-        replacement: Replacement,
-        shown: str,
-        hex: bool,
-    ) -> Rewrite:
-        return self.loop.call(
-            lambda: self.interceptor.add_rewrite(side, pattern, replacement, shown, hex)
-        )
-
-    def remove_rewrites(self, which: str) -> list[Rewrite]:
-        return self.loop.call(lambda: self.interceptor.remove_rewrites(which))
-
-    def rewrites(self) -> list[Rewrite]:
-        return self.loop.call(lambda: list(self.interceptor.rewrites))
-
-    def holding(self) -> tuple[frozenset[Side], list[HeldFrame]]:
-        return self.loop.call(
-            lambda: (self.interceptor.holding, list(self.interceptor.held.values()))
-        )
-
-    def _intercept(self, change: Callable[[], list[Action]]) -> None:
-        self.loop.call(lambda: self._carry_out(change()))
 
     def close(self) -> None:
         self._stopping.set()
@@ -467,43 +416,26 @@ class StreamRelay(StreamServer):
             channel.pause_reading()
             other.when_drained(channel.resume_reading)
 
-    def _carry_out(self, actions: list[Action]) -> None:
-        for action in actions:
-            match action:
-                case Forward(number, side, data):
-                    flow = self.flows.get(number)
-                    leg = flow.leg(side) if flow is not None else None
-                    if flow is not None and leg is not None:
-                        self._forward(flow, leg, data)
-                case Tell(text, level):
-                    self.post(Noticed(text, level))
-                case PauseReading(number, side, paused):
-                    flow = self.flows.get(number)
-                    leg = flow.leg(side) if flow is not None else None
-                    if leg is not None:
-                        if paused:
-                            leg.pause_reading("held")
-                        else:
-                            leg.resume_reading("held")
-                case PassEnd(number, side):
-                    flow = self.flows.get(number)
-                    other = flow.leg(other_side(side)) if flow is not None else None
-                    if other is not None:
-                        other.end_writing()
-        self._schedule_tick()
+    def _forward_frame(self, flow: int, side: Side, data: bytes) -> None:
+        found = self.flows.get(flow)
+        leg = found.leg(side) if found is not None else None
+        if found is not None and leg is not None:
+            self._forward(found, leg, data)
 
-    def _schedule_tick(self) -> None:
-        """Idle framing ends a frame after a silence: look again when the first is due."""
-        now = time.monotonic()
-        wait = self.interceptor.due(now)
-        if wait is None or (self._tick_due is not None and self._tick_due <= now + wait):
-            return
-        self._tick_due = now + wait
-        self.loop.call_later(wait, self._tick)
+    def _pause_side(self, flow: int, side: Side, paused: bool) -> None:
+        found = self.flows.get(flow)
+        leg = found.leg(side) if found is not None else None
+        if leg is not None:
+            if paused:
+                leg.pause_reading("held")
+            else:
+                leg.resume_reading("held")
 
-    def _tick(self) -> None:
-        self._tick_due = None
-        self._carry_out(self.interceptor.tick(time.monotonic()))
+    def _pass_end(self, flow: int, side: Side) -> None:
+        found = self.flows.get(flow)
+        other = found.leg(other_side(side)) if found is not None else None
+        if other is not None:
+            other.end_writing()
 
     def _leg_closed(self, channel: StreamChannel) -> None:
         flow = self._flow_of.pop(channel.id, None)

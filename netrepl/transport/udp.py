@@ -432,8 +432,8 @@ class DatagramTransport(Transport):
             assert sender is not None
             received += len(data)
             sender.received += len(data)
+            arrived(sender, data)  # a relay decides first (forward, hold), then it is posted
             post(Received(sender.conn, data, True, at))
-            arrived(sender, data)
         self._received += received
         self._last_activity = time.monotonic()
         with self._senders_lock:

@@ -41,6 +41,7 @@ from netrepl.transport.flows import (
     flow_has_left,
     leg_reply_target,
 )
+from netrepl.transport.intercepting import Intercepting
 from netrepl.transport.kinds.udp import DEFAULT_RELAY_IDLE, UdpRelaySettings
 from netrepl.transport.loop import READ
 from netrepl.transport.udp import (
@@ -95,7 +96,7 @@ class _Flow:
         return "client" if conn == self.client.conn else "upstream"
 
 
-class DatagramRelay(DatagramTransport):
+class DatagramRelay(Intercepting, DatagramTransport):
     """A UDP listener whose every sender is relayed to `endpoint.upstream`, each from a
     socket of its own.
 
@@ -125,6 +126,9 @@ class DatagramRelay(DatagramTransport):
         self._upstream_received = 0
         self._client_datagrams = 0
         self._upstream_datagrams = 0
+        self._start_intercepting()
+        self._held_full: set[tuple[int, Side]] = set()
+        """Directions holding all the interceptor holds: their datagrams are dropped (loop)."""
 
     def _open(self) -> None:
         # Resolved once, now: a name that does not resolve fails the start (exit status 1),
@@ -368,17 +372,40 @@ class DatagramRelay(DatagramTransport):
         )
 
     def _arrived(self, sender: Sender, data: bytes) -> None:
-        """A client's datagram, posted: on to its upstream."""
+        """A client's datagram, about to be posted: on to its upstream (or held)."""
         self._client_datagrams += 1
         flow = self._flow_of.get(sender.conn)
         if flow is None:
             return
         flow.quiet_since = time.monotonic()
-        leg = flow.upstream
-        if leg is None or leg.sock is None:
-            flow.dropped += 1
+        self._intercepted(flow, "client", data)
+
+    def _intercepted(self, flow: _Flow, side: Side, data: bytes) -> None:
+        if not self.interceptor.busy(flow.id, side):
+            self._forward_frame(flow.id, side, data)
+        elif (flow.id, side) in self._held_full:
+            flow.dropped += 1  # over the bound of what is held: as the network would
+        else:
+            self._carry_out(self.interceptor.arrived(flow.id, side, data, time.monotonic()))
+
+    def _forward_frame(self, flow: int, side: Side, data: bytes) -> None:
+        found = self.flows.get(flow)
+        if found is None:
             return
-        self._pass_on(flow, leg, leg.sock, None, data)
+        if side == "client":
+            leg = found.upstream
+            if leg is None or leg.sock is None:
+                found.dropped += 1
+                return
+            self._pass_on(found, leg, leg.sock, None, data)
+        elif self._sock is not None:
+            self._pass_on(found, found.client, self._sock, found.client.address, data)
+
+    def _pause_side(self, flow: int, side: Side, paused: bool) -> None:
+        if paused:
+            self._held_full.add((flow, side))
+        else:
+            self._held_full.discard((flow, side))
 
     def _read_upstream(self, flow: _Flow, limit: int) -> None:
         """Post up to `limit` datagrams the upstream sent this flow, each passed on to its
@@ -400,10 +427,8 @@ class DatagramRelay(DatagramTransport):
             self._upstream_received += len(data)
             self._upstream_datagrams += 1
             flow.quiet_since = time.monotonic()
+            self._intercepted(flow, "upstream", data)
             post(Received(leg.conn, data, True, time.time()))
-            client = self._sock
-            if client is not None:
-                self._pass_on(flow, flow.client, client, flow.client.address, data)
         self._last_activity = time.monotonic()
         self.notify()
 
@@ -509,6 +534,8 @@ class DatagramRelay(DatagramTransport):
         self._post_event(Closed(flow.client.conn, reason, flow.client.received, flow.client.sent))
         if leg is not None:
             self._post_event(Closed(leg.conn, reason, leg.received, leg.sent))
+        self._carry_out(self.interceptor.forget(flow.id))
+        self._held_full -= {(flow.id, "client"), (flow.id, "upstream")}
         with self._flows_lock:
             self.flows.pop(flow.id, None)
             self._flow_of.pop(flow.client.conn, None)

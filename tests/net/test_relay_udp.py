@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import resource
 import signal
 import socket
@@ -239,7 +240,11 @@ def test_injected_datagrams_go_to_the_side_chosen(relay, echo, raw):
         (found[1, "client"].conn, b"to #1's client"),
         (found[1, "upstream"].conn, b"a bare 1"),
     ]
-    # The injected datagram's Sent is ahead of the reply it provoked.
+    # The injected datagram's Sent is ahead of the reply it provoked (which is forwarded
+    # before it is posted: wait for its event).
+    tap.wait_until(
+        lambda: any(e.data == b"echo:a bare 1" for e in tap.of_type(Received)), "the reply"
+    )
     events = [e for e in tap.snapshot() if isinstance(e, Sent | Received)]
     injected = next(i for i, e in enumerate(events) if e.data == b"a bare 1")
     reply = next(i for i, e in enumerate(events) if e.data == b"echo:a bare 1")
@@ -552,3 +557,37 @@ def test_out_of_file_descriptors_a_new_flow_is_said_and_the_relay_goes_on(relay,
     again = senders[failed - 1]
     again.sendto(b"again", address)
     assert recv(again) == (b"echo:again", address)
+
+
+# ---- holding and rewriting: each datagram is one frame -----------------------------------------
+
+
+def test_a_held_datagram_waits_for_forward_and_a_dropped_one_never_arrives(relay, echo, raw):
+    transport, tap, address = relay
+    sender = raw.udp()
+    transport.hold(("upstream",))
+    sender.sendto(b"one", address)
+    sender.sendto(b"two", address)
+    echo.wait_heard(2)
+    tap.wait_until(
+        lambda: any(e.text.startswith("held 2:") for e in tap.of_type(Noticed)), "held 2"
+    )
+    assert [frame.data for frame in transport.holding()[1]] == [b"echo:one", b"echo:two"]
+    transport.forward_held("1")
+    assert recv(sender)[0] == b"echo:one"
+    transport.drop_held(None)  # the oldest: echo:two
+    transport.hold(())
+    sender.sendto(b"three", address)
+    assert recv(sender)[0] == b"echo:three"  # never echo:two
+    texts = [e.text for e in tap.of_type(Noticed)]
+    assert "held 1: #1 upstream → client, 8 bytes (/forward 1, /drop 1)" in texts
+    assert "dropped frame 2 (8 bytes): never seen by #1 client" in texts
+
+
+def test_a_rewrite_changes_a_whole_datagram_on_its_way(relay, echo, raw):
+    transport, _, address = relay
+    sender = raw.udp()
+    transport.add_rewrite("client", re.compile(b"^ping"), lambda match, before: b"PONG", "", False)
+    sender.sendto(b"ping 7", address)
+    assert recv(sender)[0] == b"echo:PONG 7"
+    assert echo.wait_heard(1)[0][0] == b"PONG 7"
