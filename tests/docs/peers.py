@@ -524,13 +524,13 @@ class BuiltInDemo(Role):
         "hostile": demo.HOSTILE,
         "prompt": b"login: ",
         "split": demo.SPLIT_LINE,
+        "temp": demo.TEMPERATURE,
     }
 
     def __init__(self) -> None:
         super().__init__("(inside netrepl)")
         self.new_tally()
-        greeting = demo.GREETING + demo.GBK_LINE + demo.BINARY_INTRO + demo.BINARY_FRAME
-        self.count(sent=len(greeting + b"\r\n"))
+        self.count(sent=len(demo.OPENING))
 
     def typed(self, line: str) -> None:
         if line.startswith("/"):
