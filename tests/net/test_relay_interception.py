@@ -213,3 +213,14 @@ def test_bad_relay_commands_are_one_line(start_netrepl, upstream, line, error):
     assert result.returncode == 2  # batch mode stops at a bad line, as a script does
     assert error.encode() in result.stderr
     assert b"Traceback" not in result.stderr
+
+
+def test_a_rewrite_that_deletes_is_listed_as_typed(start_netrepl, upstream):
+    relay = start_netrepl("-l", "127.0.0.1", "0", "--relay", f"127.0.0.1:{upstream.port}")
+    relay_port(relay)
+    relay.write(b"/rewrite client ^ping\\r?\\n ->\n/rewrite\n")
+    # The rule as typed, with no blank where the replacement would be.
+    said = b"rule 1: /rewrite client ^ping\\r?\\n -> (frames of client \xe2\x86\x92 upstream)\n"
+    relay.wait_stderr(said)
+    relay.wait_stderr(said + b"rule 1: /rewrite client ^ping\\r?\\n ->\n")
+    relay.kill()
