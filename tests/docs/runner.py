@@ -814,9 +814,7 @@ class _BatchPlay:
                 still_since, last = time.monotonic(), now
 
     def _output_size(self) -> tuple[int, ...]:
-        written = (
-            os.path.getsize(self._stdout_file.name) if self._stdout_file is not None else 0
-        )
+        written = os.path.getsize(self._stdout_file.name) if self._stdout_file is not None else 0
         counts = tuple(n for peer in self.session.peers for n in peer.counts())
         with self._changed:
             return (len(self._stderr), len(self._stdout), written, *counts)
