@@ -3,7 +3,11 @@
 An `Interactive` session runs netrepl in a pty (tests/terminal.py: pexpect + pyte, with the
 scrollback kept) and types each line as a person does: at the prompt, once what the last
 line provoked is on the screen. A `Batch` session runs it with piped stdin and takes stdout
-(or stderr). Only loopback is ever contacted: the doc's hosts are played by `peers.Role`s.
+(or stderr, or the file `> FILE` names); while it runs, its steps play a relay's client,
+each waiting on what can be counted or read (bytes at the other side, a line netrepl said),
+then for the output to stay still. Only loopback is ever contacted: the doc's hosts are
+played by `peers.Role`s. A relay (`-l PORT --relay HOST:PORT`) connects to its upstream
+role once per client, so the runner waits for that connection after each `Connect`.
 
 What legitimately varies from run to run is replaced in a narrow, declared way, never by
 loosening a line:
@@ -13,13 +17,16 @@ loosening a line:
   names a listener on every interface);
 - addresses the runner cannot know (the demo peer runs inside netrepl) → `unknown`, in
   order of first appearance;
-- the seconds of a `/time delta` header and a certificate's expiry → the values declared.
+- the seconds of a `/time delta` header, a `--time on` clock, a flow's age and a
+  certificate's expiry → the values declared.
 A loopback address left over after that is an error, not a doc line.
 
 Besides what a session shows, the runner reads two things from netrepl's screen: the prompt
 ends in `> ` (it types only then), and the toolbar says `rx N B` and `tx N B` (it types the
-next line only once those count every byte the peers sent and took). If netrepl changes
-either, change `ScrollbackTerminal.prompt_ready` or `toolbar_counts`, then regenerate.
+next line only once those count every byte the peers sent and took; for a relay, rx is what
+both sides sent and tx what both received, so a held or dropped frame is counted in rx and
+never in tx, as at the peers). If netrepl changes either, change
+`ScrollbackTerminal.prompt_ready` or `toolbar_counts`, then regenerate.
 """
 
 from __future__ import annotations
