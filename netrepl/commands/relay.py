@@ -169,7 +169,7 @@ def _add_rewrite(session: Session, args: Arguments, *, hex: bool) -> None:
         side,
         compiled,
         _replacement(session, replacement, hex=hex),
-        f"{pattern} -> {replacement}",
+        f"{pattern} -> {replacement}".rstrip(),  # `PATTERN ->` deletes: shown as typed
         hex,
     )
     session.note(f"{rule.describe()} (frames of {side} → {other_side(side)})")

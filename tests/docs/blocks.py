@@ -1,8 +1,9 @@
 """The code blocks of a Markdown doc, and the checked ones among them.
 
 A checked block is a fenced block right after a line `<!-- session: NAME -->` (an HTML
-comment, which GitHub does not show). This module reads blocks and rewrites the checked
-ones; it never runs anything.
+comment, which GitHub does not show). A block right after `<!-- file: NAME -->` is a file a
+session uses (a script): the session runs what the doc shows. This module reads blocks and
+rewrites the checked ones; it never runs anything.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ DOCS = (ROOT / "README.md", ROOT / "docs" / "guide.md")
 """The docs whose sessions are checked."""
 
 MARKER = re.compile(r"^<!-- session: ([a-z0-9-]+) -->$")
+FILE_MARKER = re.compile(r"^<!-- file: ([\w.-]+) -->$")
 _FENCE = re.compile(r"^(\s*)```")
 
 
@@ -29,6 +31,8 @@ class Block:
     lines: tuple[str, ...]
     session: str | None
     """The session named by a marker right above the opening fence."""
+    file: str | None = None
+    """The file named by a file marker right above the opening fence."""
 
     @property
     def where(self) -> str:
@@ -43,7 +47,7 @@ def code_blocks(path: Path) -> list[Block]:
     while index < len(lines):
         opening = _FENCE.match(lines[index])
         if opening is None:
-            marker = MARKER.match(lines[index])
+            marker = MARKER.match(lines[index]) or FILE_MARKER.match(lines[index])
             if marker is not None and not (
                 index + 1 < len(lines) and _FENCE.match(lines[index + 1])
             ):
@@ -57,6 +61,7 @@ def code_blocks(path: Path) -> list[Block]:
         if end is None:
             raise ValueError(f"{path}:{index + 1}: a code block that never ends")
         marker = MARKER.match(lines[index - 1]) if index else None
+        file = FILE_MARKER.match(lines[index - 1]) if index else None
         blocks.append(
             Block(
                 path,
@@ -64,6 +69,7 @@ def code_blocks(path: Path) -> list[Block]:
                 end,
                 tuple(lines[index + 1 : end]),
                 marker[1] if marker else None,
+                file[1] if file else None,
             )
         )
         index = end + 1
@@ -72,6 +78,18 @@ def code_blocks(path: Path) -> list[Block]:
 
 def checked_blocks() -> list[Block]:
     return [block for path in DOCS for block in code_blocks(path) if block.session]
+
+
+def file_blocks() -> list[Block]:
+    return [block for path in DOCS for block in code_blocks(path) if block.file]
+
+
+def doc_file(name: str) -> bytes:
+    """The content of the block marked `<!-- file: NAME -->`, as a file holds it."""
+    found = [block for block in file_blocks() if block.file == name]
+    if len(found) != 1:
+        raise AssertionError(f"{len(found)} blocks are marked <!-- file: {name} -->, not 1")
+    return "\n".join(found[0].lines).encode() + b"\n"
 
 
 def rewrite(path: Path, shown: dict[str, list[str]]) -> bool:

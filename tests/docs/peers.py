@@ -1,5 +1,6 @@
 """The loopback peers that play the hosts of the docs' sessions: a Redis, a web server, Modbus
-devices, a GBK device, devices that connect in, a UDP sender, and a model of `--demo`.
+devices, a GBK device, the demo peer as a device of its own, devices that connect in, a UDP
+sender, and a model of `--demo`.
 
 Each is a `Role`: it binds or connects on 127.0.0.1 only, counts the bytes that cross its
 sockets (so a session can wait until netrepl has read all of them), and knows the real
@@ -119,7 +120,7 @@ class Connection:
 
     def __init__(self, role: Role, sock: socket.socket, tally: int) -> None:
         self._role = role
-        self._sock = sock
+        self.sock = sock
         self._tally = tally
         self._unanswered = 0
         self._pending = b""
@@ -128,7 +129,7 @@ class Connection:
         self._role.count(received=self._unanswered, tally=self._tally)
         self._unanswered = 0
         try:
-            data = self._sock.recv(65536)
+            data = self.sock.recv(65536)
         except OSError:
             data = b""
         self._unanswered = len(data)
@@ -155,7 +156,7 @@ class Connection:
         return taken
 
     def send(self, data: bytes) -> None:
-        self._sock.sendall(data)
+        self.sock.sendall(data)
         self._role.count(sent=len(data), tally=self._tally)
 
     def finish(self) -> None:
@@ -368,6 +369,30 @@ class GbkDevice(Server):
                 connection.send("未知命令\r\n".encode("gbk"))
 
 
+class DemoDevice(Server):
+    """netrepl's demo peer as `python -m netrepl.demo PORT` runs it: served by netrepl.demo's
+    own handler, through a link that counts what crosses it."""
+
+    def serve(self, connection: Connection) -> None:
+        demo.serve(_CountedLink(connection))
+
+
+class _CountedLink:
+    """A `demo.DemoLink` over a counted `Connection`."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def sendall(self, data: bytes, /) -> None:
+        self._connection.send(data)
+
+    def recv(self, size: int, /) -> bytes:
+        return self._connection.recv()
+
+    def setsockopt(self, level: int, option: int, value: int, /) -> None:
+        self._connection.sock.setsockopt(level, option, value)
+
+
 class TlsIdentity:
     """A server's TLS identity from trustme: a certificate issued by a fresh CA, or with
     `self_signed` the CA's own certificate (which no client trusts).
@@ -524,13 +549,13 @@ class BuiltInDemo(Role):
         "hostile": demo.HOSTILE,
         "prompt": b"login: ",
         "split": demo.SPLIT_LINE,
+        "temp": demo.TEMPERATURE,
     }
 
     def __init__(self) -> None:
         super().__init__("(inside netrepl)")
         self.new_tally()
-        greeting = demo.GREETING + demo.GBK_LINE + demo.BINARY_INTRO + demo.BINARY_FRAME
-        self.count(sent=len(greeting + b"\r\n"))
+        self.count(sent=len(demo.OPENING))
 
     def typed(self, line: str) -> None:
         if line.startswith("/"):

@@ -3,7 +3,11 @@
 An `Interactive` session runs netrepl in a pty (tests/terminal.py: pexpect + pyte, with the
 scrollback kept) and types each line as a person does: at the prompt, once what the last
 line provoked is on the screen. A `Batch` session runs it with piped stdin and takes stdout
-(or stderr). Only loopback is ever contacted: the doc's hosts are played by `peers.Role`s.
+(or stderr, or the file `> FILE` names); while it runs, its steps play a relay's client,
+each waiting on what can be counted or read (bytes at the other side, a line netrepl said),
+then for the output to stay still. Only loopback is ever contacted: the doc's hosts are
+played by `peers.Role`s. A relay (`-l PORT --relay HOST:PORT`) connects to its upstream
+role once per client, so the runner waits for that connection after each `Connect`.
 
 What legitimately varies from run to run is replaced in a narrow, declared way, never by
 loosening a line:
@@ -13,13 +17,16 @@ loosening a line:
   names a listener on every interface);
 - addresses the runner cannot know (the demo peer runs inside netrepl) → `unknown`, in
   order of first appearance;
-- the seconds of a `/time delta` header and a certificate's expiry → the values declared.
+- the seconds of a `/time delta` header, a `--time on` clock, a flow's age and a
+  certificate's expiry → the values declared.
 A loopback address left over after that is an error, not a doc line.
 
 Besides what a session shows, the runner reads two things from netrepl's screen: the prompt
 ends in `> ` (it types only then), and the toolbar says `rx N B` and `tx N B` (it types the
-next line only once those count every byte the peers sent and took). If netrepl changes
-either, change `ScrollbackTerminal.prompt_ready` or `toolbar_counts`, then regenerate.
+next line only once those count every byte the peers sent and took; for a relay, rx is what
+both sides sent and tx what both received, so a held or dropped frame is counted in rx and
+never in tx, as at the peers). If netrepl changes either, change
+`ScrollbackTerminal.prompt_ready` or `toolbar_counts`, then regenerate.
 """
 
 from __future__ import annotations
@@ -27,9 +34,11 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -88,7 +97,29 @@ class Push:
     data: bytes
 
 
-Step = Type | Send | Connect | Push
+@dataclass(frozen=True)
+class Await:
+    """(Batch) wait until netrepl has printed `text` (on stderr) `times` times in all: what a
+    script did (`forwarded frame 2`), where no byte count can say it."""
+
+    text: str
+    times: int = 1
+
+
+@dataclass(frozen=True)
+class Leave:
+    """(Batch) the device or client at `who` closes its connection."""
+
+    who: str
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    """(Batch) Ctrl-C, once every byte a peer sent has reached the other peers: netrepl gets
+    SIGINT, and the block shows `^C` where the terminal would."""
+
+
+Step = Type | Send | Connect | Push | Await | Leave | Interrupt
 
 
 # ---- sessions ----------------------------------------------------------------------------------
@@ -136,8 +167,17 @@ class Interactive:
 
 @dataclass
 class Batch:
-    """A pipe: `command` is `[$ ]printf '...' | netrepl ARGS [< FILE]`; the left side runs in
-    sh, as in the reader's shell. The block is the command, then what `show` names."""
+    """A pipe: `command` is `[$ ]printf '...' | netrepl ARGS [< FILE] [> FILE]`; the left side
+    runs in sh, as in the reader's shell. The block is the command, then what `show` names:
+    `stdout`, `stderr`, or a file netrepl wrote (`traffic.txt`, shown after `$ cat NAME`).
+
+    files: files in netrepl's directory before it starts (`< FILE`, `--script FILE`).
+    steps: what the peers do while netrepl runs (a relay's clients; Connect, Push, Await,
+      Leave, Interrupt); without steps netrepl runs to its end at once.
+    listen: how the listener's address reads (`-l` sessions).
+    then: commands run afterwards in the same directory (`$ netrepl export ...`), each shown
+      with what it printed.
+    """
 
     command: str
     peers: list[Role]
@@ -147,6 +187,9 @@ class Batch:
     files: dict[str, bytes] = field(default_factory=dict)
     local: Sequence[str] = ("192.168.1.10:51234",)
     vary: Sequence[Vary] = ()
+    steps: list[Step] = field(default_factory=list)
+    listen: str | None = None
+    then: Sequence[str] = ()
 
 
 Session = Interactive | Batch
@@ -186,8 +229,12 @@ def real_arguments(words: list[str], peers: list[Role]) -> list[str]:
             (i for i in range(len(args) - 1) if args[i : i + 2] == [host, port]),
             None,
         )
-        assert at is not None, f"{host} {port} is not in the command line {words}"
-        args[at : at + 2] = ["127.0.0.1", str(peer.port)]
+        if at is not None:
+            args[at : at + 2] = ["127.0.0.1", str(peer.port)]
+        else:
+            # One word, as --relay HOST:PORT names its upstream.
+            assert peer.doc_address in args, f"{host} {port} is not in the command line {words}"
+            args[args.index(peer.doc_address)] = f"127.0.0.1:{peer.port}"
         # The certificate is checked against the doc's name, as when that name is connected to.
         if "--tls" in args and "--sni" not in args and not re.fullmatch(r"[\d.]+", host):
             args += ["--sni", host]
@@ -236,7 +283,7 @@ class DocValues:
         )
         self.known.update(zip(ends, session.local, strict=False))
         if netrepl_listens_at is not None:
-            assert isinstance(session, Interactive) and session.listen, "declare `listen`"
+            assert session.listen, "declare `listen`"
             self.known[netrepl_listens_at] = session.listen
 
     def apply(self, lines: list[str]) -> list[str]:
@@ -370,6 +417,7 @@ class _Play:
         self.terminal = terminal
         self.listening_at: str | None = None
         self.peers = {peer.doc_address: peer for peer in session.peers}
+        self.servers = [peer for peer in session.peers if isinstance(peer, Server)]
         self.since = 0
         """The first connection the toolbar counts: /reconnect opens a transport anew."""
         self.live_prompt = ""
@@ -388,9 +436,10 @@ class _Play:
             match = _LOOPBACK.search("\n".join(terminal.all_lines()))
             assert match is not None
             self.listening_at = match[0]
-        for peer in self.session.peers:
-            if isinstance(peer, Server):
-                peer.wait_accepted(1)
+        else:
+            # A relay (listening) connects to its upstream only when a client comes.
+            for server in self.servers:
+                server.wait_accepted(1)
         self.settle()
 
     def listener(self) -> tuple[str, int]:
@@ -428,7 +477,11 @@ class _Play:
             case Connect(who):
                 peer = self.peers[who]
                 assert isinstance(peer, DeviceClient)
+                upstream = [len(server.netrepl_ends()) for server in self.servers]
                 peer.connect(self.listener())
+                # A relay joins each client to a connection of its own to the upstream.
+                for server, before in zip(self.servers, upstream, strict=True):
+                    server.wait_accepted(before + 1)
             case Push(who, data):
                 peer = self.peers[who]
                 if isinstance(peer, DatagramSender):
@@ -544,43 +597,261 @@ def _noted(lines: list[str], notes: dict[str, str]) -> list[str]:
 # ---- batch -------------------------------------------------------------------------------------
 
 
-def _run_batch(session: Batch, home: str) -> list[str]:
+@dataclass
+class _BatchCommand:
+    """A batch command line taken apart: netrepl's words, its stdin, where its stdout goes."""
+
+    words: list[str]
+    stdin: bytes
+    stdout: str | None
+    """The file `> FILE` names (in netrepl's directory), or None for a pipe."""
+
+
+def _batch_command(session: Batch) -> _BatchCommand:
     words = _split(session.command)
+    stdin = b""
     if "|" in words:
         bar = words.index("|")
         left, words = words[:bar], words[bar + 1 :]
         stdin = subprocess.run(
             ["sh", "-c", shlex.join(left)], capture_output=True, check=True, timeout=WAIT
         ).stdout
-    else:
-        stdin = b""
-    if "<" in words:
-        at = words.index("<")
-        stdin = session.files[words[at + 1]]
-        del words[at : at + 2]
-    args = real_arguments(words, session.peers)
+    stdout = None
+    for redirect in ("<", ">"):
+        if redirect in words:
+            at = words.index(redirect)
+            name = words[at + 1]
+            del words[at : at + 2]
+            if redirect == ">":
+                stdout = name
+            elif name != "/dev/null":
+                stdin = session.files[name]
+    return _BatchCommand(words, stdin, stdout)
+
+
+def _run_batch(session: Batch, home: str) -> list[str]:
+    command = _batch_command(session)
+    for name, content in session.files.items():
+        with open(os.path.join(home, name), "wb") as file:
+            file.write(content)
+    args = real_arguments(command.words, session.peers)
     env = _environment(home, session.peers, dict(os.environ))
+    play = _BatchPlay(session, [sys.executable, "-m", "netrepl", *args], command, env, home)
     try:
+        play.begin()
+        for step in session.steps:
+            play.do(step)
+        returncode = play.end()
+    finally:
+        play.stop()
+    outputs = {"stdout": play.stdout(), "stderr": play.stderr_shown()}
+    if returncode != session.exit_status:
+        raise AssertionError(
+            f"{session.command}: exit status {returncode}, not {session.exit_status}\n"
+            f"stdout {outputs['stdout'][-2000:]!r}\nstderr {outputs['stderr'][-2000:]!r}"
+        )
+    lines: list[str] = []
+    for stream in session.show:
+        if stream not in outputs:
+            lines.append(f"$ cat {stream}")
+            with open(os.path.join(home, stream), encoding="utf-8") as file:
+                output = file.read()
+        else:
+            output = outputs[stream]
+        lines += output.removesuffix("\n").split("\n") if output else []
+    for then in session.then:
         done = subprocess.run(
-            [sys.executable, "-m", "netrepl", *args],
-            input=stdin,
-            capture_output=True,
+            [sys.executable, "-m", "netrepl", *_split(then)[1:]],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # one terminal shows both, in the order written
             env=env,
             cwd=home,
             timeout=2 * WAIT,
         )
-    except subprocess.TimeoutExpired as error:
-        raise AssertionError(f"{session.command}: still running after {2 * WAIT} s") from error
-    if done.returncode != session.exit_status:
-        raise AssertionError(
-            f"{session.command}: exit status {done.returncode}, not {session.exit_status}\n"
-            f"stdout {done.stdout[-2000:]!r}\nstderr {done.stderr[-2000:]!r}"
-        )
-    lines: list[str] = []
-    for stream in session.show:
-        output = {"stdout": done.stdout, "stderr": done.stderr}[stream].decode("utf-8")
-        lines += output.removesuffix("\n").split("\n") if output else []
+        assert done.returncode == 0, f"{then}: exit status {done.returncode}\n{done.stdout!r}"
+        lines += [then, *done.stdout.decode("utf-8").removesuffix("\n").split("\n")]
     values = DocValues(session)
-    values.collect()
+    values.collect(play.listening_at)
     lines = values.apply(lines)
     return [session.command, *lines] if session.show_command else lines
+
+
+class _BatchPlay:
+    """One batch run: netrepl with piped stdin, its stderr read as it comes, the steps played
+    against it (a relay's client connects, speaks, leaves), and its end."""
+
+    def __init__(
+        self,
+        session: Batch,
+        argv: list[str],
+        command: _BatchCommand,
+        env: dict[str, str],
+        home: str,
+    ) -> None:
+        self.session = session
+        self.home = home
+        self.command = command
+        self.peers = {peer.doc_address: peer for peer in session.peers}
+        self.servers = [peer for peer in session.peers if isinstance(peer, Server)]
+        self.listening_at: str | None = None
+        self._stderr = bytearray()
+        self._interrupted_at: int | None = None
+        self._changed = threading.Condition()
+        self._stdout_file = (
+            open(os.path.join(home, command.stdout), "wb")  # noqa: SIM115 (closed in stop)
+            if command.stdout is not None and command.stdout != "/dev/null"
+            else None
+        )
+        self.process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=self._stdout_file
+            or (subprocess.DEVNULL if command.stdout == "/dev/null" else subprocess.PIPE),
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=home,
+        )
+        self._stdout = bytearray()
+        self._readers = [threading.Thread(target=self._read_stderr, daemon=True)]
+        if self.process.stdout is not None:
+            self._readers.append(threading.Thread(target=self._read_stdout, daemon=True))
+        for reader in self._readers:
+            reader.start()
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        while data := self.process.stderr.read1(65536):
+            with self._changed:
+                self._stderr += data
+                self._changed.notify_all()
+
+    def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        while data := self.process.stdout.read1(65536):
+            with self._changed:
+                self._stdout += data
+                self._changed.notify_all()
+
+    def wait(self, found: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + WAIT
+        with self._changed:
+            while not found():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"timed out waiting for {what}\nstderr: {self.stderr_text()[-2000:]}"
+                    )
+                # Short slices: what is awaited may be a peer's count, which does not notify.
+                self._changed.wait(min(left, 0.02))
+
+    def stderr_text(self) -> str:
+        return self._stderr.decode("utf-8", "replace")
+
+    def begin(self) -> None:
+        if self.command.stdin:
+            assert self.process.stdin is not None
+            self.process.stdin.write(self.command.stdin)
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        if self.session.listen is not None:
+            self.wait(lambda: _LOOPBACK.search(self.stderr_text()) is not None, "the listener")
+            match = _LOOPBACK.search(self.stderr_text())
+            assert match is not None
+            self.listening_at = match[0]
+
+    def _balanced(self) -> bool:
+        """Every byte a peer sent has reached the others: nothing is in flight or held."""
+        counts = [peer.counts() for peer in self.session.peers]
+        return sum(c[0] for c in counts) == sum(c[1] for c in counts)
+
+    def do(self, step: Step) -> None:
+        match step:
+            case Connect(who):
+                peer = self.peers[who]
+                assert isinstance(peer, DeviceClient) and self.listening_at is not None
+                host, port = self.listening_at.rsplit(":", 1)
+                accepted = [len(server.netrepl_ends()) for server in self.servers]
+                peer.connect((host, int(port)))
+                for server, before in zip(self.servers, accepted, strict=True):
+                    server.wait_accepted(before + 1)
+            case Push(who, data):
+                peer = self.peers[who]
+                assert isinstance(peer, DeviceClient)
+                others = [p for p in self.session.peers if p is not peer]
+                before = sum(p.counts()[1] for p in others)
+                peer.push(data)
+                # Through netrepl to the other side (a server counts it once it has answered).
+                self.wait(
+                    lambda: sum(p.counts()[1] for p in others) >= before + len(data),
+                    f"{data!r} at the other side",
+                )
+            case Await(text, times):
+                self.wait(lambda: self.stderr_text().count(text) >= times, f"{times} x {text!r}")
+            case Leave(who):
+                self.peers[who].stop()
+                return
+            case Interrupt():
+                self.wait(self._balanced, "every byte to reach the other side")
+                self.settle()
+                with self._changed:
+                    self._interrupted_at = len(self._stderr)
+                self.process.send_signal(signal.SIGINT)
+                return
+            case _:
+                raise AssertionError(f"{step} is not a batch step")
+        self.settle()
+
+    def settle(self) -> None:
+        """netrepl has named every connection, and its output stays still a moment."""
+        named = {address for peer in self.session.peers for address in peer.named_by_netrepl()}
+        if "-q" not in self.command.words:
+            self.wait(
+                lambda: named <= set(_LOOPBACK.findall(self.stderr_text())),
+                f"netrepl to name {sorted(named)}",
+            )
+        still_since, last = time.monotonic(), self._output_size()
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() - still_since < QUIET:
+            if time.monotonic() > deadline:
+                raise AssertionError("netrepl's output never settled")
+            with self._changed:
+                self._changed.wait(0.02)
+            now = self._output_size()
+            if now != last:
+                still_since, last = time.monotonic(), now
+
+    def _output_size(self) -> tuple[int, ...]:
+        written = os.path.getsize(self._stdout_file.name) if self._stdout_file is not None else 0
+        counts = tuple(n for peer in self.session.peers for n in peer.counts())
+        with self._changed:
+            return (len(self._stderr), len(self._stdout), written, *counts)
+
+    def end(self) -> int:
+        try:
+            returncode = self.process.wait(2 * WAIT)
+        except subprocess.TimeoutExpired as error:
+            raise AssertionError(
+                f"{self.session.command}: still running after {2 * WAIT} s\n"
+                f"stderr: {self.stderr_text()[-2000:]}"
+            ) from error
+        for reader in self._readers:
+            reader.join(WAIT)
+        return returncode
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(WAIT)
+        if self._stdout_file is not None:
+            self._stdout_file.close()
+
+    def stdout(self) -> str:
+        return self._stdout.decode("utf-8")
+
+    def stderr_shown(self) -> str:
+        """stderr as the terminal shows it: `^C` where Ctrl-C was pressed."""
+        stderr = bytes(self._stderr)
+        at = self._interrupted_at
+        if at is not None:
+            stderr = stderr[:at] + b"^C\n" + stderr[at:]
+        return stderr.decode("utf-8")

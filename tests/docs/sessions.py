@@ -18,9 +18,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.docs import blocks
+from tests.docs.blocks import doc_file
 from tests.docs.peers import (
     BuiltInDemo,
     DatagramSender,
+    DemoDevice,
     DeviceClient,
     GbkDevice,
     HttpLike,
@@ -30,9 +32,12 @@ from tests.docs.peers import (
     TlsIdentity,
 )
 from tests.docs.runner import (
+    Await,
     Batch,
     Connect,
     Interactive,
+    Interrupt,
+    Leave,
     Push,
     Send,
     Session,
@@ -291,6 +296,170 @@ def guide_time_delta() -> Session:
         start_at="> /time delta",
         # The device's response time: whatever it was in this run.
         vary=[Vary(r"^── (\+\d+\.\d{3}s) ←", ["+0.012s"])],
+    )
+
+
+# ---- docs/guide.md: the relay ------------------------------------------------------------------
+
+DEMO = "127.0.0.1:7000"
+"""`python -m netrepl.demo 7000`: the device netrepl relays to, on the reader's machine."""
+NC = "127.0.0.1:43210"
+"""`nc 127.0.0.1 5020`: the client, from an ephemeral port."""
+RELAY = "$ netrepl -l 127.0.0.1 5020 --relay 127.0.0.1:7000"
+RELAY_LISTEN = "127.0.0.1:5020"
+RELAY_LOCAL = ("127.0.0.1:43212",)
+"""netrepl's end of its connection to the demo peer."""
+CLOCK = r"^── (\d\d:\d\d:\d\d\.\d{3}) "
+
+
+def clocks(*shown: str) -> Vary:
+    """`--time on`'s clock in each block header, as the doc shows it."""
+    return Vary(CLOCK, shown)
+
+
+@session
+def guide_relay_watch() -> Session:
+    return Interactive(
+        command=f"{RELAY} --time on",
+        peers=[DemoDevice(DEMO), DeviceClient(NC)],
+        steps=[Connect(NC), Push(NC, b"temp\n"), Push(NC, b"hello\n"), Type("/flows")],
+        listen=RELAY_LISTEN,
+        local=RELAY_LOCAL,
+        vary=[
+            clocks("14:03:07.250", "14:03:09.811", "14:03:09.812", "14:03:12.004", "14:03:12.004"),
+            # The flow's age in /flows: right-aligned in 7 columns after a blank.
+            Vary(r"^ +#1 +\S+ +\S+ +?( {0,6}\d+s) ", ["      9s"]),
+        ],
+    )
+
+
+@session
+def guide_relay_inject() -> Session:
+    """The session above, going on: what you type goes to a side of the flow."""
+    return Interactive(
+        command=f"{RELAY} --time on",
+        show_command=False,
+        peers=[DemoDevice(DEMO), DeviceClient(NC)],
+        steps=[
+            Connect(NC),
+            Type("/to client"),
+            Send("hello from netrepl"),
+            Type("/to upstream"),
+            Send("temp"),
+        ],
+        listen=RELAY_LISTEN,
+        local=RELAY_LOCAL,
+        start_at="> /to client",
+        screen=True,
+        vary=[clocks("14:03:07.250", "14:03:20.533", "14:03:31.090", "14:03:31.091")],
+    )
+
+
+@session
+def guide_relay_hold() -> Session:
+    return Interactive(
+        command=RELAY,
+        show_command=False,
+        peers=[DemoDevice(DEMO), DeviceClient(NC)],
+        steps=[
+            Connect(NC),
+            Type("/frame line"),
+            Type("/hold client"),
+            Push(NC, b"temp\n"),
+            Type("/forward"),
+            Push(NC, b"close\n"),
+            Type("/drop"),
+            Type("/hold off"),
+        ],
+        listen=RELAY_LISTEN,
+        local=RELAY_LOCAL,
+        start_at="> /frame line",
+    )
+
+
+@session
+def guide_relay_rewrite() -> Session:
+    return Interactive(
+        command=RELAY,
+        show_command=False,
+        peers=[DemoDevice(DEMO), DeviceClient(NC)],
+        steps=[
+            Connect(NC),
+            Type("/frame line"),
+            Type(r"/rewrite upstream ^temperature [\d.]+ -> temperature 99.9"),
+            Push(NC, b"temp\n"),
+            Type("/frame raw"),
+            Type("/hex"),
+            Type(
+                "/rewrite-hex upstream 01 03 04 00 2a 01 00 da 6b"
+                " -> 01 03 04 00 63 01 00 {crc16-modbus}"
+            ),
+            Push(NC, b"binary\n"),
+        ],
+        listen=RELAY_LISTEN,
+        local=RELAY_LOCAL,
+        start_at="> /frame line",
+    )
+
+
+@session
+def guide_relay_mock() -> Session:
+    return Interactive(
+        command=RELAY,
+        show_command=False,
+        peers=[DemoDevice(DEMO), DeviceClient(NC)],
+        steps=[
+            Connect(NC),
+            Type("/frame line"),
+            Type(r"/rewrite client ^temp\r?\n ->"),
+            Type(r"/when ^temp$ -> temperature 20.0 C"),
+            Push(NC, b"temp\n"),
+            Push(NC, b"hello\n"),
+        ],
+        listen=RELAY_LISTEN,
+        local=RELAY_LOCAL,
+        start_at="> /frame line",
+    )
+
+
+@session
+def guide_relay_fault() -> Session:
+    """A fault-injection test: the client asks three times, the third answer is dropped."""
+    script = "drop-third-reply.nrs"
+    return Batch(
+        command=f"{RELAY} --once --script {script} < /dev/null > traffic.txt",
+        peers=[DemoDevice(DEMO), DeviceClient(NC)],
+        files={script: doc_file(script)},
+        steps=[
+            Await("holding what the upstream sends"),  # the script is in place: start the client
+            Connect(NC),
+            Await("forwarded frames 1-5"),
+            Push(NC, b"temp\n"),
+            Await("forwarded frame 6"),
+            Push(NC, b"temp\n"),
+            Await("forwarded frame 7"),
+            Push(NC, b"temp\n"),
+            Await("holding nothing any more"),
+            Leave(NC),
+        ],
+        show=("stderr",),
+        listen=RELAY_LISTEN,
+        local=RELAY_LOCAL,
+    )
+
+
+@session
+def guide_relay_log() -> Session:
+    """A logging relay in batch mode, then its log as a capture for Wireshark."""
+    return Batch(
+        command=f"{RELAY} --time on --log relay.jsonl < /dev/null > traffic.txt",
+        peers=[DemoDevice(DEMO), DeviceClient(NC)],
+        steps=[Connect(NC), Push(NC, b"temp\n"), Interrupt()],
+        show=("stderr", "traffic.txt"),
+        then=["$ netrepl export relay.jsonl --pcap relay.pcap"],
+        listen=RELAY_LISTEN,
+        local=RELAY_LOCAL,
+        vary=[clocks("14:03:07.250", "14:03:09.811", "14:03:09.812")],
     )
 
 

@@ -2,7 +2,8 @@
 
 Each checked block is run for real (tests/docs/sessions.py) and compared line by line; a
 difference fails with a diff, fixed by `python -m tests.docs.sessions --write`. A block
-that shows netrepl's output without a marker fails too, so no shown session goes unchecked.
+that shows netrepl's output without a marker fails too, so no shown session goes unchecked,
+and a file a doc shows (a script, `<!-- file: NAME -->`) must be the one a session runs.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.docs import blocks
+from tests.docs.runner import Batch
 from tests.docs.sessions import JOBS, SESSIONS, diff, shown
 
 
@@ -22,6 +24,20 @@ def test_every_marker_names_a_session_and_every_session_is_shown_once():
         f"markers without a session: {sorted(set(marked) - set(SESSIONS))}; "
         f"sessions without a block: {sorted(set(SESSIONS) - set(marked))}; "
         f"shown twice: {sorted({m for m in marked if marked.count(m) > 1})}"
+    )
+
+
+def test_every_file_a_doc_shows_is_one_a_session_runs():
+    used: dict[str, bytes] = {}
+    for declare in SESSIONS.values():
+        session = declare()
+        for peer in session.peers:
+            peer.stop()  # never started: this closes what its constructor bound
+        if isinstance(session, Batch):
+            used.update(session.files)
+    shown = {block.file: blocks.doc_file(block.file) for block in blocks.file_blocks()}
+    assert {name: used.get(name) for name in shown} == shown, (
+        "a file block no session runs as it is shown"
     )
 
 

@@ -226,3 +226,14 @@ def test_a_tcp_relay_to_its_own_address_is_refused_in_one_line(tmp_path):
         f"netrepl: --relay 127.0.0.1:{port} is where this relay listens: each client would come"
         " back to it as a new flow"
     )
+
+
+def test_a_rewrite_that_deletes_is_listed_as_typed(start_netrepl, upstream):
+    relay = start_netrepl("-l", "127.0.0.1", "0", "--relay", f"127.0.0.1:{upstream.port}")
+    relay_port(relay)
+    relay.write(b"/rewrite client ^ping\\r?\\n ->\n/rewrite\n")
+    # The rule as typed, with no blank where the replacement would be.
+    said = b"rule 1: /rewrite client ^ping\\r?\\n -> (frames of client \xe2\x86\x92 upstream)\n"
+    relay.wait_stderr(said)
+    relay.wait_stderr(said + b"rule 1: /rewrite client ^ping\\r?\\n ->\n")
+    relay.kill()
