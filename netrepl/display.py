@@ -229,7 +229,8 @@ def hanging_indent(line: str, width: int) -> int:
 
 def wrap_message(text: Text, width: int) -> Text:
     """`text` with every line wider than `width` cells broken at spaces onto more rows, each
-    continuation starting at the line's hanging indent; a word wider than a row is cut. The
+    continuation starting at the line's hanging indent (further left for a word that would
+    not fit after it); a word wider than a row is cut. The
     styles stay on their characters. Lines that fit are returned as they are."""
     plain = text.plain
     if width < 8 or all(text_width(line) <= width for line in plain.split("\n")):
@@ -248,8 +249,12 @@ def wrap_message(text: Text, width: int) -> Text:
                 position += 1
             if position >= end:
                 break
-            wrapped.append("\n" + " " * indent)
-            room = width - indent
+            # A word that fits a row but not after the indent starts further left, whole.
+            word_end = plain.find(" ", position, end)
+            word = text_width(plain[position : end if word_end < 0 else word_end])
+            row_indent = width - word if width - indent < word <= width else indent
+            wrapped.append("\n" + " " * row_indent)
+            room = width - row_indent
         if end < len(plain):
             wrapped.append("\n")
         start = end + 1

@@ -17,7 +17,7 @@ from netrepl.errors import UsageError
 if TYPE_CHECKING:
     from netrepl.session import Session
 
-GROUPS = ("View", "Send", "Connection", "Relay", "Script", "Log", "Session")
+GROUPS = ("View", "Send", "Relay", "Connection", "Script", "Log", "Session")
 
 
 @dataclass(frozen=True)

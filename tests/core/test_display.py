@@ -179,3 +179,9 @@ def test_batch_posters_wait_while_the_queue_and_the_backlog_hold_the_limit():
     poster.join(WAIT)
     display.stop()
     assert sink.written == sum(posted) == 3 * QUEUE_LIMIT // len(piece) * len(piece)
+
+
+def test_a_word_too_wide_for_the_indent_but_not_the_row_starts_further_left_whole():
+    # Found by hypothesis: 19 cells after a 2-cell indent do not fit 20 cells.
+    wrapped = wrap_message(Text("a aaa备备备备备备备备"), 20).plain
+    assert wrapped == "a\n aaa备备备备备备备备"
