@@ -54,6 +54,17 @@ def socat_path() -> str | None:
     return shutil.which("socat")
 
 
+def socat_version() -> str:
+    socat = socat_path()
+    if socat is None:
+        return ""
+    try:
+        said = subprocess.run([socat, "-V"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return next((line for line in said.splitlines() if "version" in line), "?").strip()
+
+
 def free_port() -> int:
     """A loopback port free a moment ago, for a relay that must be told its port (socat
     cannot say which one it took, and netrepl says so only in the status lines -q hides)."""
@@ -293,8 +304,8 @@ def measure_throughput(
 
 
 def check_log(path: Path, size: int) -> str:
-    """ "" when the log holds the whole transfer (a byte count: the bytes themselves are
-    checked against the source's hash in `check_content`)."""
+    """What is wrong with the log of a `size`-byte transfer ("" if nothing): its upstream
+    records are counted here; their bytes are hashed against the source's in `check_content`."""
     total, _ = leg_digest(path, "upstream", hashed=False)
     return "" if total == size else f"log incomplete: {total:,} of {size:,} upstream bytes"
 
@@ -342,6 +353,7 @@ def throughput_row(bench: Bench, size: int, result: Throughput, *, log: bool, ta
         "bytes": size,
         "netrepl_MBps": ours,
         "socat_MBps": result.socat,
+        "socat": socat_version(),
         "netrepl_idle_rss_KiB": [t.idle_kib for t in result.netrepl],
         "netrepl_peak_rss_KiB": [t.peak_kib for t in result.netrepl],
         "spread_MBps": {"netrepl": _spread(ours), "socat": _spread(result.socat)},
