@@ -33,6 +33,7 @@ from benchmarks.processes import (
     netrepl_command,
     wait_exit,
 )
+from benchmarks.relay_peers import START_LINE
 from benchmarks.results import Quantity, Row, median
 
 Relayer = Literal["netrepl", "socat", "direct"]
@@ -105,6 +106,9 @@ class Relay:
     port: int
     process: subprocess.Popen[bytes] | None = None
     stderr: Path | None = None
+    quiet: bool = True
+    """netrepl with -q: nothing on stderr at all; without, its status lines end with the
+    summary of the flows (`relayed 1 flow: ...`)."""
 
     def rss_kib(self, key: str) -> int:
         assert self.process is not None
@@ -119,16 +123,18 @@ def start_relay(
     *,
     log: Path | None = None,
     socat_options: tuple[str, ...] = (),
+    quiet: bool = True,
 ) -> Relay:
     """netrepl or socat listening on 127.0.0.1 and relaying each client to `upstream`; for
-    `direct`, the upstream itself."""
+    `direct`, the upstream itself. netrepl runs with -q unless `quiet` is False."""
     if relayer == "direct":
         return Relay("direct", upstream)
     port = free_port()
     err = bench.workdir / f"{relayer}.err"
     if relayer == "netrepl":
         argv = [*netrepl_command(), "-l", "127.0.0.1", str(port)]
-        argv += ["--relay", f"127.0.0.1:{upstream}", "--view", "raw", "-q"]
+        argv += ["--relay", f"127.0.0.1:{upstream}", "--view", "raw"]
+        argv += ["-q"] if quiet else []
         if log is not None:
             argv += ["--log", str(log)]
     else:
@@ -143,12 +149,13 @@ def start_relay(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr
         )
     wait_listening(port, process, relayer, err)
-    return Relay(relayer, port, process, err)
+    return Relay(relayer, port, process, err, quiet)
 
 
-def stop_relay(procs: Processes, relay: Relay) -> str:
+def stop_relay(procs: Processes, relay: Relay, summary: str = "") -> str:
     """SIGTERM (how a batch relay is stopped), and wait for its exit; "" when it exited 0
-    with nothing on stderr (-q: errors only), else what was wrong."""
+    and its stderr is as it should be (-q: empty; else its last line `summary`), else what was
+    wrong."""
     process = relay.process
     if process is None:
         return ""
@@ -161,8 +168,13 @@ def stop_relay(procs: Processes, relay: Relay) -> str:
     said = relay.stderr.read_text(errors="replace").strip() if relay.stderr else ""
     if relay.stderr is not None:
         relay.stderr.unlink(missing_ok=True)
-    if status != 0 or said:
+    last = said.splitlines()[-1] if said else ""
+    if status != 0:
         return f"{relay.relayer} exited {status}" + (f": {said[-200:]}" if said else "")
+    if relay.quiet and said:
+        return f"{relay.relayer} -q said: {said[-200:]}"
+    if not relay.quiet and last != summary:
+        return f"{relay.relayer}'s last line was {last!r}, not {summary!r}"
     return ""
 
 
@@ -198,14 +210,16 @@ def transfer_once(
     log: Path | None = None,
     sha: bool = False,
     socat_options: tuple[str, ...] = (),
+    quiet: bool = True,
 ) -> Transfer:
     """`size` bytes from the source (the upstream) through the relay to the drain (the
-    client), timed from the source's first byte to the drain's end of stream."""
+    client), timed from the source's first byte to the drain's end of stream. Without
+    `quiet`, netrepl's last status line must sum the flow up exactly."""
     with Processes(bench.state_dir) as procs:
         flags = ("--sha",) if sha else ()
         source = _peer(procs, "source", "--bytes", str(size), *flags)
         relay = start_relay(
-            procs, bench, relayer, source.port, log=log, socat_options=socat_options
+            procs, bench, relayer, source.port, log=log, socat_options=socat_options, quiet=quiet
         )
         drain = _peer(procs, "drain", "--port", str(relay.port), *flags)
         source.report(LISTEN_TIMEOUT)  # accepted: both legs of the flow are up
@@ -215,7 +229,7 @@ def transfer_once(
         got = drain.report(TRANSFER_TIMEOUT)
         sent = source.report(TRANSFER_TIMEOUT)
         peak = relay.rss_kib("VmHWM") if measured else 0
-        problem = stop_relay(procs, relay)
+        problem = stop_relay(procs, relay, summary(size))
     if got["bytes"] != size or sent["bytes"] != size:
         arrived = f"{got['bytes']:,} of {size:,} bytes arrived"
         problem = f"{arrived}; {problem}" if problem else arrived
@@ -226,6 +240,15 @@ def transfer_once(
         problem,
         got.get("sha256"),
         sent.get("sha256"),
+    )
+
+
+def summary(size: int) -> str:
+    """netrepl's last line on stderr after relaying one flow of `size` bytes from the
+    upstream (and the client's START_LINE the other way)."""
+    return (
+        f"netrepl: relayed 1 flow: {len(START_LINE):,} bytes from the clients,"
+        f" {size:,} from the upstream"
     )
 
 
@@ -311,11 +334,12 @@ def check_log(path: Path, size: int) -> str:
 
 
 def check_content(bench: Bench, size: int, *, log: bool) -> str:
-    """One untimed transfer with hashing at both ends: "" when the client received exactly
-    what the upstream sent (and, with `log`, the log's upstream records hash to it too)."""
+    """One untimed transfer with hashing at both ends, and netrepl's status lines on: "" when
+    the client received exactly what the upstream sent, netrepl's summary says so (and, with
+    `log`, the log's upstream records hash to it too)."""
     path = bench.workdir / "check.jsonl" if log else None
     try:
-        transfer = transfer_once(bench, "netrepl", size, log=path, sha=True)
+        transfer = transfer_once(bench, "netrepl", size, log=path, sha=True, quiet=False)
         if transfer.problem:
             return transfer.problem
         if transfer.sha256 != transfer.sent_sha256:
