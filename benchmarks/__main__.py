@@ -39,9 +39,9 @@ FIGURES: list[tuple[str, Figure, float]] = [
     ("udp-burst", datagrams.udp_burst, 35),
     ("receive-log", receiving.receive_log, 60),
     ("batch-hex", receiving.batch_hex, 80),
-    ("relay-latency", relaying.relay_latency, 25),
-    ("relay-throughput", relaying.relay_throughput, 40),
-    ("relay-log", relaying.relay_log, 60),
+    ("relay-latency", relaying.relay_latency, 20),
+    ("relay-throughput", relaying.relay_throughput, 30),
+    ("relay-log", relaying.relay_log, 45),
 ]
 # Above this 1-minute load average before the run, other work competes for the cores.
 BUSY_LOAD = 0.5
