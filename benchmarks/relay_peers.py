@@ -3,9 +3,10 @@ own (`python -m benchmarks.relay_peers ...`): a source and a drain for throughpu
 server and a pinger for round trips. Whatever relays them (netrepl, socat, or nothing) sits
 between the two and must never be one of them.
 
-They bind and connect to 127.0.0.1 only, print one JSON line when ready and one when done, and
-every wait is bounded by a socket timeout, so a stuck benchmark ends by itself. Times are
-CLOCK_MONOTONIC, one clock for every process on Linux.
+They bind and connect to 127.0.0.1 only, print a JSON line when ready (the source another once
+its client is there) and one when done. Every socket wait is bounded by a timeout and the
+drain's wait for its start line ends when the harness closes stdin, so a stuck benchmark ends
+by itself. Times are CLOCK_MONOTONIC, one clock for every process on Linux.
 """
 
 from __future__ import annotations

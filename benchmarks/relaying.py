@@ -306,10 +306,15 @@ def measure_throughput(
     has_socat = socat_path() is not None
     for _ in range(bench.reps):
         if has_socat:
-            result.socat.append(rate(size, transfer_once(bench, "socat", size).seconds))
+            plain = transfer_once(bench, "socat", size)
+            result.socat.append(rate(size, plain.seconds))
+            references = [plain]
             if big_buffer:
                 big = transfer_once(bench, "socat", size, socat_options=tuple(SOCAT_BIG_BUFFER))
                 result.socat_big_buffer.append(rate(size, big.seconds))
+                references.append(big)
+            # A reference that lost bytes or failed is no reference.
+            result.problems += [f"the reference: {t.problem}" for t in references if t.problem]
         path = bench.workdir / "relay.jsonl" if log else None
         try:
             transfer = transfer_once(bench, "netrepl", size, log=path, sha=False)
