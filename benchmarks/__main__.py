@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import datagrams, flood, receiving, rendering, screen, startup
+from benchmarks import datagrams, flood, receiving, relaying, rendering, screen, startup
 from benchmarks.bench import BUDGET_SECONDS, Bench
 from benchmarks.processes import REPO
 from benchmarks.results import Row, table, write_json
@@ -39,6 +39,9 @@ FIGURES: list[tuple[str, Figure, float]] = [
     ("udp-burst", datagrams.udp_burst, 35),
     ("receive-log", receiving.receive_log, 60),
     ("batch-hex", receiving.batch_hex, 80),
+    ("relay-latency", relaying.relay_latency, 20),
+    ("relay-throughput", relaying.relay_throughput, 30),
+    ("relay-log", relaying.relay_log, 45),
 ]
 # Above this 1-minute load average before the run, other work competes for the cores.
 BUSY_LOAD = 0.5
