@@ -74,6 +74,12 @@ DATAGRAM_WAIT_STEP = 0.005
 # which the collector walked again and again (pauses up to 185 ms, every thread stopped,
 # the I/O thread too).
 BATCH_FRAME_BYTES = 256 * 1024
+# Having shown all that was queued, the display rests this long before it looks again: data
+# that comes as many small reads (a relay's request and reply, again and again) is then
+# shown a batch at a time, instead of each read waking this thread to take the interpreter
+# from the I/O thread just as the next read comes in (~90 us of each relayed round trip,
+# benchmarks/relaying.py). Nobody sees 2 ms.
+CAUGHT_UP_PAUSE = 0.002
 # Interactive: a message that data pushes off the screen within this time of being shown is
 # kept in view above the prompt until it is this old (an answer to a command in a flood). The
 # promise is 3 s: the half second more covers a terminal that draws the frame late.
@@ -716,6 +722,8 @@ class Display:
                 outputs += self._guarded(lambda e=event: self.renderer.render(e))  # type: ignore[misc]
             outputs += self._guarded(lambda: self.renderer.tick(self._clock(), idle=False))
             self._write(outputs)
+            if not self._backlog and not stopping and not self._stopping:
+                time.sleep(CAUGHT_UP_PAUSE)
             if self._keep_up and self._backlog and not self._stopping:
                 # Frames at a human pace leave the prompt and the sockets their share of the
                 # interpreter: keys echo while a flood is shown.

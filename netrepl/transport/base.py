@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Self
 
 from netrepl.errors import UsageError
-from netrepl.events import CertificateInfo, Event, Noticed
+from netrepl.events import CertificateInfo, Event, Noticed, Received
 from netrepl.framing import Framing
 from netrepl.interception import RelayControls
 from netrepl.transport import Endpoint, FlowInfo, PeerInfo, SessionLink, Target
@@ -69,10 +69,14 @@ class Transport(ABC):
     # ---- events and waiting
 
     def post(self, event: Event) -> None:
-        """Post an event for the display, and wake everyone waiting on this transport."""
+        """Post an event for the display, and wake everyone waiting on this transport for
+        what it changed. Data read changes nothing a waiter waits on (peers, clients come and
+        gone, being open, what was sent), and waking them for each read cost a relay's round
+        trip more than forwarding did (benchmarks/relaying.py)."""
         self._post_event(event)
-        with self._changed:
-            self._changed.notify_all()
+        if not isinstance(event, Received):
+            with self._changed:
+                self._changed.notify_all()
 
     def notify(self) -> None:
         """Wake everyone waiting on this transport (a state changed without an event)."""
