@@ -10,15 +10,18 @@ the batch logging relay and its signals, /when and /expect on relayed data, and 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import signal
 import socket
+import ssl
 
 import pytest
 
-from tests.net.conftest import hexdump_line
+from tests.net.conftest import WAIT, hexdump_line, run_netrepl
 from tests.net.relay_peers import (
     Background,
+    Flow,
     NetreplToFile,
     Pour,
     Relay,
@@ -31,6 +34,7 @@ from tests.net.relay_peers import (
     wait_exit,
     wait_reset,
 )
+from tests.net.test_cli_transports import Certs, make_certs
 from tests.net.transport_helpers import payload, recv_exact, reset
 
 
@@ -106,32 +110,36 @@ def blocks(stdout: str) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("view", ["utf8", "hex"])
-@pytest.mark.parametrize("time_mode", ["on", "delta"])
+@pytest.mark.parametrize("time_mode", ["off", "on", "delta"])
 def test_each_block_is_labelled_with_its_flow_and_direction(start_relay, view, time_mode):
     relay = start_relay("--view", view, "--time", time_mode)
     first = relay.connect()
     converse(first, b"ping 1\n", b"pong 1\n")
     inject(relay, b"typed 1", first.upstream)
+    first.upstream.sendall(b"late 1\n")  # the same leg again, after the injected block
+    assert recv_exact(first.client, 7) == b"late 1\n"
     second = relay.connect()
     converse(second, b"ping 2\n", b"pong 2\n")
     inject(relay, b"typed 2", second.upstream)  # the newest flow's upstream
-    stdout = relay.netrepl.wait_stdout("#2 netrepl → upstream".encode()).decode()
     stdout = relay.netrepl.wait_stdout(b"typed 2" if view == "utf8" else b"|typed 2.|").decode()
 
-    stamp = CLOCK if time_mode == "on" else DELTA
-    expected = [
-        ("#1 client → upstream", b"ping 1\n", ""),
-        ("#1 upstream → client", b"pong 1\n", ""),
-        ("#1 netrepl → upstream", b"typed 1\n", " injected"),
-        ("#2 client → upstream", b"ping 2\n", ""),
-        ("#2 upstream → client", b"pong 2\n", ""),
-        ("#2 netrepl → upstream", b"typed 2\n", " injected"),
+    stamp = {"off": "", "on": CLOCK + " ", "delta": DELTA + " "}[time_mode]
+    expected = [  # label, bytes, mark, the offset of the bytes in their leg's stream
+        ("#1 client → upstream", b"ping 1\n", "", 0),
+        ("#1 upstream → client", b"pong 1\n", "", 0),
+        ("#1 netrepl → upstream", b"typed 1\n", " injected", 0),
+        ("#1 upstream → client", b"late 1\n", "", 7),
+        ("#2 client → upstream", b"ping 2\n", "", 0),
+        ("#2 upstream → client", b"pong 2\n", "", 0),
+        ("#2 netrepl → upstream", b"typed 2\n", " injected", 0),
     ]
     got = blocks(stdout)
     assert len(got) == len(expected), stdout
-    for (label, body), (direction, data, mark) in zip(got, expected, strict=True):
-        assert re.fullmatch(rf"{stamp} {direction} · {len(data)} bytes{mark}", label), label
-        assert body == (data.decode() if view == "utf8" else hexdump_line(0, data)), stdout
+    for (label, body), (direction, data, mark, offset) in zip(got, expected, strict=True):
+        # A running stream (--time off) labels a change of direction, a block its size.
+        size = f" · {len(data)} bytes" if stamp or mark else ""
+        assert re.fullmatch(rf"{stamp}{direction}{size}{mark}", label), label
+        assert body == (data.decode() if view == "utf8" else hexdump_line(offset, data)), stdout
 
 
 # ---- injecting -------------------------------------------------------------------------------
@@ -337,3 +345,226 @@ def test_a_client_that_reads_nothing_stops_the_upstream_and_memory_stays_bounded
     )
     print(report)
     assert peak <= bound, report
+
+
+# ---- TLS -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("relay-certs"))
+
+
+def server_context(certs: Certs) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certs.server_cert, certs.server_key)
+    return context
+
+
+@pytest.fixture
+def tls_upstream(certs):
+    """An upstream that speaks TLS with a certificate from the test's own CA."""
+    peer = Upstream(server_context(certs))
+    yield peer
+    peer.close()
+
+
+def test_a_tls_client_is_ended_at_netrepl_so_its_plaintext_is_shown(start_relay, certs):
+    relay = start_relay("--tls", "--cert", certs.server_cert, "--key", certs.server_key)
+    client_context = ssl.create_default_context(cafile=certs.ca)
+    raw_client = relay.connect_client()
+    client = client_context.wrap_socket(raw_client, server_hostname="localhost")
+    upstream = relay.upstream.accept()
+    relay.netrepl.wait_stderr(relay.leg_connected(1))
+    converse(Flow(client, upstream), b"the secret request\n", b"the plain reply\n")
+    stdout = relay.netrepl.wait_stdout(b"the plain reply\n").decode()
+    assert blocks(stdout) == [
+        ("#1 client → upstream", "the secret request\n"),
+        ("#1 upstream → client", "the plain reply\n"),
+    ]
+
+
+def test_relay_tls_carries_a_plaintext_client_to_a_tls_upstream(start_relay, certs, tls_upstream):
+    relay = start_relay("--relay-tls", "--relay-cafile", certs.ca, to=tls_upstream)
+    flow = relay.connect()
+    assert flow.upstream.version() is not None, "the upstream's side is TLS"
+    converse(flow, b"plain to TLS\n", b"TLS to plain\n")
+    stdout = relay.netrepl.wait_stdout(b"TLS to plain\n").decode()
+    assert blocks(stdout) == [
+        ("#1 client → upstream", "plain to TLS\n"),
+        ("#1 upstream → client", "TLS to plain\n"),
+    ]
+    stderr = relay.netrepl.wait_stderr(b"#1 upstream: TLS").decode()
+    assert "insecure" not in stderr and "not verified" not in stderr
+
+
+def test_an_unverified_upstream_closes_the_client_with_one_line(start_relay, tls_upstream):
+    relay = start_relay("--relay-tls", to=tls_upstream)  # the test's CA is not trusted
+    client = relay.connect_client()
+    with pytest.raises(ssl.SSLError):
+        tls_upstream.accept()  # netrepl gives up on the handshake
+    assert read_to_end(client) == b""
+    port = client.getsockname()[1]
+    relay.netrepl.wait_stderr(b"closing the client")
+    result = stop_with(relay.netrepl, signal.SIGTERM)
+    why = [line for line in result.stderr.decode().splitlines() if "certificate" in line]
+    assert len(why) == 1, why
+    assert why[0].startswith(f"netrepl: #1 127.0.0.1:{port}: "), why
+    assert "certificate verify failed" in why[0] and why[0].endswith("; closing the client")
+
+
+def test_relay_insecure_warns_for_every_flow(start_relay, tls_upstream):
+    relay = start_relay("--relay-tls", "--relay-insecure", to=tls_upstream)
+    for number in (1, 2):
+        flow = relay.connect()
+        converse(flow, b"anyway\n", b"ok\n")
+        warning = f"warning: #{number} upstream: --relay-insecure: the certificate was not verified"
+        relay.netrepl.wait_stderr(warning.encode())
+    result = stop_with(relay.netrepl, signal.SIGTERM)
+    assert result.stderr.count(b"--relay-insecure") == 2, result.stderr
+
+
+# ---- a unix listener -------------------------------------------------------------------------
+
+
+def test_a_unix_socket_listener_relays_to_tcp(start_netrepl, upstream, tmp_path):
+    path = str(tmp_path / "relay.sock")
+    netrepl = start_netrepl("--unix", path, "-l", "--relay", upstream.address, "--view", "hex")
+    netrepl.wait_stderr(f"relaying unix:{path} (unix) to {upstream.address}".encode())
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        client.settimeout(WAIT)
+        client.connect(path)
+        flow = Flow(client, upstream.accept())
+        netrepl.wait_stderr(f"#1 client unix:pid {os.getpid()} connected".encode())
+        netrepl.wait_stderr(f"#1 upstream {upstream.address} connected".encode())
+        converse(flow, b"over unix\n", b"back over tcp\n")
+        client.shutdown(socket.SHUT_WR)
+        assert read_to_end(flow.upstream) == b""
+        flow.upstream.sendall(b"after the half-close")
+        flow.upstream.close()
+        assert read_to_end(client) == b"after the half-close"
+    finally:
+        client.close()
+    stdout = netrepl.wait_stdout(b"|lose|\n").decode()
+    assert [label for label, _ in blocks(stdout)] == [
+        "#1 client → upstream",
+        "#1 upstream → client",
+    ]
+
+
+# ---- the batch logging relay -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_logging_relay_runs_until_a_signal_and_ends_with_a_summary(upstream, tmp_path, signum):
+    traffic = tmp_path / "traffic.txt"
+    netrepl = NetreplToFile(
+        "-l", "127.0.0.1", "0", "--relay", upstream.address, "--view", "hex", "--time", "on",
+        stdout=str(traffic),
+    )  # fmt: skip
+    try:
+        relay = Relay(netrepl, upstream)
+        done = relay.connect()
+        converse(done, b"first request\n", b"first reply\n")
+        done.client.close()
+        assert read_to_end(done.upstream) == b""
+        done.upstream.close()
+        netrepl.wait_stderr(b"#1 client 127.0.0.1:")
+        netrepl.wait_stderr_match(rb"#1 client \S+ connection closed")
+        still_open = relay.connect()  # open when the signal comes
+        converse(still_open, b"second\n", b"2nd\n")
+        result = stop_with(netrepl, signum)
+    finally:
+        netrepl.kill()
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.decode().splitlines()[-1] == (
+        "netrepl: relayed 2 flows: 21 bytes from the clients, 16 from the upstream"
+    )
+    assert b"Traceback" not in result.stderr
+    assert read_to_end(still_open.client) == b"", "the open flow ended with netrepl"
+    got = blocks(traffic.read_text(encoding="utf-8"))
+    expected = [
+        ("#1 client → upstream", b"first request\n"),
+        ("#1 upstream → client", b"first reply\n"),
+        ("#2 client → upstream", b"second\n"),
+        ("#2 upstream → client", b"2nd\n"),
+    ]
+    assert len(got) == len(expected), got
+    for (label, body), (direction, data) in zip(got, expected, strict=True):
+        assert re.fullmatch(rf"{CLOCK} {direction} · {len(data)} bytes", label), label
+        assert body == hexdump_line(0, data)
+
+
+# ---- /when and /expect -----------------------------------------------------------------------
+
+
+def test_a_when_reply_goes_back_to_the_side_whose_data_matched(start_relay):
+    relay = start_relay()
+    flow = relay.connect()
+    relay.netrepl.write(b"/when ^ping$ -> pong from netrepl\n/when ^ready$ -> go\n")
+    inject(relay, b"rules set", flow.upstream)
+
+    # The client's data matches: the reply goes to the client; the data still goes on.
+    flow.client.sendall(b"ping\n")
+    assert recv_exact(flow.upstream, 5) == b"ping\n"
+    assert recv_exact(flow.client, 18) == b"pong from netrepl\n"
+    # The upstream's data matches: the reply goes to the upstream; the data still goes on.
+    flow.upstream.sendall(b"ready\n")
+    assert recv_exact(flow.client, 6) == b"ready\n"
+    assert recv_exact(flow.upstream, 3) == b"go\n"
+    # Neither reply went the other way: next on each side is what is sent now.
+    inject(relay, b"upstream marker", flow.upstream)
+    relay.netrepl.write(b"/to client\n")
+    inject(relay, b"client marker", flow.client)
+
+
+def test_expect_matches_data_from_either_side(start_relay):
+    relay = start_relay()
+    flow = relay.connect()
+    # Each /expect holds up the next line (batch mode), which is sent only once it matched;
+    # a timeout would end the run with status 3 instead.
+    relay.netrepl.write(b"/expect ^from the client$ 5\nafter the client\n")
+    flow.client.sendall(b"from the client\n")
+    assert recv_exact(flow.upstream, 33) == b"from the client\nafter the client\n"
+    relay.netrepl.write(b"/expect ^from the upstream$ 5\nafter the upstream\n")
+    flow.upstream.sendall(b"from the upstream\n")
+    assert recv_exact(flow.client, 18) == b"from the upstream\n"
+    assert recv_exact(flow.upstream, 19) == b"after the upstream\n"
+    assert relay.netrepl.process.poll() is None, "no /expect timed out"
+
+
+# ---- the log ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("time_mode", ["off", "on"])
+def test_replaying_a_relay_log_shows_the_same_labels(start_relay, tmp_path, time_mode):
+    log = str(tmp_path / "relay.jsonl")
+    timing = ("--time", time_mode) if time_mode != "off" else ()
+    relay = start_relay("--view", "hex", *timing, "--log", log)
+    first = relay.connect()
+    converse(first, b"request 1\n", b"reply 1\n")
+    second = relay.connect()
+    converse(second, b"request 2\n", b"reply 2\n")
+    relay.netrepl.write(b"/to 1 client\n")
+    inject(relay, b"injected", first.client)
+    live = stop_with(relay.netrepl, signal.SIGTERM)
+    assert live.returncode == 0, live.stderr
+
+    replayed = run_netrepl("replay", log, "--view", "hex", *timing)
+    assert replayed.returncode == 0, replayed.stderr
+    live_blocks, replayed_blocks = blocks(live.stdout.decode()), blocks(replayed.stdout.decode())
+    assert replayed_blocks == live_blocks
+    directions = [
+        "#1 client → upstream",
+        "#1 upstream → client",
+        "#2 client → upstream",
+        "#2 upstream → client",
+        "#1 netrepl → client",
+    ]
+    assert [re.sub(rf"^{CLOCK} | · .*$", "", label) for label, _ in live_blocks] == directions
+    assert live_blocks[-1][0].endswith(" · 9 bytes injected")
+    # The status lines name the legs as live: the flows, their sides, their ends.
+    replayed_stderr = replayed.stderr.decode()
+    for line in ("#1 client 127.0.0.1:", "#2 upstream 127.0.0.1:", "relaying 127.0.0.1:"):
+        assert line in replayed_stderr, replayed_stderr
