@@ -15,10 +15,13 @@ import re
 import signal
 import socket
 import ssl
+import threading
 
 import pytest
 
-from tests.net.conftest import WAIT, hexdump_line, run_netrepl
+from netrepl.transport.loop import IOLoop
+from netrepl.transport.stream import StreamChannel
+from tests.net.conftest import WAIT, EventTap, hexdump_line, run_netrepl
 from tests.net.relay_peers import (
     Background,
     Flow,
@@ -568,3 +571,28 @@ def test_replaying_a_relay_log_shows_the_same_labels(start_relay, tmp_path, time
     replayed_stderr = replayed.stderr.decode()
     for line in ("#1 client 127.0.0.1:", "#2 upstream 127.0.0.1:", "relaying 127.0.0.1:"):
         assert line in replayed_stderr, replayed_stderr
+
+
+# ---- a leg closed as its flow joins ----------------------------------------------------------
+
+
+def test_a_leg_closed_before_the_loop_started_it_is_left_closed():
+    # A relay that stops as a flow joins closes the new upstream leg from the session's
+    # thread while the loop thread has yet to run its start: the start must find it closed.
+    errors: list[BaseException] = []
+    loop = IOLoop("test-relay-leg", errors.append).start()
+    ours, theirs = socket.socketpair()
+    tap = EventTap()
+    try:
+        leg = StreamChannel(loop, ours, 1, tap, peer="upstream", local="", relay=None)
+        leg.close()
+        assert tap.wait_closed(1).failed is False
+        leg.start()
+        started = threading.Event()
+        loop.call_soon(started.set)  # after the start, in the loop's order
+        assert started.wait(WAIT)
+        assert errors == []
+        assert [type(event).__name__ for event in tap.snapshot()] == ["Closed"]
+    finally:
+        loop.stop()
+        theirs.close()
