@@ -19,8 +19,11 @@ import threading
 
 import pytest
 
+from netrepl.events import Connected
+from netrepl.transport import Endpoint, FlowSide
 from netrepl.transport.loop import IOLoop
 from netrepl.transport.stream import StreamChannel
+from tests.net import transport_helpers
 from tests.net.conftest import WAIT, EventTap, hexdump_line, run_netrepl
 from tests.net.relay_peers import (
     Background,
@@ -38,7 +41,9 @@ from tests.net.relay_peers import (
     wait_reset,
 )
 from tests.net.test_cli_transports import Certs, make_certs
-from tests.net.transport_helpers import payload, recv_exact, reset
+from tests.net.transport_helpers import payload, port_of, recv_exact, reset
+
+transports = transport_helpers.transports
 
 
 @pytest.fixture
@@ -313,28 +318,31 @@ def test_kick_closes_both_legs_of_that_flow_only(start_relay):
 # ---- backpressure ----------------------------------------------------------------------------
 
 
-def test_a_client_that_reads_nothing_stops_the_upstream_and_memory_stays_bounded(upstream):
+@pytest.mark.parametrize("idle_side", ["client", "upstream"])
+def test_a_side_that_reads_nothing_stops_the_other_and_memory_stays_bounded(upstream, idle_side):
     # The raw view to /dev/null: the display costs nothing, so what is measured is the relay.
     netrepl = NetreplToFile("-l", "127.0.0.1", "0", "--relay", upstream.address, "--view", "raw")
     try:
         relay = Relay(netrepl, upstream)
         flow = relay.connect()
+        reader = getattr(flow, idle_side)
+        writer = flow.upstream if idle_side == "client" else flow.client
         idle = memory_kib(netrepl.process.pid)
         # What the kernel may hold of a flow: both legs' buffers, each autotuned (32 MiB of
         # receive buffer on some machines), not counting netrepl's own queue.
         kernel = 2 * loopback_buffers()
         size = max(300 * 1024 * 1024, 4 * kernel)
-        pour = Pour(flow.upstream, size, seed=5)
+        pour = Pour(writer, size, seed=5)
 
-        # The client reads nothing: netrepl stops reading the upstream, whose send blocks.
+        # One side reads nothing: netrepl stops reading the other, whose send blocks.
         held = pour.wait_stall(timeout=30)
         stalled = memory_kib(netrepl.process.pid)
         # The kernel's buffers, the relay's queue (RELAY_HIGH_WATER, 2 MiB) and one read past
         # it (READ_SIZE, 1 MiB): far from all of it.
-        assert held < kernel + 3 * 1024 * 1024, f"{held:,} bytes taken before the upstream stalled"
+        assert held < kernel + 3 * 1024 * 1024, f"{held:,} bytes taken before the sender stalled"
 
-        # Then the client reads everything, byte-exact.
-        assert digest_of_stream(flow.client, size, timeout=90) == pour.digest()
+        # Then it reads everything, byte-exact.
+        assert digest_of_stream(reader, size, timeout=90) == pour.digest()
         peak = memory_kib(netrepl.process.pid)["VmHWM"]
     finally:
         netrepl.kill()
@@ -596,3 +604,36 @@ def test_a_leg_closed_before_the_loop_started_it_is_left_closed():
     finally:
         loop.stop()
         theirs.close()
+
+
+# ---- counts ----------------------------------------------------------------------------------
+
+
+def test_an_upstream_leg_that_closed_first_is_counted_once(transports, upstream):
+    # The user's /eof half-closes the upstream leg; the upstream answers and closes, so that
+    # leg is closed while its flow's client leg is still open (half-closed toward the client).
+    relay, tap = transports.open(
+        Endpoint(
+            listen=True,
+            host="127.0.0.1",
+            port=0,
+            upstream=Endpoint(host="127.0.0.1", port=upstream.port),
+        )
+    )
+    client = socket.create_connection(("127.0.0.1", port_of(relay.address)), timeout=WAIT)
+    try:
+        flow = Flow(client, upstream.accept())
+        tap.wait_until(lambda: len(tap.of_type(Connected)) == 2, "both legs connected")
+        client.sendall(b"request\n")
+        assert recv_exact(flow.upstream, 8) == b"request\n"
+        relay.send_eof(FlowSide(1, "upstream"))
+        assert read_to_end(flow.upstream) == b""
+        flow.upstream.sendall(b"the reply\n")
+        flow.upstream.close()
+        assert read_to_end(client) == b"the reply\n"
+        upstream_leg = tap.of_type(Connected)[1].conn
+        tap.wait_closed(upstream_leg)
+        assert relay.received == 8 + 10, "each byte received counted once"
+        assert relay.sent == 10 + 8, "each byte sent counted once"
+    finally:
+        client.close()
