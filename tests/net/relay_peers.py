@@ -308,11 +308,19 @@ class NetreplToFile:
     file (or /dev/null: a test that moves hundreds of megabytes keeps none of it), stderr
     read by a thread that wakes waiters (the same waits as RunningNetrepl's)."""
 
-    def __init__(self, *args: str, stdout: str | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        stdout: str | None = None,
+        launcher: tuple[str, ...] = ("-m", "netrepl"),
+        stdin_open: bool = False,
+    ) -> None:
+        """`launcher`: how Python starts it (`-c SCRIPT` for a variant); `stdin_open`: a pipe
+        left open instead of /dev/null (netrepl still waits for commands)."""
         self._stdout_file = open(stdout or os.devnull, "wb")  # noqa: SIM115 (closed in finish)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "netrepl", *args],
-            stdin=subprocess.DEVNULL,
+            [sys.executable, *launcher, *args],
+            stdin=subprocess.PIPE if stdin_open else subprocess.DEVNULL,
             stdout=self._stdout_file,
             stderr=subprocess.PIPE,
             env=netrepl_env(),
@@ -362,6 +370,9 @@ class NetreplToFile:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(WAIT)
+        self._reader.join(WAIT)  # it reads to the end of stderr, which the exit closed
         self._stdout_file.close()
-        if self.process.stderr is not None:
-            self.process.stderr.close()
+        for pipe in (self.process.stdin, self.process.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()

@@ -637,3 +637,65 @@ def test_an_upstream_leg_that_closed_first_is_counted_once(transports, upstream)
         assert relay.sent == 10 + 8, "each byte sent counted once"
     finally:
         client.close()
+
+
+def test_many_flows_at_once_keep_their_bytes_apart(start_relay):
+    relay = start_relay("--view", "hex")
+    flows = [relay.connect() for _ in range(3)]
+    # Then many clients at once, each connected before any upstream side is accepted.
+    count = 40
+    clients = [relay.connect_client() for _ in range(count)]
+    upstreams = [relay.upstream.accept() for _ in range(count)]
+    # Which upstream connection is whose: each client names itself first.
+    for number, client in enumerate(clients):
+        client.sendall(b"%03d" % number)
+    by_number = {int(recv_exact(sock, 3)): sock for sock in upstreams}
+    assert sorted(by_number) == list(range(count))
+    flows += [Flow(client, by_number[n]) for n, client in enumerate(clients)]
+    exchanges = []
+    for number, flow in enumerate(flows):
+        request, reply = payload(70_000, seed=2 * number), payload(50_000, seed=2 * number + 1)
+        flow.client.sendall(request)
+        flow.upstream.sendall(reply)
+        exchanges.append((flow, request, reply))
+    for flow, request, reply in exchanges:
+        assert recv_exact(flow.upstream, len(request)) == request
+        assert recv_exact(flow.client, len(reply)) == reply
+    relay.netrepl.write(b"/flows\n")
+    relay.netrepl.wait_stderr(f"#{count + 3}  127.0.0.1:".encode())
+
+
+# ---- a signal no one is woken by -------------------------------------------------------------
+
+# netrepl with SIGINT and SIGTERM blocked in its main thread and in every thread it starts,
+# but for one thread that takes them: as when the system hands a signal to another thread
+# than the main one, or the signal comes just before the main thread blocks. The handler is
+# then due on the main thread, and nothing wakes it.
+SIGNALS_TO_ANOTHER_THREAD = """
+import signal, sys, threading
+from netrepl.cli import main
+threading.Thread(target=threading.Event().wait, name="takes-signals", daemon=True).start()
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+sys.argv[0] = "netrepl"
+raise SystemExit(main())
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("stdin_open", [False, True], ids=["stdin-ended", "stdin-open"])
+def test_a_signal_another_thread_took_still_ends_the_relay(upstream, signum, stdin_open):
+    netrepl = NetreplToFile(
+        "-l", "127.0.0.1", "0", "--relay", upstream.address,
+        launcher=("-c", SIGNALS_TO_ANOTHER_THREAD), stdin_open=stdin_open,
+    )  # fmt: skip
+    try:
+        relay = Relay(netrepl, upstream)
+        flow = relay.connect()
+        converse(flow, b"before the signal\n", b"ok\n")
+        result = stop_with(netrepl, signum)
+    finally:
+        netrepl.kill()
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.decode().splitlines()[-1] == (
+        "netrepl: relayed 1 flow: 18 bytes from the clients, 3 from the upstream"
+    )
