@@ -164,10 +164,6 @@ class Background:
         except BaseException as error:  # handed to the test by result()
             self._failure.append(error)
 
-    @property
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
     def result(self, timeout: float = WAIT) -> object:
         self._thread.join(timeout)
         if self._thread.is_alive():
@@ -260,11 +256,6 @@ class Pour:
         if not self._done.wait(timeout) or self.sent < self.size:
             raise AssertionError(f"sent {self.sent:,} of {self.size:,} bytes ({self.error})")
         return self._digest.hexdigest()
-
-
-def label_lines(text: str) -> list[str]:
-    """The block labels (`── ... #1 client → upstream ...`) of a batch output, in order."""
-    return re.findall(r"(?m)^── .*$", text)
 
 
 def wait_reset(sock: socket.socket, timeout: float = WAIT) -> bytes:
