@@ -36,6 +36,10 @@ MAX_LINE = 1024 * 1024
 # --stdin raw reads at most this much at a time: over UDP each read is one datagram, and
 # this is the most a datagram carries (65,535 less the UDP and IPv4 headers).
 RAW_READ = 65507
+# The main thread waits in slices of this: a signal's handler (SIGINT's KeyboardInterrupt, a
+# relay's SIGTERM) runs only when it next runs Python code, and a signal that another thread
+# took, or that came just before it blocked, wakes no one.
+SIGNAL_SLICE_SECONDS = 0.1
 
 
 class Stopped(Exception):
@@ -95,7 +99,11 @@ class StdinReader:
         """The next line (or raw read); None at the end of stdin. Raises Stopped once
         `stop()` holds."""
         with self._changed:
-            self._changed.wait_for(lambda: self._items or self._ended or stop())
+            wait_noticing_signals(
+                lambda seconds: self._changed.wait_for(
+                    lambda: self._items or self._ended or stop(), seconds
+                )
+            )
             if stop():
                 raise Stopped
             return self._items.popleft() if self._items else None
@@ -194,14 +202,19 @@ class BatchRun:
         if session.listening and not isinstance(session.current_target, tuple):
             # Like nc -l: a listener has its first client (or datagram) before it is done
             # (unless it was told where to send: /to HOST:PORT).
-            transport.wait_for(
-                lambda: not transport.awaiting_peer or transport.finished or self.stopping(), None
+            wait_noticing_signals(
+                lambda seconds: transport.wait_for(
+                    lambda: not transport.awaiting_peer or transport.finished or self.stopping(),
+                    seconds,
+                )
             )
         session.on_connect.wait()  # a login script still talking must not be cut off
         if transport.runs_by_itself:
             # A relay: stdin was for commands; the traffic goes on until a signal (or --once).
-            transport.wait_for(
-                lambda: (self.once and first_client_gone(session)) or self.stopping(), None
+            wait_noticing_signals(
+                lambda seconds: transport.wait_for(
+                    lambda: (self.once and first_client_gone(session)) or self.stopping(), seconds
+                )
             )
             return
         if shutdown and transport.can_send:
@@ -209,7 +222,11 @@ class BatchRun:
             with contextlib.suppress(NetreplError, OSError):
                 session.send_eof()
         if self.once:
-            transport.wait_for(lambda: first_client_gone(session) or self.stopping(), None)
+            wait_noticing_signals(
+                lambda seconds: transport.wait_for(
+                    lambda: first_client_gone(session) or self.stopping(), seconds
+                )
+            )
             return
         quiet_since = time.monotonic()
         while transport.peers() and not self.stopping():
@@ -319,6 +336,14 @@ def run_startup_script(session: Session, script: str | None) -> int:
         session.error(str(error))
         return error.status
     return ExitStatus.OK
+
+
+def wait_noticing_signals(wait: Callable[[float], bool]) -> None:
+    """Call `wait(seconds)` again and again until it returns True, so the main thread runs
+    Python code at least every SIGNAL_SLICE_SECONDS and a signal's handler is never left
+    waiting (see SIGNAL_SLICE_SECONDS)."""
+    while not wait(SIGNAL_SLICE_SECONDS):
+        pass
 
 
 def first_client_gone(session: Session) -> bool:

@@ -510,7 +510,11 @@ class Renderer:
         self, conn: int, data: bytes, as_hex: bool, echo: bool, at: float, offset: int
     ) -> list[Output]:
         self.stats.sent.frames += 1
-        if not self.view.blocks or self.view.mode == "raw":
+        # A relay shows both directions of a conversation, and a line typed into it is a
+        # part of it, so it is a block of its own (marked injected) in a running stream too.
+        peer = self._peers.get(conn)
+        injected = peer is not None and peer.flow is not None
+        if (not self.view.blocks and not injected) or self.view.mode == "raw":
             if not (as_hex and echo):
                 return []
             return [Output("echo", hexdump_text(data, offset, "netrepl.sent"))]
@@ -520,6 +524,8 @@ class Renderer:
             body = self._block_body(data, offset, hexdump=as_hex)
             body.stylize("netrepl.sent")
             outputs.append(Output("data", body))
+        if not self.view.blocks:
+            self._last_source = None  # the stream that goes on below gets its label again
         return outputs
 
     def _block_body(self, data: bytes, offset: int, *, hexdump: bool = False) -> Text:

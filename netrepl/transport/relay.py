@@ -142,7 +142,10 @@ class StreamRelay(Intercepting, StreamServer):
         return f"relaying, {count} flow{'s' if count != 1 else ''}"
 
     def _upstream_legs(self) -> list[StreamChannel]:
-        return [f.upstream for f in self._open_flows() if f.upstream is not None]
+        # Open ones only: a closed leg's counts are in _earlier_upstream_* already (its flow
+        # stays open while the client leg still writes).
+        legs = [f.upstream for f in self._open_flows() if f.upstream is not None]
+        return [leg for leg in legs if leg.is_open]
 
     @property
     def received(self) -> int:

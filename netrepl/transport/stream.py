@@ -295,6 +295,8 @@ class StreamChannel:
     # ---- loop thread
 
     def _start(self) -> None:
+        if self.state == "closed":
+            return  # closed before the loop got here: a relay stopping as this leg joined
         self._sock.setblocking(False)
         self._started = True
         self._watch()
