@@ -289,10 +289,12 @@ class Interceptor:
                 )
                 continue
             if changed is not data:
-                text = (
-                    f"{direction_name(flow, side)}: rule {rule.number} rewrote a frame"
-                    f" ({count(len(data), 'byte')} -> {len(changed):,}): {_preview(changed)}"
-                )
+                where = f"{direction_name(flow, side)}: rule {rule.number}"
+                if changed:
+                    sizes = f"{len(data):,} → {count(len(changed), 'byte')}"
+                    text = f"{where} rewrote a frame ({sizes}): {_preview(changed)}"
+                else:
+                    text = f"{where} deleted a frame ({count(len(data), 'byte')})"
                 actions.append(Tell(text))
                 data = changed
         if side in self.holding or direction.held:

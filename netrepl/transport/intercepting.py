@@ -99,13 +99,18 @@ class Intercepting:
 
     # ---- loop thread
 
-    def _carry_out(self, actions: list[Action]) -> None:
+    def _carry_out(self, actions: list[Action], notes: list[Event] | None = None) -> None:
+        """Carry `actions` out; their lines go to `notes` when given (to be posted after the
+        data they are about), else are posted now."""
         for action in actions:
             match action:
                 case Forward(flow, side, data):
                     self._forward_frame(flow, side, data)
                 case Tell(text, level):
-                    self.post(Noticed(text, level))
+                    if notes is None:
+                        self.post(Noticed(text, level))
+                    else:
+                        notes.append(Noticed(text, level))
                 case PauseReading(flow, side, paused):
                     self._pause_side(flow, side, paused)
                 case PassEnd(flow, side):
@@ -120,6 +125,12 @@ class Intercepting:
             return
         self._tick_due = now + wait
         self.loop.call_later(wait, self._tick)
+
+    def _intercept_data(self, flow: int, side: Side, data: bytes) -> list[Event]:
+        """Data a rule concerns: the lines it gave, to be posted after the data's event."""
+        notes: list[Event] = []
+        self._carry_out(self.interceptor.arrived(flow, side, data, time.monotonic()), notes)
+        return notes
 
     def _tick(self) -> None:
         self._tick_due = None

@@ -18,13 +18,14 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from netrepl.errors import ConnectError, SendError, UsageError
-from netrepl.events import CertificateInfo, Connected, Noticed, Side
+from netrepl.events import CertificateInfo, Connected, Event, Noticed, Side
 from netrepl.framing import Framing
 from netrepl.interception import other_side
+from netrepl.traffic import count
 from netrepl.transport import (
     Endpoint,
     FlowInfo,
@@ -173,8 +174,8 @@ class StreamRelay(Intercepting, StreamServer):
         from_clients = self._earlier_received + sum(c.received for c in self._open_clients())
         from_upstream = self.received - from_clients
         return (
-            f"relayed {flows:,} flow{'s' if flows != 1 else ''}: {from_clients:,} bytes from"
-            f" the clients, {from_upstream:,} from the upstream"
+            f"relayed {count(flows, 'flow')}: {count(from_clients, 'byte')} from the clients,"
+            f" {from_upstream:,} from the upstream"
         )
 
     def flow_list(self) -> list[FlowInfo]:
@@ -395,15 +396,15 @@ class StreamRelay(Intercepting, StreamServer):
 
     # ---- loop thread: what the legs say (StreamChannel's RelayLeg)
 
-    def leg_received(self, channel: StreamChannel, data: bytes) -> None:
+    def leg_received(self, channel: StreamChannel, data: bytes) -> Sequence[Event]:
         flow = self._flow_of.get(channel.id)
         if flow is None:
-            return
+            return ()
         side = flow.side_of(channel)
         if not self.interceptor.busy(flow.id, side):
             self._forward(flow, channel, data)
-            return
-        self._carry_out(self.interceptor.arrived(flow.id, side, data, time.monotonic()))
+            return ()
+        return self._intercept_data(flow.id, side, data)
 
     def leg_ended(self, channel: StreamChannel) -> None:
         flow = self._flow_of.get(channel.id)

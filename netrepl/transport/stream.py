@@ -14,7 +14,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from netrepl.errors import SendError
@@ -80,8 +80,9 @@ class _Outgoing:
 class RelayLeg(Protocol):
     """What a relay leg's channel tells its relay, on the loop thread."""
 
-    def leg_received(self, channel: StreamChannel, data: bytes) -> None:
-        """`data` arrived (and is posted next): forward or hold it."""
+    def leg_received(self, channel: StreamChannel, data: bytes) -> Sequence[Event]:
+        """`data` arrived (and is posted next): forward or hold it. Returns the lines about
+        it (`held 3: ...`), to be posted after it."""
 
     def leg_ended(self, channel: StreamChannel) -> None:
         """The peer sent its end of stream (and the channel stays open for writing)."""
@@ -303,9 +304,10 @@ class StreamChannel:
         if self._early_data:
             data, self._early_data = self._early_data, b""
             self.received += len(data)
-            if self._relay is not None:
-                self._relay.leg_received(self, data)
+            notes = self._relay.leg_received(self, data) if self._relay is not None else ()
             self._post(Received(self.id, data, at=time.time()))
+            for note in notes:
+                self._post(note)
         if self.state == "handshaking":
             self._advance_handshake(b"")
         self._flush()
@@ -346,11 +348,14 @@ class StreamChannel:
             if data:
                 self.received += len(data)
                 self.last_activity = time.monotonic()
+                notes: Sequence[Event] = ()
                 if self._relay is not None:
                     # The relay decides first (forward, hold): whoever the event wakes (an
                     # /expect, then a /forward) finds that decision made.
-                    self._relay.leg_received(self, data)
+                    notes = self._relay.leg_received(self, data)
                 self._post(Received(self.id, data, at=time.time()))
+                for note in notes:
+                    self._post(note)
             if self.tls is not None and self.tls.peer_closed:
                 self._peer_sent_eof("connection closed by peer (TLS close_notify)")
                 return

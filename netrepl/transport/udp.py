@@ -18,10 +18,11 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from netrepl.errors import ConnectError, SendError, UsageError
-from netrepl.events import Closed, Connected, Listening, Noticed, Received, Sent
+from netrepl.events import Closed, Connected, Event, Listening, Noticed, Received, Sent
 from netrepl.transport import (
     Endpoint,
     PeerInfo,
@@ -432,16 +433,20 @@ class DatagramTransport(Transport):
             assert sender is not None
             received += len(data)
             sender.received += len(data)
-            arrived(sender, data)  # a relay decides first (forward, hold), then it is posted
+            notes = arrived(sender, data)  # a relay decides first (forward, hold), then posts
             post(Received(sender.conn, data, True, at))
+            for note in notes:
+                post(note)
         self._received += received
         self._last_activity = time.monotonic()
         with self._senders_lock:
             self._last_sender = sender
         self.notify()
 
-    def _arrived(self, sender: Sender, data: bytes) -> None:
-        """A datagram from `sender` has been posted (a relay forwards it here)."""
+    def _arrived(self, sender: Sender, data: bytes) -> Sequence[Event]:
+        """A datagram from `sender`, about to be posted (a relay forwards it here); returns
+        the lines about it, posted after it."""
+        return ()
 
     def _report_unreachable(self, sender: Sender | None = None) -> None:
         """An ICMP port unreachable came back, for a datagram sent to `sender` (None: to

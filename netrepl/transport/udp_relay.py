@@ -17,11 +17,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from netrepl.errors import ConnectError, SendError, UsageError
-from netrepl.events import Closed, Connected, Noticed, Received, Side
+from netrepl.events import Closed, Connected, Event, Noticed, Received, Side
 from netrepl.transport import (
     CANCEL_POLL_SECONDS,
     Endpoint,
@@ -371,22 +371,23 @@ class DatagramRelay(Intercepting, DatagramTransport):
             )
         )
 
-    def _arrived(self, sender: Sender, data: bytes) -> None:
+    def _arrived(self, sender: Sender, data: bytes) -> Sequence[Event]:
         """A client's datagram, about to be posted: on to its upstream (or held)."""
         self._client_datagrams += 1
         flow = self._flow_of.get(sender.conn)
         if flow is None:
-            return
+            return ()
         flow.quiet_since = time.monotonic()
-        self._intercepted(flow, "client", data)
+        return self._intercepted(flow, "client", data)
 
-    def _intercepted(self, flow: _Flow, side: Side, data: bytes) -> None:
+    def _intercepted(self, flow: _Flow, side: Side, data: bytes) -> Sequence[Event]:
         if not self.interceptor.busy(flow.id, side):
             self._forward_frame(flow.id, side, data)
         elif (flow.id, side) in self._held_full:
             flow.dropped += 1  # over the bound of what is held: as the network would
         else:
-            self._carry_out(self.interceptor.arrived(flow.id, side, data, time.monotonic()))
+            return self._intercept_data(flow.id, side, data)
+        return ()
 
     def _forward_frame(self, flow: int, side: Side, data: bytes) -> None:
         found = self.flows.get(flow)
@@ -427,8 +428,10 @@ class DatagramRelay(Intercepting, DatagramTransport):
             self._upstream_received += len(data)
             self._upstream_datagrams += 1
             flow.quiet_since = time.monotonic()
-            self._intercepted(flow, "upstream", data)
+            notes = self._intercepted(flow, "upstream", data)
             post(Received(leg.conn, data, True, time.time()))
+            for note in notes:
+                post(note)
         self._last_activity = time.monotonic()
         self.notify()
 

@@ -200,7 +200,7 @@ def test_a_rewrite_sees_a_match_split_across_reads_when_framing_by_line():
     actions = interceptor.arrived(1, "client", b"ld HTTP/1.0\r\n", 0.0)
     assert forwarded(actions) == [(1, "client", b"GET /new HTTP/1.0\r\n")]
     assert told(actions) == [
-        "#1 client → upstream: rule 1 rewrote a frame (19 bytes -> 19): b'GET /new HTTP/1.0\\r\\n'"
+        "#1 client → upstream: rule 1 rewrote a frame (19 → 19 bytes): b'GET /new HTTP/1.0\\r\\n'"
     ]
 
 
@@ -268,3 +268,11 @@ def test_a_new_frame_mode_flushes_what_the_old_one_had_begun():
     assert forwarded(interceptor.arrived(1, "client", b"unfinished q", 0.0)) == []
     actions = interceptor.set_framing(Framing())
     assert forwarded(actions) == [(1, "client", b"unfinished Q")]
+
+
+def test_a_rewrite_that_leaves_nothing_says_it_deleted_the_frame():
+    interceptor = Interceptor(LINE)
+    interceptor.add_rewrite("client", re.compile(b"^temp\\n"), text_replacement(""), "", False)
+    actions = interceptor.arrived(1, "client", b"temp\n", 0.0)
+    assert forwarded(actions) == []
+    assert told(actions) == ["#1 client → upstream: rule 1 deleted a frame (5 bytes)"]

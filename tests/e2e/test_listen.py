@@ -16,7 +16,7 @@ from tests.net.test_cli_transports import Certs, TlsPeer, make_certs, not_after,
 from tests.peers import PeerClient
 from tests.terminal import Terminal
 
-TOOLBAR = r"(?m)^ (?:TCP|UDP|TLS) \S+  [^│]*  │  view .*  tx [\d,]+ B$"
+TOOLBAR = r"(?m)^ (?:TCP|UDP|TLS) \S+(?: → \S+)?  [^│]*  │  view .*  tx [\d,]+ B$"
 
 
 def toolbar(kind: str, address: str, state: str) -> str:

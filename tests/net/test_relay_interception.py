@@ -143,7 +143,9 @@ def test_a_rewrite_finds_a_match_split_across_reads_when_framing_by_line(start_n
         relay.wait_stderr(b"expect matched")
         client.sendall(b"ld HTTP/1.0\r\n")
         assert upstream.wait_received(b"\r\n") == b"GET /new HTTP/1.0\r\n"
-        relay.wait_stderr(b"rule 1 rewrote a frame (19 bytes -> 19): b'GET /new HTTP/1.0\\r\\n'")
+        relay.wait_stderr(
+            "rule 1 rewrote a frame (19 → 19 bytes): b'GET /new HTTP/1.0\\r\\n'".encode()
+        )
     relay.kill()
 
 

@@ -134,13 +134,17 @@ def test_a_relay_log_replays_with_both_directions_labelled(relayed_modbus):
     out = result.stdout.decode()
     blocks = out.split("── ")[1:]
     labels = [block.splitlines()[0] for block in blocks]
-    assert labels == ["#1 client → upstream", "#1 upstream → client"]
+    assert labels == [
+        "#1 client → upstream",
+        "#1 upstream → client",
+        f"#1 netrepl → upstream · {len(INJECTED)} bytes injected",
+        "#1 upstream → client",
+    ]
     assert blocks[0].splitlines()[1:] == [hexdump_line(0, REQUEST).rstrip("\n")]
-    # As in batch mode, what was sent (here the injected request) is not echoed on stdout:
-    # the upstream's two replies read as one stream, its offsets running on.
-    assert blocks[1].splitlines()[1:] == [
-        hexdump_line(0, RESPONSE).rstrip("\n"),
-        hexdump_line(len(RESPONSE), INJECTED_RESPONSE).rstrip("\n"),
+    # The injected request is a block of its own; the upstream's replies keep their offsets.
+    assert blocks[1].splitlines()[1:] == [hexdump_line(0, RESPONSE).rstrip("\n")]
+    assert blocks[3].splitlines()[1:] == [
+        hexdump_line(len(RESPONSE), INJECTED_RESPONSE).rstrip("\n")
     ]
     assert "#1 client" in result.stderr.decode()
 
