@@ -346,7 +346,7 @@ class StreamRelay(Intercepting, StreamServer):
         flow.client.close()
 
     def _join(self, flow: _Flow, sock: socket.socket, layer: TlsLayer | None, early: bytes) -> None:
-        if not flow.client.is_open or not self.is_open:
+        if not flow.client.is_open or not self.is_open or self._stopping.is_set():
             sock.close()  # the client left, or the relay stopped, while we connected
             return
         conn = next(self._ids)

@@ -38,6 +38,11 @@ def parse_target(text: str, side: str | None = None) -> Target:
         return text  # type: ignore[return-value]
     if looks_like_whole(text.removeprefix("#")):
         return parse_client_id(text, "/to")
+    if text.isalpha():  # not an address (that has a port): a misspelt word
+        raise UsageError(
+            f"/to: {quote(text)} is not a target: all, last, N or HOST:PORT;"
+            " in relay mode client, upstream or N client|upstream"
+        )
     return parse_host_port(text)
 
 

@@ -3,10 +3,12 @@ and transport/target.py (/to's targets, client ids)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from netrepl.errors import UsageError
-from netrepl.transport import format_sockaddr, parse_host_port
+from netrepl.transport import FlowSide, format_sockaddr, parse_host_port
 from netrepl.transport.target import describe_target, parse_client_id, parse_target
 
 # ---- Addresses ----------------------------------------------------------------------------
@@ -112,6 +114,35 @@ def test_describe_target(target, long, short):
 @pytest.mark.parametrize("text", ["#2", "10.0.0.5:502", "[::1]:7", "all", "last"])
 def test_describe_target_round_trips_through_parse(text):
     assert describe_target(parse_target(text), short=True) == text
+
+
+@pytest.mark.parametrize(
+    ("words", "target", "long"),
+    [
+        (["client"], FlowSide("newest", "client"), "the newest flow's client"),
+        (["upstream"], FlowSide("newest", "upstream"), "the newest flow's upstream"),
+        (["2", "client"], FlowSide(2, "client"), "#2 client"),
+        (["#2", "upstream"], FlowSide(2, "upstream"), "#2 upstream"),
+        (["all", "client"], FlowSide("all", "client"), "every flow's client"),
+    ],
+)
+def test_a_relays_targets_name_a_flow_and_a_side(words, target, long):
+    assert parse_target(*words) == target
+    assert describe_target(target) == long
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        (["upstrem"], "/to: 'upstrem' is not a target: all, last, N or HOST:PORT;"),
+        (["2", "middle"], "/to: 'middle' is not a side (client or upstream)"),
+        (["x", "client"], "/to: 'x' is not a client id"),
+        (["10.0.0.5"], "bad address '10.0.0.5': give HOST:PORT"),
+    ],
+)
+def test_a_misspelt_target_says_what_targets_there_are(words, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        parse_target(*words)
 
 
 @pytest.mark.parametrize(("text", "conn"), [("3", 3), ("#3", 3), ("007", 7), ("#0", 0)])
