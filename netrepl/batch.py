@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from netrepl.display import AnsiFormatter, Display, StreamSink, plain
+from netrepl.display import QUEUE_LIMIT, AnsiFormatter, Display, StreamSink, plain
 from netrepl.errors import ExitStatus, NetreplError
 from netrepl.events import Closed, Connected, Event, Noticed
 from netrepl.options import Startup
@@ -40,6 +40,11 @@ RAW_READ = 65507
 # relay's SIGTERM) runs only when it next runs Python code, and a signal that another thread
 # took, or that came just before it blocked, wakes no one.
 SIGNAL_SLICE_SECONDS = 0.1
+
+
+# A relay has forwarded what its display still has to show: what waits there is memory held
+# for nothing, so it may be less than a reader's (the relay's legs queue 2 MiB each).
+RELAY_DISPLAY_QUEUE = 2 * 1024 * 1024
 
 
 class Stopped(Exception):
@@ -268,7 +273,10 @@ def run_batch(
             run.fail()
 
     display = Display(
-        Renderer(settings.view, styles=sys.stdout.isatty()), sink, on_failure=display_failed
+        Renderer(settings.view, styles=sys.stdout.isatty()),
+        sink,
+        on_failure=display_failed,
+        batch_queue_limit=RELAY_DISPLAY_QUEUE if endpoint.upstream is not None else QUEUE_LIMIT,
     )
     session = Session(settings, display.post)
     run = BatchRun(session, display, once=once, raw=stdin_mode == "raw", stdin=sys.stdin.fileno())

@@ -78,8 +78,10 @@ BATCH_FRAME_BYTES = 256 * 1024
 # that comes as many small reads (a relay's request and reply, again and again) is then
 # shown a batch at a time, instead of each read waking this thread to take the interpreter
 # from the I/O thread just as the next read comes in (~90 us of each relayed round trip,
-# benchmarks/relaying.py). Nobody sees 2 ms.
+# benchmarks/relaying.py). Nobody sees 2 ms. Not after a big batch: a flood keeps the queue
+# full, and a resting display would only make the posters wait.
 CAUGHT_UP_PAUSE = 0.002
+SMALL_BATCH = 64 * 1024
 # Interactive: a message that data pushes off the screen within this time of being shown is
 # kept in view above the prompt until it is this old (an answer to a command in a flood). The
 # promise is 3 s: the half second more covers a terminal that draws the frame late.
@@ -557,16 +559,18 @@ class Display:
         live: bool = True,
         on_failure: Callable[[str], None] | None = None,
         frame_bytes: Callable[[bool], int] | None = None,
+        batch_queue_limit: int = QUEUE_LIMIT,
     ) -> None:
         """`frame_bytes(hex_view)`: interactive, what one frame may show of received data
-        (the screen's size; FRAME_BYTES_HEX or FRAME_BYTES_TEXT bound it either way)."""
+        (the screen's size; FRAME_BYTES_HEX or FRAME_BYTES_TEXT bound it either way).
+        `batch_queue_limit`: batch, the data waiting to be shown before posters wait."""
         self.renderer = renderer
         self.sink = sink
         self._frame_bytes = frame_bytes
         self._clock = clock
         """What ends an idle frame: the wall clock, or a replayed transcript's own time."""
         self._keep_up = keep_up
-        self._queue_limit = KEEP_UP_QUEUE_LIMIT if keep_up else QUEUE_LIMIT
+        self._queue_limit = KEEP_UP_QUEUE_LIMIT if keep_up else batch_queue_limit
         self._queue: deque[object] = deque()
         self._queued_bytes = 0
         self._changed = threading.Condition()
@@ -610,7 +614,7 @@ class Display:
                 # (which drains a frame at a time): a slow stdout slows the socket instead.
                 self._changed.wait_for(
                     lambda: (
-                        self._queued_bytes + self._backlog_bytes < QUEUE_LIMIT
+                        self._queued_bytes + self._backlog_bytes < self._queue_limit
                         or self.failure is not None
                     )
                 )
@@ -722,7 +726,7 @@ class Display:
                 outputs += self._guarded(lambda e=event: self.renderer.render(e))  # type: ignore[misc]
             outputs += self._guarded(lambda: self.renderer.tick(self._clock(), idle=False))
             self._write(outputs)
-            if not self._backlog and not stopping and not self._stopping:
+            if not self._backlog and shown < SMALL_BATCH and not stopping and not self._stopping:
                 time.sleep(CAUGHT_UP_PAUSE)
             if self._keep_up and self._backlog and not self._stopping:
                 # Frames at a human pace leave the prompt and the sockets their share of the

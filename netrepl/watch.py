@@ -151,12 +151,14 @@ class ExpectBuffer:
     def __init__(self) -> None:
         self._unmatched = Unmatched()
         self._changed = threading.Condition()
+        self._waiters = 0  # an /expect waiting: only then does a read notify
 
     def observe(self, event: Event) -> None:
         if isinstance(event, Received):
             with self._changed:
                 self._unmatched.add(event.data)
-                self._changed.notify_all()
+                if self._waiters:
+                    self._changed.notify_all()
         elif isinstance(event, Sent) and event.echo:
             with self._changed:
                 self._unmatched.clear()
@@ -177,7 +179,11 @@ class ExpectBuffer:
                 if left <= 0:
                     raise ExpectTimeout(f"expect timed out after {timeout:g} s: {shown}")
                 # Short slices, so Ctrl-C (the cancel flag) is noticed at once.
-                self._changed.wait(min(left, 0.05))
+                self._waiters += 1
+                try:
+                    self._changed.wait(min(left, 0.05))
+                finally:
+                    self._waiters -= 1
 
 
 @dataclass

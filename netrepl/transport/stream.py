@@ -150,6 +150,9 @@ class StreamChannel:
         self._eof_due = False  # loop thread: every earlier write is queued, shut down after
         self._queued = 0
         self._queue_changed = threading.Condition()
+        # Threads waiting on it: a read forwarded by a relay notifies only when one waits (a
+        # notify costs microseconds, and a relay's round trip is made of a few of them).
+        self._queue_waiters = 0
         self._closed = threading.Event()
         self._relay = relay
         self._pauses: set[str] = set()  # loop thread: why reads are paused (a relay's reasons)
@@ -209,7 +212,11 @@ class StreamChannel:
                         f"{self.peer} is not reading: {self._queued:,} bytes still queued;"
                         " this send was not queued"
                     )
-                self._queue_changed.wait(min(left, CANCEL_POLL_SECONDS))
+                self._queue_waiters += 1
+                try:
+                    self._queue_changed.wait(min(left, CANCEL_POLL_SECONDS))
+                finally:
+                    self._queue_waiters -= 1
                 if waiting is not None:
                     waiting()
             if not self.can_send:
@@ -260,9 +267,13 @@ class StreamChannel:
     def wait_drained(self, timeout: float | None = None) -> bool:
         """Wait until everything queued has been written (or the channel is closed)."""
         with self._queue_changed:
-            return self._queue_changed.wait_for(
-                lambda: self._queued == 0 or self._closed.is_set(), timeout
-            )
+            self._queue_waiters += 1
+            try:
+                return self._queue_changed.wait_for(
+                    lambda: self._queued == 0 or self._closed.is_set(), timeout
+                )
+            finally:
+                self._queue_waiters -= 1
 
     def send_eof(self) -> None:
         """Half-close after what is queued: the peer reads end of stream; we keep reading."""
@@ -567,7 +578,8 @@ class StreamChannel:
     def _dequeued(self, size: int) -> None:
         with self._queue_changed:
             self._queued -= size
-            self._queue_changed.notify_all()
+            if self._queue_waiters:
+                self._queue_changed.notify_all()
         if self._on_drained is not None and self._loop.in_loop():
             self._check_drained()
 
