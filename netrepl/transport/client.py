@@ -12,9 +12,10 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 
 from netrepl.errors import ConnectError, SendError, UsageError
-from netrepl.events import CertificateInfo, Connected, Noticed
+from netrepl.events import CertificateInfo, Connected, Event, Noticed
 from netrepl.transport import (
     Endpoint,
     PeerInfo,
@@ -28,7 +29,8 @@ from netrepl.transport import (
 )
 from netrepl.transport.base import Transport
 from netrepl.transport.delivery import ChannelDelivery
-from netrepl.transport.stream import StreamChannel
+from netrepl.transport.loop import IOLoop
+from netrepl.transport.stream import RelayLeg, StreamChannel
 from netrepl.transport.tls import TlsLayer, client_context, client_handshake
 
 # Automatic reconnects wait longer after each failure, up to this (or the first delay, if
@@ -169,6 +171,43 @@ def _handshake(
         sock, layer, deadline, cancel, endpoint.label, endpoint.connect_timeout
     )
     return layer, early
+
+
+def connected_channel(
+    loop: IOLoop,
+    sock: socket.socket,
+    conn: int,
+    post: Callable[[Event], None],
+    label: str,
+    layer: TlsLayer | None,
+    early: bytes,
+    *,
+    on_closed: Callable[[StreamChannel], None],
+    cancel: threading.Event,
+    relay: RelayLeg | None = None,
+) -> StreamChannel:
+    """The channel of a socket this side connected (`open_connection`'s), not started yet:
+    its peer as the socket names it (`label` for a unix socket, whose peer is unnamed), and
+    its TLS facts when it has a layer."""
+    unix = sock.family == socket.AF_UNIX
+    peer = label if unix else format_sockaddr(sock.getpeername())
+    local = "" if unix else format_sockaddr(sock.getsockname())  # unix clients are unnamed
+    channel = StreamChannel(
+        loop,
+        sock,
+        conn,
+        post,
+        peer=peer,
+        local=local,
+        tls=layer,
+        early_data=early,
+        on_closed=on_closed,
+        cancel=cancel,
+        relay=relay,
+    )
+    if layer is not None:
+        channel.tls_info = layer.established(conn)
+    return channel
 
 
 class StreamClient(Transport):
@@ -316,23 +355,18 @@ class StreamClient(Transport):
     def _install(self, sock: socket.socket, layer: TlsLayer | None, early: bytes) -> None:
         endpoint = self.endpoint
         conn = next(self._ids)
-        unix = sock.family == socket.AF_UNIX
-        peer = endpoint.label if unix else format_sockaddr(sock.getpeername())
-        local = "" if unix else format_sockaddr(sock.getsockname())  # unix clients are unnamed
-        channel = StreamChannel(
+        channel = connected_channel(
             self.loop,
             sock,
             conn,
             self.post,
-            peer=peer,
-            local=local,
-            tls=layer,
-            early_data=early,
+            endpoint.label,
+            layer,
+            early,
             on_closed=self._channel_closed,
             cancel=self.cancel,
         )
-        if layer is not None:
-            channel.tls_info = layer.established(conn)
+        peer, local = channel.peer, channel.local
         previous, self.channel = self.channel, channel
         if previous is not None:
             self._earlier_received += previous.received

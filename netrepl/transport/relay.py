@@ -32,11 +32,10 @@ from netrepl.transport import (
     PeerInfo,
     SessionLink,
     Target,
-    format_sockaddr,
     points_at_itself,
     resolve,
 )
-from netrepl.transport.client import open_connection
+from netrepl.transport.client import connected_channel, open_connection
 from netrepl.transport.delivery import ChannelDelivery
 from netrepl.transport.flows import (
     check_flow_target,
@@ -47,7 +46,7 @@ from netrepl.transport.flows import (
 )
 from netrepl.transport.intercepting import Intercepting
 from netrepl.transport.server import StreamServer
-from netrepl.transport.stream import StreamChannel
+from netrepl.transport.stream import RelayLeg, StreamChannel
 from netrepl.transport.tls import TlsLayer, client_context
 
 
@@ -274,21 +273,8 @@ class StreamRelay(Intercepting, StreamServer):
 
     # ---- loop thread: flows
 
-    def _channel(
-        self, sock: socket.socket, conn: int, peer: str, local: str, layer: TlsLayer | None
-    ) -> StreamChannel:
-        return StreamChannel(
-            self.loop,
-            sock,
-            conn,
-            self.post,
-            peer=peer,
-            local=local,
-            tls=layer,
-            on_closed=self._leg_closed,
-            cancel=self.cancel,
-            relay=self,
-        )
+    def _relay_leg(self) -> RelayLeg | None:
+        return self
 
     def _welcome(self, channel: StreamChannel) -> None:
         # The client is read only once its upstream is there to take what it sends.
@@ -350,24 +336,19 @@ class StreamRelay(Intercepting, StreamServer):
             sock.close()  # the client left, or the relay stopped, while we connected
             return
         conn = next(self._ids)
-        unix = sock.family == socket.AF_UNIX
-        peer = self.upstream.label if unix else format_sockaddr(sock.getpeername())
-        local = "" if unix else format_sockaddr(sock.getsockname())
-        leg = StreamChannel(
+        leg = connected_channel(
             self.loop,
             sock,
             conn,
             self.post,
-            peer=peer,
-            local=local,
-            tls=layer,
-            early_data=early,
-            on_closed=self._leg_closed,
+            self.upstream.label,
+            layer,
+            early,
+            on_closed=self._client_closed,
             cancel=self.cancel,
             relay=self,
         )
-        if layer is not None:
-            leg.tls_info = layer.established(conn)
+        peer, local = leg.peer, leg.local
         flow.upstream = leg
         self._flow_of[conn] = flow
         self.post(
@@ -441,10 +422,11 @@ class StreamRelay(Intercepting, StreamServer):
         if other is not None:
             other.end_writing()
 
-    def _leg_closed(self, channel: StreamChannel) -> None:
+    def _client_closed(self, channel: StreamChannel) -> None:
+        """A leg closed (both legs' channels report here): the other leg follows."""
         flow = self._flow_of.pop(channel.id, None)
         if flow is None or channel is flow.client:
-            self._client_closed(channel)
+            super()._client_closed(channel)
         else:
             self._earlier_upstream_received += channel.received
             self._earlier_upstream_sent += channel.sent

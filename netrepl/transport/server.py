@@ -32,7 +32,7 @@ from netrepl.transport.client import apply_socket_options
 from netrepl.transport.delivery import ChannelDelivery
 from netrepl.transport.loop import READ
 from netrepl.transport.registry import kind_named
-from netrepl.transport.stream import StreamChannel
+from netrepl.transport.stream import RelayLeg, StreamChannel
 from netrepl.transport.tls import TlsLayer, server_context
 
 ACCEPTS_PER_WAKE = 64
@@ -322,7 +322,13 @@ class StreamServer(Transport):
             tls=layer,
             on_closed=self._client_closed,
             cancel=self.cancel,
+            relay=self._relay_leg(),
         )
+
+    def _relay_leg(self) -> RelayLeg | None:
+        """What a client's data is handed to besides the session (a relay joins each client
+        to a connection of its own); None: nothing."""
+        return None
 
     def _welcome(self, channel: StreamChannel) -> None:
         """Announce an accepted client and start reading it."""
