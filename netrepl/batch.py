@@ -43,8 +43,8 @@ SIGNAL_SLICE_SECONDS = 0.1
 
 
 # A relay has forwarded what its display still has to show: what waits there is memory held
-# for nothing, so it may be less than a reader's (the relay's legs queue 2 MiB each).
-RELAY_DISPLAY_QUEUE = 2 * 1024 * 1024
+# for nothing, so it may be less than a reader's (a relay's legs queue 1 MiB each).
+RELAY_DISPLAY_QUEUE = 1024 * 1024
 
 
 class Stopped(Exception):

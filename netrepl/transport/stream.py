@@ -38,8 +38,8 @@ READS_PER_WAKE = 8
 HIGH_WATER = 4 * 1024 * 1024
 # A relay stops reading one leg while this much is queued for the other, and reads again
 # once it is down to the low mark: a slow reader slows the writer, memory stays bounded.
-RELAY_HIGH_WATER = 2 * 1024 * 1024
-RELAY_LOW_WATER = 512 * 1024
+RELAY_HIGH_WATER = 1024 * 1024
+RELAY_LOW_WATER = 256 * 1024
 # How long a send waits for a peer that is not reading before it gives up (not queued).
 SEND_WAIT_SECONDS = 10.0
 # How long a close waits for queued data to drain before it gives up on it.

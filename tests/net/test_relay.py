@@ -351,7 +351,7 @@ def test_a_side_that_reads_nothing_stops_the_other_and_memory_stays_bounded(upst
         # One side reads nothing: netrepl stops reading the other, whose send blocks.
         held = pour.wait_stall(timeout=30)
         stalled = memory_kib(netrepl.process.pid)
-        # The kernel's buffers, the relay's queue (RELAY_HIGH_WATER, 2 MiB) and one read past
+        # The kernel's buffers, the relay's queue (RELAY_HIGH_WATER, 1 MiB) and one read past
         # it (READ_SIZE, 1 MiB): far from all of it.
         assert held < kernel + 3 * 1024 * 1024, f"{held:,} bytes taken before the sender stalled"
 
@@ -361,7 +361,7 @@ def test_a_side_that_reads_nothing_stops_the_other_and_memory_stays_bounded(upst
     finally:
         netrepl.kill()
     # Idle RSS x 1.5 (the bound), plus 4 MiB for what the relay holds by design: a
-    # queue of up to RELAY_HIGH_WATER (2 MiB) for the slow side and the 1 MiB read (READ_SIZE)
+    # queue of up to RELAY_HIGH_WATER (1 MiB) for the slow side and the 1 MiB read (READ_SIZE)
     # that crossed it, with the event that carries that read to the display.
     bound = idle["VmRSS"] * 1.5 + 4 * 1024
     report = (
