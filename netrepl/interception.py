@@ -146,8 +146,13 @@ class Interceptor:
     _frame_numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _rule_numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _concerned: frozenset[Side] = frozenset()
+    _held_by_flow: dict[int, int] = field(default_factory=dict)
 
     # ---- the data path
+
+    def held_of(self, flow: int) -> int:
+        """Bytes of `flow` held, for /flows: any thread may ask (one dict lookup)."""
+        return self._held_by_flow.get(flow, 0)
 
     def busy(self, flow: int, side: Side) -> bool:
         """Whether data of this direction must pass through `arrived`; if not, the relay
@@ -181,6 +186,7 @@ class Interceptor:
             del self.held[frame.number]
         for side in SIDES:
             self._directions.pop((flow, side), None)
+        self._held_by_flow.pop(flow, None)
         if not lost:
             return []
         size = sum(len(frame.data) for frame in lost)
@@ -301,6 +307,7 @@ class Interceptor:
             number = next(self._frame_numbers)
             self.held[number] = HeldFrame(number, flow, side, data)
             direction.held += len(data)
+            self._held_by_flow[flow] = self._held_by_flow.get(flow, 0) + len(data)
             text = (
                 f"held {number}: {direction_name(flow, side)}, {count(len(data), 'byte')}"
                 f" (/forward {number}, /drop {number})"
@@ -355,6 +362,7 @@ class Interceptor:
         actions: list[Action] = []
         for frame in frames:
             del self.held[frame.number]
+            self._held_by_flow[frame.flow] -= len(frame.data)
             direction = self._directions.get((frame.flow, frame.side))
             if direction is not None:
                 direction.held -= len(frame.data)

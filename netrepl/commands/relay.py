@@ -59,6 +59,8 @@ def _flows(session: Session, args: Arguments) -> None:
     ]
     for flow in flows:
         state = f"  {flow.state}" if flow.state != "open" else ""
+        if flow.held:
+            state += f"  {count(flow.held, 'byte')} held"
         lines.append(
             f"  {'#' + str(flow.flow):>4}  {flow.client:<24} {flow.upstream:<24}"
             f" {format_age(flow.age):>7} {flow.to_upstream:>13,} {flow.to_client:>13,}{state}"

@@ -134,6 +134,8 @@ class FlowInfo:
     """Bytes the upstream sent."""
     state: str
     """`open`, `connecting`, `client ended`, `upstream ended`."""
+    held: int = 0
+    """Bytes of it held (/hold), not yet forwarded or dropped."""
 
 
 @dataclass(frozen=True)

@@ -191,6 +191,7 @@ class StreamRelay(Intercepting, StreamServer):
                     to_upstream=flow.client.received,
                     to_client=upstream.received if upstream is not None else 0,
                     state=_flow_state(flow),
+                    held=self.interceptor.held_of(flow.id),
                 )
             )
         return infos

@@ -196,6 +196,7 @@ class DatagramRelay(Intercepting, DatagramTransport):
                 to_upstream=flow.client.received,
                 to_client=flow.upstream.received if flow.upstream is not None else 0,
                 state=_flow_state(flow),
+                held=self.interceptor.held_of(flow.id),
             )
             for flow in self._open_flows()
         ]

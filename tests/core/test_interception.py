@@ -276,3 +276,16 @@ def test_a_rewrite_that_leaves_nothing_says_it_deleted_the_frame():
     actions = interceptor.arrived(1, "client", b"temp\n", 0.0)
     assert forwarded(actions) == []
     assert told(actions) == ["#1 client → upstream: rule 1 deleted a frame (5 bytes)"]
+
+
+def test_what_a_flow_holds_is_counted_for_flows():
+    interceptor = Interceptor(LINE)
+    interceptor.hold(["client"])
+    interceptor.arrived(1, "client", b"ab\ncd\n", 0.0)
+    interceptor.arrived(2, "client", b"e\n", 0.0)
+    assert (interceptor.held_of(1), interceptor.held_of(2), interceptor.held_of(3)) == (6, 2, 0)
+    interceptor.forward("1")
+    interceptor.drop("3")
+    assert (interceptor.held_of(1), interceptor.held_of(2)) == (3, 0)
+    interceptor.forget(1)
+    assert interceptor.held_of(1) == 0

@@ -108,6 +108,8 @@ def test_held_frames_wait_and_go_on_in_order_or_are_dropped(start_netrepl, upstr
         client.sendall(b"a\nb\nc\n")
         relay.wait_stderr(b"held 3: #1 client \xe2\x86\x92 upstream, 2 bytes (/forward 3, /drop 3)")
         assert bytes(upstream.received) == b""  # nothing of it went on
+        relay.write(b"/flows\n")
+        relay.wait_stderr_match(rb"(?m)^ +#1 .* 6 +0  6 bytes held$")
         relay.write(b"/forward 2\n")  # frame 2 and frame 1 before it
         assert upstream.wait_received(b"a\nb\n") == b"a\nb\n"
         relay.write(b"/drop\n")  # the oldest: c
