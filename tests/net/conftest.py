@@ -250,7 +250,36 @@ def run_netrepl(
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-class RunningNetrepl:
+class WatchedStderr:
+    """A netrepl process's stderr, read by a thread into `_stderr`, with waits for a line on
+    it; RunningNetrepl and tests/net/relay_peers.py's NetreplToFile share it."""
+
+    _stderr: bytearray
+    _changed: threading.Condition
+
+    def _drain(self, pipe: io.BufferedReader, buffer: bytearray) -> None:
+        while chunk := pipe.read1(65536):
+            with self._changed:
+                buffer += chunk
+                self._changed.notify_all()
+
+    def wait_stderr(self, expected: bytes, timeout: float = WAIT) -> bytes:
+        with self._changed:
+            if not self._changed.wait_for(lambda: expected in self._stderr, timeout):
+                raise AssertionError(f"stderr never showed {expected!r}: {self._stderr!r}")
+            return bytes(self._stderr)
+
+    def wait_stderr_match(self, pattern: bytes, timeout: float = WAIT) -> re.Match[bytes]:
+        regex = re.compile(pattern)
+        with self._changed:
+            if not self._changed.wait_for(lambda: regex.search(self._stderr), timeout):
+                raise AssertionError(f"stderr never matched {pattern!r}: {bytes(self._stderr)!r}")
+            match = regex.search(self._stderr)
+            assert match is not None
+            return match
+
+
+class RunningNetrepl(WatchedStderr):
     """`python -m netrepl ARGS` started with pipes, for tests that feed stdin step by step.
 
     Threads drain stdout and stderr (so a full pipe never blocks the program); a test waits
@@ -278,32 +307,11 @@ class RunningNetrepl:
         for reader in self._readers:
             reader.start()
 
-    def _drain(self, pipe: io.BufferedReader, buffer: bytearray) -> None:
-        while chunk := pipe.read1(65536):
-            with self._changed:
-                buffer += chunk
-                self._changed.notify_all()
-
-    def wait_stderr(self, expected: bytes, timeout: float = WAIT) -> bytes:
-        with self._changed:
-            if not self._changed.wait_for(lambda: expected in self._stderr, timeout):
-                raise AssertionError(f"stderr never showed {expected!r}: {self._stderr!r}")
-            return bytes(self._stderr)
-
     def wait_stdout(self, expected: bytes, timeout: float = WAIT) -> bytes:
         with self._changed:
             if not self._changed.wait_for(lambda: expected in self._stdout, timeout):
                 raise AssertionError(f"stdout never showed {expected!r}: {bytes(self._stdout)!r}")
             return bytes(self._stdout)
-
-    def wait_stderr_match(self, pattern: bytes, timeout: float = WAIT) -> re.Match[bytes]:
-        regex = re.compile(pattern)
-        with self._changed:
-            if not self._changed.wait_for(lambda: regex.search(self._stderr), timeout):
-                raise AssertionError(f"stderr never matched {pattern!r}: {bytes(self._stderr)!r}")
-            match = regex.search(self._stderr)
-            assert match is not None
-            return match
 
     def listening_port(self, kind: str) -> int:
         """The port of the `listening on 127.0.0.1:PORT (KIND)` status line."""

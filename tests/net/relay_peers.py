@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import os
 import random
-import re
 import select
 import socket
 import ssl
@@ -23,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tests.net.conftest import WAIT, RunningNetrepl, netrepl_env
+from tests.net.conftest import WAIT, RunningNetrepl, WatchedStderr, netrepl_env
 
 # The longest a Pour may go on, whatever happens: a test fails rather than hang.
 POUR_SECONDS = 120.0
@@ -294,7 +293,7 @@ def stop_with(
     return wait_exit(netrepl, timeout)
 
 
-class NetreplToFile:
+class NetreplToFile(WatchedStderr):
     """`python -m netrepl ARGS` as a logging relay runs: stdin from /dev/null, stdout to a
     file (or /dev/null: a test that moves hundreds of megabytes keeps none of it), stderr
     read by a thread that wakes waiters (the same waits as RunningNetrepl's)."""
@@ -318,30 +317,10 @@ class NetreplToFile:
         )
         self._stderr = bytearray()
         self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader = threading.Thread(
+            target=self._drain, args=(self.process.stderr, self._stderr), daemon=True
+        )
         self._reader.start()
-
-    def _drain(self) -> None:
-        assert self.process.stderr is not None
-        while chunk := self.process.stderr.read1(65536):
-            with self._changed:
-                self._stderr += chunk
-                self._changed.notify_all()
-
-    def wait_stderr(self, expected: bytes, timeout: float = WAIT) -> bytes:
-        with self._changed:
-            if not self._changed.wait_for(lambda: expected in self._stderr, timeout):
-                raise AssertionError(f"stderr never showed {expected!r}: {self._stderr!r}")
-            return bytes(self._stderr)
-
-    def wait_stderr_match(self, pattern: bytes, timeout: float = WAIT) -> re.Match[bytes]:
-        regex = re.compile(pattern)
-        with self._changed:
-            if not self._changed.wait_for(lambda: regex.search(self._stderr), timeout):
-                raise AssertionError(f"stderr never matched {pattern!r}: {bytes(self._stderr)!r}")
-            match = regex.search(self._stderr)
-            assert match is not None
-            return match
 
     def finish(self, timeout: float = WAIT) -> subprocess.CompletedProcess[bytes]:
         """Wait for the exit; return the stderr (stdout is in the file)."""
