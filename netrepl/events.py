@@ -91,6 +91,13 @@ class Received:
     """One whole UDP datagram: shown as a block of its own, whatever the view."""
     at: float = field(default=0.0, compare=False)
     """When it was read (seconds since the epoch): timestamps, idle framing, the log."""
+    message: str = ""
+    """A WebSocket message (`text` or `binary`), shown as a block of its own; "" for bytes
+    of a stream or a datagram."""
+    offset: int = 0
+    """A piece of a message larger than --max-message: bytes of it before this piece."""
+    more: bool = False
+    """A piece of a message larger than --max-message, and more of it follows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +112,40 @@ class Sent:
     """When it was handed to the transport (seconds since the epoch)."""
     injected: bool = False
     """Typed into a relay's flow (what a relay forwards is never posted as sent)."""
+    message: str = ""
+    """Sent as a WebSocket message: `text` or `binary`; "" otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class Upgraded:
+    """A WebSocket opening handshake succeeded: from now on the connection carries messages."""
+
+    conn: int
+    target: str
+    """The request's path (`/chat`)."""
+    subprotocol: str | None = None
+    request: bytes = b""
+    """The upgrade request's head as it went on the wire (the log and a capture keep it)."""
+    response: bytes = b""
+    """The server's 101 response head."""
+
+
+@dataclass(frozen=True, slots=True)
+class Signalled:
+    """A WebSocket control frame went by: a ping, a pong or a close, either way."""
+
+    conn: int
+    opcode: str
+    """`ping`, `pong` or `close`."""
+    outgoing: bool
+    """Sent by netrepl (a /ping, an automatic ping, our close); else the peer's."""
+    payload: bytes = b""
+    code: int | None = None
+    """A close frame's status code; None when it had none."""
+    reason: str = ""
+    round_trip: float | None = None
+    """A pong answering our ping: seconds since that ping went."""
+    at: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +247,8 @@ Event = (
     Connected
     | Listening
     | TlsEstablished
+    | Upgraded
+    | Signalled
     | Received
     | Sent
     | HalfClosed

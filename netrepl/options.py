@@ -305,6 +305,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     netrepl = program()
     words = list(sys.argv[1:] if argv is None else argv)
     args = netrepl.parser().parse_args(netrepl.with_optional_values(words))
+    registry.take_addresses(args)
     netrepl.check(args, "together")
     if args.demo:
         # The demo's address is known only once it runs: check the rest as for any client.
@@ -334,7 +335,9 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     return Options(
         endpoint=endpoint,
         view=view,
-        eol=args.eol or str(defaults.get("eol", "lf")),
+        # A kind with an end of line of its own (a WebSocket's none) is more particular than
+        # the config file's default for every connection.
+        eol=args.eol or registry.chosen_kind(args).eol or str(defaults.get("eol", "lf")),
         input_mode=str(defaults.get("input", "text")),
         escapes=bool(defaults.get("escapes", True)),
         linger=args.linger,

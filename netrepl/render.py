@@ -13,7 +13,7 @@ from typing import Literal
 
 from rich.text import Span, Text
 
-from netrepl.codec import SafeText, TextDecoder, escape_text
+from netrepl.codec import SafeText, TextDecoder, escape_text, quote
 from netrepl.events import (
     CertificateInfo,
     ClearRequested,
@@ -27,10 +27,12 @@ from netrepl.events import (
     Progress,
     Received,
     Sent,
+    Signalled,
     Skipped,
     StatsRequested,
     Submitted,
     TlsEstablished,
+    Upgraded,
     ViewChanged,
 )
 from netrepl.framing import Frame, Framer
@@ -341,9 +343,11 @@ class Renderer:
 
     def _render(self, event: Event) -> list[Output]:
         match event:
-            case Received(conn, data, datagram, at):
+            case Received(conn, data, datagram, at, message):
                 if self._paused_at is not None:
                     return self._hide(conn, data)
+                if message:
+                    return self._message(event)
                 if datagram:
                     return self._datagram(conn, data, at)
                 stream = self._stream(conn)
@@ -376,6 +380,13 @@ class Renderer:
                 return [self._notice(f"listening on {address} ({kind})", "status")]
             case TlsEstablished():
                 return [self._notice(self._tls_text(event), "status")]
+            case Upgraded(conn, target, subprotocol):
+                text = f"upgraded to WebSocket: {target}"
+                if subprotocol:
+                    text += f", subprotocol {subprotocol}"
+                return [self._notice(self._prefixed(conn, text), "status")]
+            case Signalled():
+                return self._signalled(event)
             case HalfClosed(conn, by_peer):
                 who = self._who(conn)
                 text = f"sent end of stream to {who}"
@@ -495,16 +506,60 @@ class Renderer:
         label.append(Output("data", self._label(conn)))
         return label + outputs
 
-    def _datagram(self, conn: int, data: bytes, at: float) -> list[Output]:
-        """One datagram, one block: a header line, then its bytes decoded on their own."""
+    def _datagram(self, conn: int, data: bytes, at: float, *, what: str = "") -> list[Output]:
+        """One datagram (or message: `what` it is), one block: a header line, then its bytes
+        decoded on their own."""
         self._last_source = conn
         self.stats.received.frames += 1
         if self.view.mode == "raw":
             return [Output("data", raw=data)]
         outputs = self._end_open_lines()
-        outputs.append(Output("data", self._header(at, "←", conn, len(data), always_who=True)))
+        header = self._header(at, "←", conn, len(data), always_who=not what, what=what)
+        outputs.append(Output("data", header))
         outputs.append(Output("data", self._block_body(data, 0)))
         return outputs
+
+    def _message(self, event: Received) -> list[Output]:
+        """A WebSocket message: a block, like a datagram, labelled text or binary. Of one
+        larger than --max-message, the first piece is shown and the end is said."""
+        conn, data, message = event.conn, event.data, event.message
+        if self.view.mode == "raw":
+            return [Output("data", raw=data)] if data else []
+        if event.offset:
+            if event.more:
+                return []
+            whole = event.offset + len(data)
+            text = (
+                f"{message} message of {whole:,} bytes in all: only its start is shown"
+                " (--max-message); --log keeps it whole"
+            )
+            return [self._notice(self._prefixed(conn, text), "status")]
+        what = f"{message} message"
+        if event.more:
+            what += " larger than --max-message, its first"
+        return self._datagram(conn, data, event.at, what=what)
+
+    def _signalled(self, event: Signalled) -> list[Output]:
+        """A pong with its round trip, a ping from the peer; closes are said by `Closed`, and
+        our own pings by their pongs."""
+        if event.outgoing or event.opcode == "close":
+            return []
+        payload = (
+            f" {quote(event.payload.decode('utf-8', 'surrogateescape'))}" if event.payload else ""
+        )
+        if event.opcode == "ping":
+            text = f"ping{payload} from the peer (answered)"
+        elif event.round_trip is not None:
+            text = f"pong{payload} in {_milliseconds(event.round_trip)}"
+        else:
+            text = f"pong{payload} (unsolicited: a heartbeat)"
+        return [self._notice(self._prefixed(event.conn, text), "status")]
+
+    def _prefixed(self, conn: int, text: str) -> str:
+        """`#2 127.0.0.1:5000 text` for a listener's client; the text alone for a client's
+        one peer."""
+        peer = self._peers.get(conn)
+        return f"{self._who_of(conn, peer)} {text}" if peer is not None and peer.accepted else text
 
     def _sent(
         self, conn: int, data: bytes, as_hex: bool, echo: bool, at: float, offset: int
@@ -540,7 +595,14 @@ class Renderer:
         return body
 
     def _header(
-        self, at: float, arrow: str, conn: int, size: int, *, always_who: bool = False
+        self,
+        at: float,
+        arrow: str,
+        conn: int,
+        size: int,
+        *,
+        always_who: bool = False,
+        what: str = "",
     ) -> Text:
         """`── 14:03:07.250 ← #2 127.0.0.1:5000 · 12 bytes`: time (or the time since the
         previous block), direction, whose (in listen mode), size."""
@@ -555,7 +617,7 @@ class Renderer:
             parts.append(f"+{max(0.0, at - previous):.3f}s" if previous is not None else "+0.000s")
         self._last_block_at = at if previous is None else max(at, previous)
         peer = self._peers.get(conn)
-        size_text = count(size, "byte")
+        size_text = f"{what}, {count(size, 'byte')}" if what else count(size, "byte")
         if peer is not None and peer.flow is not None:
             # A relay leg: what it received went on to the other side; what was sent on it
             # was typed (what a relay forwards is not posted as sent), so it is injected.
@@ -754,3 +816,9 @@ class Renderer:
     @staticmethod
     def _notice(text: str, level: Channel) -> Output:
         return Output(level, safe_text(text, f"netrepl.{level}"))
+
+
+def _milliseconds(seconds: float) -> str:
+    """`0.21 ms`, `12.5 ms`, `1,204 ms`: a round trip."""
+    ms = seconds * 1000
+    return f"{ms:.2f} ms" if ms < 10 else f"{ms:.1f} ms" if ms < 100 else f"{ms:,.0f} ms"

@@ -218,6 +218,13 @@ class Session:
             raise UsageError("nothing to send: empty line and /eol none")
         return payload
 
+    def control_payload(self, text: str) -> bytes:
+        """The bytes of a control frame's data (/ping DATA): text with escapes, no end of
+        line, whatever the input mode."""
+        return build_payload(
+            text, input_mode="text", encoding=self.settings.view.encoding, escapes=True, eol="none"
+        )
+
     def send_built(
         self,
         build: Callable[[SendContext], bytes],
@@ -331,6 +338,18 @@ class Session:
         if self.transport is None:
             raise SendError("not connected: nothing to half-close")
         self.transport.send_eof(self.current_target)
+
+    def ping(self, payload: bytes) -> None:
+        """A WebSocket ping to the current target; UsageError for other transports."""
+        if self.transport is None or not self.transport.is_open:
+            raise SendError("not connected: no one to ping")
+        self.transport.ping(self.current_target, payload)
+
+    def close_with(self, code: int, reason: str) -> None:
+        """Close with a WebSocket close frame's code and reason."""
+        if self.transport is None or not self.transport.is_open:
+            raise UsageError("not connected: nothing to close")
+        self.transport.close_with(code, reason)
 
     def kick(self, conn: int) -> None:
         if self.transport is None:

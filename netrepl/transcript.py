@@ -25,15 +25,37 @@ from netrepl.events import (
     Listening,
     Received,
     Sent,
+    Signalled,
     TlsEstablished,
+    Upgraded,
 )
 
 FORMAT = "netrepl-transcript"
 VERSION = 1
 
-Logged = Connected | Listening | TlsEstablished | Received | Sent | HalfClosed | Closed
+Logged = (
+    Connected
+    | Listening
+    | TlsEstablished
+    | Upgraded
+    | Signalled
+    | Received
+    | Sent
+    | HalfClosed
+    | Closed
+)
 """The events a transcript keeps: everything that happened on the wire, nothing of the UI."""
-WIRE_EVENTS = (Connected, Listening, TlsEstablished, Received, Sent, HalfClosed, Closed)
+WIRE_EVENTS = (
+    Connected,
+    Listening,
+    TlsEstablished,
+    Upgraded,
+    Signalled,
+    Received,
+    Sent,
+    HalfClosed,
+    Closed,
+)
 
 
 def _base64_encoder() -> tuple[Callable[[bytes], bytes], str]:
@@ -71,6 +93,7 @@ def to_line(event: Event, at: float) -> str | None:
             record = {"type": "received", "conn": conn, "data": _b64(data)}
             if datagram:
                 record["datagram"] = True
+            record |= _message_fields(event.message, event.offset, event.more)
         case Sent(conn, data, as_hex, echo, _):
             record = {"type": "sent", "conn": conn, "data": _b64(data)}
             if as_hex:
@@ -79,6 +102,19 @@ def to_line(event: Event, at: float) -> str | None:
                 record["echo"] = False  # a copy of one send to a further client
             if event.injected:
                 record["injected"] = True
+            record |= _message_fields(event.message, 0, False)
+        case Upgraded(conn, target, subprotocol, request, response):
+            record = {"type": "upgraded", "conn": conn, "target": target}
+            record |= {"subprotocol": subprotocol, "request": _b64(request)}
+            record["response"] = _b64(response)
+        case Signalled(conn, opcode, outgoing, payload, code, reason, round_trip):
+            record = {"type": "control", "conn": conn, "opcode": opcode, "outgoing": outgoing}
+            if payload:
+                record["payload"] = _b64(payload)
+            if opcode == "close":
+                record |= {"code": code, "reason": reason}
+            if round_trip is not None:
+                record["round_trip"] = round_trip
         case Connected(conn, peer, local, protocol, accepted):
             record = {"type": "connected", "conn": conn, "peer": peer, "local": local}
             record |= {"protocol": protocol, "accepted": accepted}
@@ -118,13 +154,19 @@ def to_pieces(event: Event, at: float) -> Iterator[bytes]:
     for an event a transcript does not keep. Data records are built by hand: base64 needs no
     JSON escaping, and json.dumps scanning a megabyte of it cost more than the encoding."""
     tail = b'"}\n'
-    if isinstance(event, Received):
+    if isinstance(event, Received) and not event.message:
         head = f'{{"t": {at!r}, "type": "received", "conn": {event.conn}, "data": "'
         if event.datagram:
             # A UDP burst is thousands of these a second, each logged on the I/O thread
             # while the kernel holds the next ones: json.dumps was 10 of their ~30 us each.
             tail = b'", "datagram": true}\n'
-    elif isinstance(event, Sent) and not event.as_hex and event.echo and not event.injected:
+    elif (
+        isinstance(event, Sent)
+        and not event.as_hex
+        and event.echo
+        and not event.injected
+        and not event.message
+    ):
         head = f'{{"t": {at!r}, "type": "sent", "conn": {event.conn}, "data": "'
     else:
         line = to_line(event, at)
@@ -162,7 +204,15 @@ def parse_line(line: str, number: int = 0) -> Entry | None:
 def _event(kind: str, r: dict[str, Any]) -> Logged | None:
     match kind:
         case "received":
-            return Received(r["conn"], _bytes(r["data"]), bool(r.get("datagram", False)), r["t"])
+            return Received(
+                r["conn"],
+                _bytes(r["data"]),
+                bool(r.get("datagram", False)),
+                r["t"],
+                _message_type(r),
+                int(r.get("offset", 0)),
+                bool(r.get("more", False)),
+            )
         case "sent":
             echo = bool(r.get("echo", True))
             return Sent(
@@ -172,6 +222,29 @@ def _event(kind: str, r: dict[str, Any]) -> Logged | None:
                 echo,
                 r["t"],
                 bool(r.get("injected", False)),
+                _message_type(r),
+            )
+        case "upgraded":
+            return Upgraded(
+                r["conn"],
+                str(r["target"]),
+                r.get("subprotocol"),
+                _bytes(r.get("request", "")),
+                _bytes(r.get("response", "")),
+            )
+        case "control":
+            opcode = r["opcode"]
+            if opcode not in ("ping", "pong", "close"):
+                raise ValueError(f"opcode {opcode!r}")
+            return Signalled(
+                r["conn"],
+                opcode,
+                bool(r["outgoing"]),
+                _bytes(r.get("payload", "")),
+                r.get("code"),
+                str(r.get("reason", "")),
+                r.get("round_trip"),
+                r["t"],
             )
         case "connected":
             protocol, accepted = r["protocol"], r["accepted"]
@@ -201,6 +274,25 @@ def _event(kind: str, r: dict[str, Any]) -> Logged | None:
         case "closed":
             return Closed(r["conn"], r["reason"], r["received"], r["sent"], r["failed"])
     return None  # the header, or a record from a newer netrepl
+
+
+def _message_fields(message: str, offset: int, more: bool) -> dict[str, Any]:
+    """A WebSocket message's type, and where a piece of a large one sits in it."""
+    fields: dict[str, Any] = {}
+    if message:
+        fields["message"] = message
+    if offset:
+        fields["offset"] = offset
+    if more:
+        fields["more"] = True
+    return fields
+
+
+def _message_type(record: dict[str, Any]) -> str:
+    message = record.get("message", "")
+    if message not in ("", "text", "binary"):
+        raise ValueError(f"message {message!r}")
+    return str(message)
 
 
 def _b64(data: bytes) -> str:

@@ -6,12 +6,15 @@ from typing import TYPE_CHECKING
 
 from netrepl.commands.registry import Arguments, Param, command
 from netrepl.errors import UsageError
+from netrepl.quantity import Whole, looks_like_whole
 from netrepl.traffic import format_age
 from netrepl.transport import parse_host
 from netrepl.transport.target import SIDES, describe_target, parse_client_id, parse_target
 
 if TYPE_CHECKING:
     from netrepl.session import Session
+
+CLOSE_CODE = Whole(0, 65_535, "a close code")
 
 
 @command(
@@ -33,11 +36,40 @@ def _reconnect(session: Session, args: Arguments) -> None:
     "close",
     "close the connection (or stop listening) and stay in netrepl",
     group="Connection",
+    params=[
+        Param("CODE", optional=True, when=looks_like_whole),
+        Param("REASON", optional=True, rest=True),
+    ],
+    details="""
+On a WebSocket it sends a close frame first, with CODE (default 1000, normal closure) and
+REASON, and waits up to 2 s for the peer's; `/close 1008 no token` says why. A listener
+sends it to every client. Other transports take no CODE.
+""",
 )
 def _close(session: Session, args: Arguments) -> None:
     if session.transport is None or not session.transport.is_open:
         raise UsageError("not connected: nothing to close")
-    session.close()
+    code, reason = args.get("CODE"), args.get("REASON")
+    if code is None and reason is None:
+        session.close()
+        return
+    number = CLOSE_CODE.parse(code, "/close CODE") if code is not None else 1000
+    session.close_with(number, reason or "")
+
+
+@command(
+    "ping",
+    "send a WebSocket ping (with DATA); the pong is shown with its round trip",
+    group="Connection",
+    params=[Param("DATA", optional=True, rest=True)],
+    details="""
+DATA is text with escapes (`\\x01`), at most 125 bytes. The pong is shown dim with the time
+it took; one that does not come within --ping-timeout (20 s) closes the connection. In listen
+mode it goes to the current target (/to). `--ping-interval S` pings by itself.
+""",
+)
+def _ping(session: Session, args: Arguments) -> None:
+    session.ping(session.control_payload(args.get("DATA") or ""))
 
 
 @command(

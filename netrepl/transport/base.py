@@ -207,6 +207,17 @@ class Transport(ABC):
     def send_eof(self, target: Target) -> None:
         raise UsageError(f"/eof: {self.endpoint.kind} has no half-close")
 
+    def ping(self, target: Target, payload: bytes) -> None:
+        """Send a WebSocket ping to `target` (its pong is shown with the round trip)."""
+        raise UsageError("/ping: only a WebSocket (ws://, -l PORT --ws) has pings")
+
+    def close_with(self, code: int, reason: str) -> None:
+        """Close as `close` does, saying why in the protocol's own terms (a WebSocket close
+        frame's code and reason)."""
+        raise UsageError(
+            "/close CODE REASON: only a WebSocket closes with a code; /close alone closes"
+        )
+
     def kick(self, conn: int) -> None:
         raise UsageError("/kick: only a listening netrepl has clients to kick")
 

@@ -13,6 +13,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from netrepl.errors import ConnectError, SendError, UsageError
 from netrepl.events import CertificateInfo, Connected, Event, Noticed
@@ -185,14 +186,16 @@ def connected_channel(
     on_closed: Callable[[StreamChannel], None],
     cancel: threading.Event,
     relay: RelayLeg | None = None,
+    factory: Callable[..., StreamChannel] = StreamChannel,
 ) -> StreamChannel:
     """The channel of a socket this side connected (`open_connection`'s), not started yet:
     its peer as the socket names it (`label` for a unix socket, whose peer is unnamed), and
-    its TLS facts when it has a layer."""
+    its TLS facts when it has a layer. `factory` makes the channel (a StreamChannel's
+    subclass that carries messages, say)."""
     unix = sock.family == socket.AF_UNIX
     peer = label if unix else format_sockaddr(sock.getpeername())
     local = "" if unix else format_sockaddr(sock.getsockname())  # unix clients are unnamed
-    channel = StreamChannel(
+    channel = factory(
         loop,
         sock,
         conn,
@@ -365,6 +368,7 @@ class StreamClient(Transport):
             early,
             on_closed=self._channel_closed,
             cancel=self.cancel,
+            factory=self._new_channel,
         )
         peer, local = channel.peer, channel.local
         previous, self.channel = self.channel, channel
@@ -386,6 +390,10 @@ class StreamClient(Transport):
                     )
                 )
         channel.start()
+
+    def _new_channel(self, *args: Any, **kwargs: Any) -> StreamChannel:
+        """The channel of a new connection (a kind carrying messages makes its own)."""
+        return StreamChannel(*args, **kwargs)
 
     # ---- reconnecting
 

@@ -67,6 +67,13 @@ class Kind:
     """Listen and relay each client to `endpoint.upstream` (--relay); None: it cannot."""
     upstream_kind: str | None = None
     """The kind its relay's upstream is (a unix listener relays to TCP)."""
+    eol: str | None = None
+    """The end of line a typed line gets unless --eol says otherwise, when this kind has
+    its own (a WebSocket message is whole without one: `none`)."""
+    take_address: Callable[[argparse.Namespace], None] | None = None
+    """Reads an address written in its own form (a ws:// URL as HOST) into the options that
+    mean it (its selector, HOST, PORT and its own), before any check; leaves any other
+    address alone. Raises UsageError for one of its form that is bad."""
 
     @property
     def flag(self) -> str:
@@ -196,6 +203,13 @@ def checks() -> tuple[Check, ...]:
         *(check for kind in found.kinds for check in kind.checks),
         *found.checks,
     )
+
+
+def take_addresses(args: argparse.Namespace) -> None:
+    """Let each kind read an address written in its own form (a ws:// URL)."""
+    for kind in kinds():
+        if kind.take_address is not None:
+            kind.take_address(args)
 
 
 def build_endpoint(args: argparse.Namespace) -> Endpoint:

@@ -108,6 +108,10 @@ class StreamChannel:
     `forward`, `end_writing`, `pause_reading`, `resume_reading`, `when_drained` and `reset`.
     """
 
+    frames_payloads = False
+    """What goes on the wire for a payload is not its bytes (a WebSocket frames it): a
+    payload is counted sent once all of it went, as under TLS."""
+
     def __init__(
         self,
         loop: IOLoop,
@@ -135,6 +139,7 @@ class StreamChannel:
         self.tls = tls
         self.tls_info: TlsEstablished | None = None
         self.state: ChannelState = "handshaking" if tls and not tls.handshake_done else "open"
+        self._wrapped = tls is not None or self.frames_payloads
         self._loop = loop
         self._sock = sock
         self._post = post
@@ -314,11 +319,7 @@ class StreamChannel:
         self._watch()
         if self._early_data:
             data, self._early_data = self._early_data, b""
-            self.received += len(data)
-            notes = self._relay.leg_received(self, data) if self._relay is not None else ()
-            self._post(Received(self.id, data, at=time.time()))
-            for note in notes:
-                self._post(note)
+            self._arrived(data)
         if self.state == "handshaking":
             self._advance_handshake(b"")
         self._flush()
@@ -357,21 +358,28 @@ class StreamChannel:
                 if self.state == "closed":
                     return
             if data:
-                self.received += len(data)
-                self.last_activity = time.monotonic()
-                notes: Sequence[Event] = ()
-                if self._relay is not None:
-                    # The relay decides first (forward, hold): whoever the event wakes (an
-                    # /expect, then a /forward) finds that decision made.
-                    notes = self._relay.leg_received(self, data)
-                self._post(Received(self.id, data, at=time.time()))
-                for note in notes:
-                    self._post(note)
+                self._arrived(data)
+                if self.state == "closed":
+                    return
             if self.tls is not None and self.tls.peer_closed:
                 self._peer_sent_eof("connection closed by peer (TLS close_notify)")
                 return
             if not self._reading or self.state == "closed":  # a relay paused it meanwhile
                 return
+
+    def _arrived(self, data: bytes) -> None:
+        """The peer's bytes (decrypted): count them and post them (a relay leg hands them to
+        its relay first). A channel that carries messages over the stream overrides it."""
+        self.received += len(data)
+        self.last_activity = time.monotonic()
+        notes: Sequence[Event] = ()
+        if self._relay is not None:
+            # The relay decides first (forward, hold): whoever the event wakes (an /expect,
+            # then a /forward) finds that decision made.
+            notes = self._relay.leg_received(self, data)
+        self._post(Received(self.id, data, at=time.time()))
+        for note in notes:
+            self._post(note)
 
     def _advance_handshake(self, ciphertext: bytes) -> bytes:
         assert self.tls is not None
@@ -387,25 +395,38 @@ class StreamChannel:
             self.state = "open"
             self.tls_info = self.tls.established(self.id)
             self._post(self.tls_info)
-            held, self._held = self._held, []
-            for item in held:
-                self._write(item)
+            self._release_held()
         self._flush()
         return plaintext
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for item in held:
+            self._write(item)
 
     def _queue_tls_output(self) -> None:
         assert self.tls is not None
         if ciphertext := self.tls.take_outgoing():
             self._out.append(_Outgoing(memoryview(ciphertext), 0))
 
+    @property
+    def _holding(self) -> bool:
+        """Payloads wait (in `_held`) until the handshake that must come first is done."""
+        return self.state == "handshaking"
+
+    def _framed(self, item: _Outgoing) -> memoryview:
+        """What goes on the wire for a payload (a channel carrying messages frames it)."""
+        return item.view
+
     def _write(self, item: _Outgoing) -> None:
         if self.state in ("closing", "closed"):
             self._dequeued(item.plain)
             return
+        if self._holding:
+            self._held.append(item)
+            return
+        item.view = self._framed(item)
         if self.tls is not None:
-            if self.state == "handshaking":
-                self._held.append(item)
-                return
             self.tls.encrypt(item.view)
             item.view = memoryview(self.tls.take_outgoing())
         self._out.append(item)
@@ -424,8 +445,9 @@ class StreamChannel:
                 self._finish(describe_os_error(error), failed=True)
                 return
             item.view = item.view[written:]
-            # Plaintext counts each byte as it goes; a TLS payload once all its records went.
-            counted = written if self.tls is None else 0 if item.view else item.plain
+            # Plaintext counts each byte as it goes; a TLS payload (or a framed message) once
+            # all its records went.
+            counted = written if not self._wrapped else 0 if item.view else item.plain
             item.handed += counted
             if not item.view:
                 self._out.popleft()
@@ -437,8 +459,8 @@ class StreamChannel:
         if not self._out and not self._held:
             if self._eof_due and self.state in ("open", "handshaking"):
                 self._shut_write()
-            elif self.state == "closing":
-                self._finish("connection closed")
+            elif self.state == "closing" and self._closing_done():
+                self._finish(self._closing_reason())
                 return
         self._interest(bool(self._out))
 
@@ -453,7 +475,20 @@ class StreamChannel:
         if item.data is not None and item.handed:
             data = item.data if item.handed == len(item.data) else item.data[: item.handed]
             injected = self._relay is not None
-            self._post(Sent(self.id, data, item.as_hex, item.echo, time.time(), injected))
+            message = self._sent_message(item)
+            self._post(Sent(self.id, data, item.as_hex, item.echo, time.time(), injected, message))
+
+    def _sent_message(self, item: _Outgoing) -> str:
+        """What kind of message a payload went as ("": a stream's bytes)."""
+        return ""
+
+    def _closing_done(self) -> bool:
+        """Closing, with nothing left to write: may the socket close now? (A WebSocket
+        waits for the peer's answer to its close frame.)"""
+        return True
+
+    def _closing_reason(self) -> str:
+        return "connection closed"
 
     def _withdraw(self, delivery: Delivery) -> None:
         withdrawn = 0

@@ -20,7 +20,7 @@ COMMANDS = sorted(REGISTRY.commands.values(), key=lambda c: c.name)
 EXPECTED_NAMES = {
     "hex", "utf8", "gbk", "auto", "view", "encoding", "x", "input", "eol", "escapes",
     "placeholders", "connect", "reconnect", "close", "eof", "to", "clients", "flows", "kick",
-    "cert",
+    "cert", "ping",
     "help", "quit", "time", "frame", "pause", "resume", "stats", "clear", "log", "capture",
     "save", "sleep", "expect", "expect-hex", "run", "when", "when-hex", "unwhen", "record",
     "sendfile", "every", "stop", "repeat", "p", "hold", "forward", "drop", "rewrite",
@@ -239,7 +239,7 @@ def test_missing_argument_is_one_line(line, message):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("/close now", "/close: unexpected 'now' (usage: /close)"),
+        ("/eof now", "/eof: unexpected 'now' (usage: /eof)"),
         ("/quit  now please ", "/quit: unexpected 'now please' (usage: /quit)"),
         (
             "/view hex extra",

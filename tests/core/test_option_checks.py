@@ -21,7 +21,7 @@ CASES = {
     # check name: (command line, the error's words, also the whole parse's first error)
     "demo_starts_its_own_peer": (
         "--demo -u",
-        "--demo starts its own peer: give no HOST, PORT, -l, -u or --unix",
+        "--demo starts its own peer: give no HOST, PORT, -l, -u, --unix or --ws",
         True,
     ),
     "demo_speaks_plain_tcp": ("--demo --tls", "--demo speaks plain TCP: drop --tls", True),
@@ -49,6 +49,16 @@ CASES = {
         "--relay-idle is for a UDP relay (-u -l PORT --relay HOST:PORT)",
         True,
     ),
+    "websocket_options_need_ws": (
+        "--subprotocol chat h 1",
+        "--subprotocol is for WebSocket (a ws:// URL, or -l PORT --ws)",
+        True,
+    ),
+    "request_options_are_for_clients": (
+        "-l 1 --ws --origin x",
+        "--origin is for a WebSocket client's request, not -l",
+        True,
+    ),
     "broadcast_is_for_udp": ("--broadcast h 1", "--broadcast is for UDP (-u)", True),
     "rcvbuf_is_for_udp": (
         "--rcvbuf 4M h 1",
@@ -68,13 +78,13 @@ CASES = {
     ),
     "only_connecting_clients_are_counted": (
         "-u -l 1 --once",
-        "--once is for TCP and unix listeners, not UDP",
+        "--once is for TCP, unix and WebSocket listeners, not UDP",
         True,
     ),
     "a_path_takes_no_host_or_port": ("--unix p h 1", "--unix PATH takes no HOST or PORT", True),
     "source_and_family_need_an_ip_address": (
         "--unix p -6",
-        "--source, -4 and -6 are for TCP and UDP, not --unix",
+        "--source, -4 and -6 are for TCP, UDP and WebSocket, not --unix",
         True,
     ),
     "listener_needs_a_port": ("-u -l", "give the PORT to listen on (-l [HOST] PORT)", True),
@@ -102,7 +112,7 @@ CASES = {
     ),
     "layers_need_a_kind_that_carries_them": (
         "-u --tls h 1",
-        "--tls goes over TCP and unix, not UDP",
+        "--tls goes over TCP, unix and WebSocket, not UDP",
         False,
     ),
 }

@@ -16,7 +16,7 @@ TLS = TlsOptions(cafile="ca.pem")
 
 
 def test_the_kinds_and_layers_there_are():
-    assert [kind.name for kind in registry.kinds()] == ["tcp", "udp", "unix"]
+    assert [kind.name for kind in registry.kinds()] == ["tcp", "udp", "unix", "ws"]
     assert [layer.name for layer in registry.layers()] == ["tls"]
     assert registry.default_kind().name == "tcp"
     assert [k.name for k in registry.kinds() if k.selector is None] == ["tcp"]
@@ -37,7 +37,7 @@ def test_a_kinds_selector_is_its_first_option():
 
 def test_layers_are_carried_by_the_stream_kinds_only():
     carriers = {kind.name for kind in registry.kinds() if "tls" in kind.layers}
-    assert carriers == {"tcp", "unix"}
+    assert carriers == {"tcp", "unix", "ws"}
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ endpoint, factory) in a module here, and one entry below.
 import argparse
 
 from netrepl.transport import Endpoint
-from netrepl.transport.kinds import relay, shared, tcp, tls, udp, unix
+from netrepl.transport.kinds import relay, shared, tcp, tls, udp, unix, websocket
 from netrepl.transport.registry import REGISTRY_CHECKS, Kind, Registered
 
 
@@ -17,7 +17,7 @@ def _start(args: argparse.Namespace, kind: Kind) -> Endpoint:
 
 
 REGISTERED = Registered(
-    kinds=(tcp.KIND, udp.KIND, unix.KIND),
+    kinds=(tcp.KIND, udp.KIND, unix.KIND, websocket.KIND),
     layers=(tls.LAYER,),
     positionals=shared.POSITIONALS,
     shared=(shared.GROUP, relay.GROUP),
