@@ -110,8 +110,18 @@ class Unmatched:
         self._chunks: deque[bytes] = deque()
         self._size = 0
         self._context = b""
+        # Whole datagrams and messages, each searched on its own: a pattern never spans
+        # two of them, `^` is a unit's start and `$` its end (no line end needed).
+        self._units: deque[bytes] = deque()
+        self._units_size = 0
 
-    def add(self, data: bytes) -> None:
+    def add(self, data: bytes, *, whole: bool = False) -> None:
+        if whole:
+            self._units.append(data)
+            self._units_size += len(data)
+            while len(self._units) > 1 and self._units_size - len(self._units[0]) >= WINDOW:
+                self._units_size -= len(self._units.popleft())
+            return
         self._chunks.append(data)
         self._size += len(data)
         while len(self._chunks) > 1 and self._size - len(self._chunks[0]) >= WINDOW:
@@ -123,9 +133,18 @@ class Unmatched:
         self._chunks.clear()
         self._size = 0
         self._context = b""
+        self._units.clear()
+        self._units_size = 0
 
     def search(self, pattern: re.Pattern[bytes]) -> re.Match[bytes] | None:
-        """The first match in the unmatched bytes; they are used up to its end."""
+        """The first match in the unmatched bytes; they are used up to its end (a whole
+        unit's match uses up that unit and those before it)."""
+        for index, unit in enumerate(self._units):
+            found = pattern.search(unit)
+            if found is not None:
+                for _ in range(index + 1):
+                    self._units_size -= len(self._units.popleft())
+                return found
         start = len(self._context)
         snapshot = self._context + b"".join(self._chunks)
         match = pattern.search(snapshot, start)
@@ -145,6 +164,12 @@ class Unmatched:
         return match
 
 
+def is_whole(event: Received) -> bool:
+    """A datagram or a WebSocket message: a unit patterns match within, not a stream's
+    piece."""
+    return event.datagram or bool(event.message)
+
+
 class ExpectBuffer:
     """What arrived since the last send (all connections), for /expect to wait on."""
 
@@ -156,7 +181,7 @@ class ExpectBuffer:
     def observe(self, event: Event) -> None:
         if isinstance(event, Received):
             with self._changed:
-                self._unmatched.add(event.data)
+                self._unmatched.add(event.data, whole=is_whole(event))
                 if self._waiters:
                     self._changed.notify_all()
         elif isinstance(event, Sent) and event.echo:
@@ -252,11 +277,11 @@ class AutoReplies:
             return
         for rule in self.rules():
             if rule.stopped is None:
-                self._feed(rule, event.conn, event.data)
+                self._feed(rule, event.conn, event.data, is_whole(event))
 
-    def _feed(self, rule: Rule, conn: int, data: bytes) -> None:
+    def _feed(self, rule: Rule, conn: int, data: bytes, whole: bool) -> None:
         unmatched = rule._buffers.setdefault(conn, Unmatched())
-        unmatched.add(data)
+        unmatched.add(data, whole=whole)
         while (match := unmatched.search(rule.pattern)) is not None:
             if not self._allowed(rule):
                 return

@@ -329,13 +329,20 @@ class WebSocketProtocol:
         if data:
             self._pieces.append(data)
             self._piece_size += len(data)
-        if not event.message_finished:
-            if self._piece_size < self.max_message:
-                return []
-            # Larger than the bound: hand it on in pieces as it comes, so memory stays
-            # bounded and the log still gets all of it.
-            return [self._take_piece(binary, more=True)]
-        return [self._take_piece(binary, more=False)]
+        pieces: list[MessagePiece] = []
+        if self._message_offset == 0 and self._piece_size > self.max_message:
+            # Larger than the bound: its first max_message bytes are shown, and the rest is
+            # handed on in pieces as it comes, so memory stays bounded and a log gets it all.
+            joined = b"".join(self._pieces)
+            head, rest = joined[: self.max_message], joined[self.max_message :]
+            pieces.append(MessagePiece(head, binary, 0, more=True))
+            self._message_offset = len(head)
+            self._pieces, self._piece_size = [rest], len(rest)
+        if event.message_finished:
+            pieces.append(self._take_piece(binary, more=False))
+        elif self._message_offset and self._piece_size:
+            pieces.append(self._take_piece(binary, more=True))
+        return pieces
 
     def _take_piece(self, binary: bool, *, more: bool) -> MessagePiece:
         data = b"".join(self._pieces)

@@ -130,7 +130,6 @@ class WebSocketChannel(StreamChannel):
         return message_type(item.data or b"", item.as_hex)
 
     def _arrived(self, data: bytes) -> None:
-        self.last_activity = time.monotonic()
         try:
             happenings = self.protocol.feed(data)
         except HandshakeFailed as error:
@@ -146,7 +145,9 @@ class WebSocketChannel(StreamChannel):
                 return
             match happening:
                 case MessagePiece(data, binary, offset, more):
+                    # Messages are the activity (batch --linger): pings and pongs are not.
                     self.received += len(data)
+                    self.last_activity = time.monotonic()
                     message = "binary" if binary else "text"
                     self._post(Received(self.id, data, False, time.time(), message, offset, more))
                 case ControlReceived():
