@@ -9,6 +9,7 @@ stops answering pings). Every wait has a timeout.
 from __future__ import annotations
 
 import base64
+import json
 import contextlib
 import hashlib
 import http
@@ -133,7 +134,7 @@ def json_api(connection: ServerConnection, seen: Seen) -> None:
     """Answers {"op": "ping"} with {"op": "pong", "n": 1}."""
     for count, message in enumerate(connection, 1):
         seen.note(messages=message)
-        connection.send('{"op": "pong", "n": %d}' % count)
+        connection.send(json.dumps({"op": "pong", "n": count}))
 
 
 def fragments(connection: ServerConnection, seen: Seen) -> None:
