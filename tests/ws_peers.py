@@ -9,10 +9,10 @@ stops answering pings). Every wait has a timeout.
 from __future__ import annotations
 
 import base64
-import json
 import contextlib
 import hashlib
 import http
+import json
 import socket
 import ssl
 import threading
