@@ -355,6 +355,8 @@ class Renderer:
             case Sent(conn, data, as_hex, echo, at):
                 offset = self._sent_offsets.get(conn, 0)
                 self._sent_offsets[conn] = offset + len(data)
+                if event.message:
+                    offset = 0  # a message is a whole of its own, like a datagram
                 if self._paused_at is not None:
                     self._hidden.sent += len(data)
                     return []
