@@ -147,7 +147,16 @@ class ControlReceived:
     reason: str = ""
 
 
-Happening = UpgradeAccepted | UpgradeRefused | MessagePiece | ControlReceived
+@dataclass(frozen=True, slots=True)
+class ProtocolViolated:
+    """The peer sent what RFC 6455 forbids (a text message that is not UTF-8, reserved
+    bits); our close frame with this code says so, and the connection ends."""
+
+    code: int
+    reason: str
+
+
+Happening = UpgradeAccepted | UpgradeRefused | MessagePiece | ControlReceived | ProtocolViolated
 
 
 class HandshakeFailed(Exception):
@@ -301,6 +310,13 @@ class WebSocketProtocol:
                     found.append(ControlReceived("ping", bytes(event.payload)))
                 case Pong():
                     found.append(ControlReceived("pong", bytes(event.payload)))
+                case CloseConnection() if self._connection.state is ConnectionState.OPEN:
+                    # wsproto's verdict on a frame it could not parse (the state is still
+                    # open): say why in a close frame of our own.
+                    code = int(event.code)
+                    self._outgoing.append(self._connection.send(event))
+                    self.close_sent = True
+                    found.append(ProtocolViolated(code, event.reason or ""))
                 case CloseConnection():
                     self.close_received = True
                     code = None if event.code == 1005 else int(event.code)

@@ -174,13 +174,15 @@ def running(handler: Handler, **settings: object) -> Iterator[WebSocketPeer]:
 
 
 class SilentWebSocketPeer:
-    """Answers one upgrade correctly (RFC 6455 4.2.2), then reads and ignores everything:
-    no pong, no close. `answer_upgrade=False`: it never answers the upgrade either."""
+    """Answers one upgrade correctly (RFC 6455 4.2.2), sends `then_send` (raw frames, with
+    the 101), then reads and ignores everything: no pong, no close. `answer_upgrade=False`:
+    it never answers the upgrade either."""
 
-    def __init__(self, *, answer_upgrade: bool = True) -> None:
+    def __init__(self, *, answer_upgrade: bool = True, then_send: bytes = b"") -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._answer = answer_upgrade
+        self._then_send = then_send
         self.received = bytearray()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -221,7 +223,10 @@ class SilentWebSocketPeer:
                 accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
                 sock.sendall(
                     b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                    b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+                    b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                    + accept
+                    + b"\r\n\r\n"
+                    + self._then_send
                 )
             while not self._done.is_set():
                 try:

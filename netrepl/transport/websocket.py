@@ -37,6 +37,7 @@ from netrepl.websocket import (
     HandshakeFailed,
     Happening,
     MessagePiece,
+    ProtocolViolated,
     UpgradeAccepted,
     UpgradeRefused,
     WebSocketProtocol,
@@ -154,6 +155,12 @@ class WebSocketChannel(StreamChannel):
                     self._control(happening)
                 case UpgradeAccepted():
                     self._upgraded(happening)
+                case ProtocolViolated(code, reason):
+                    self._post(Signalled(self.id, "close", True, b"", code, reason, at=time.time()))
+                    self._answer()
+                    described = describe_close(code, reason)
+                    self._finish(f"the peer broke the WebSocket protocol: {described}", failed=True)
+                    return
                 case UpgradeRefused():  # a client's refusal is seen before the channel exists
                     self._finish(f"the upgrade was refused: {happening.status_line}", failed=True)
         self._answer()

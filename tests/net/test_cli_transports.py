@@ -669,8 +669,11 @@ def test_reconnect_after_the_peer_closes_and_comes_back(netrepl, sockets):
         (["-l", "--reconnect", "1", "PORT"], "--reconnect is for clients, not listen mode (-l)"),
         (["-l", "--tls", "127.0.0.1", "PORT"], "a TLS listener needs --cert FILE"),
         (["--unix", "/tmp/x.sock", "127.0.0.1", "PORT"], "--unix PATH takes no HOST or PORT"),
-        (["--unix", "/tmp/x.sock", "-4"], "--source, -4 and -6 are for TCP and UDP"),
-        (["-u", "-l", "--max-clients", "2", "PORT"], "--max-clients is for TCP and unix"),
+        (["--unix", "/tmp/x.sock", "-4"], "--source, -4 and -6 are for TCP, UDP and WebSocket"),
+        (
+            ["-u", "-l", "--max-clients", "2", "PORT"],
+            "--max-clients is for TCP, unix and WebSocket",
+        ),
         (["--max-clients", "0", "-l", "PORT"], "'0' is not a whole number of clients from 1"),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else None,

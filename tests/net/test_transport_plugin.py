@@ -202,14 +202,14 @@ def test_the_command_line_builds_its_endpoint(dev_kind):
     [
         ("--baud 9600 h 1", "--baud is for a device (--dev)"),
         ("--dev /dev/x h 1", "--dev DEVICE takes no HOST or PORT"),
-        ("--dev /dev/x -4", "--source, -4 and -6 are for TCP and UDP, not --dev"),
+        ("--dev /dev/x -4", "--source, -4 and -6 are for TCP, UDP and WebSocket, not --dev"),
         ("--dev /dev/x --keepalive", "--keepalive is for TCP connections"),
-        ("--dev /dev/x --tls", "--tls goes over TCP and unix, not device"),
+        ("--dev /dev/x --tls", "--tls goes over TCP, unix and WebSocket, not device"),
         ("--dev /dev/x -u", "-u and --dev are different transports: give one"),
         ("--dev /dev/x --unix /tmp/s", "--unix and --dev are different transports: give one"),
         (
             "--demo --dev /dev/x",
-            "--demo starts its own peer: give no HOST, PORT, -l, -u, --unix or --dev",
+            "--demo starts its own peer: give no HOST, PORT, -l, -u, --unix, --ws or --dev",
         ),
         ("-l --dev /dev/x", "--dev cannot listen (-l)"),
     ],

@@ -409,3 +409,23 @@ def test_a_refused_connection_names_the_url():
     done = run_netrepl(f"ws://127.0.0.1:{port}/x", stdin=b"hi\n")
     assert done.returncode == 1
     assert done.stderr.decode().startswith(f"netrepl: cannot connect to ws://127.0.0.1:{port}/x:")
+
+
+@pytest.mark.parametrize(
+    ("frame", "said"),
+    [
+        (b"\x81\x02\xff\xfe", "1007 invalid payload"),  # a text message that is not UTF-8
+        (b"\xf1\x00", "1002 protocol error"),  # reserved bits set
+    ],
+)
+def test_a_peer_that_breaks_the_protocol_is_closed_with_the_reason(frame, said):
+    peer = SilentWebSocketPeer(then_send=frame).start()
+    try:
+        done = run_netrepl(peer.url(), "--linger", "5", stdin=b"")
+    finally:
+        peer.stop()
+    assert done.returncode == 1
+    assert f"the peer broke the WebSocket protocol: {said}".encode() in done.stderr
+    assert b"Traceback" not in done.stderr
+    # netrepl said why in a close frame of its own (masked: the client's).
+    assert peer.received[:1] == b"\x88"
