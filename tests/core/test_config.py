@@ -162,8 +162,8 @@ def test_wrong_type(line, message):
 @pytest.mark.parametrize(
     ("key", "value", "choices"),
     [
-        ("view", "raw", "hex, text, utf8, gbk, auto"),
-        ("view", "HEX", "hex, text, utf8, gbk, auto"),
+        ("view", "raw", "hex, text, utf8, gbk, auto, json"),
+        ("view", "HEX", "hex, text, utf8, gbk, auto, json"),
         ("eol", "crcr", "lf, crlf, cr, none"),
         ("input", "binary", "text, hex"),
         ("time", "yes", "off, on, delta"),
