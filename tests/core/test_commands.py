@@ -110,7 +110,10 @@ def test_help_lists_every_command_under_its_group():
         ("x", ["usage: /x HEX...", "send bytes given in hex, once"]),
         (
             "view",
-            ["usage: /view [hex|text|utf8|gbk|auto|json|raw]", "switch view, or show the current one"],
+            [
+                "usage: /view [hex|text|utf8|gbk|auto|json|raw]",
+                "switch view, or show the current one",
+            ],
         ),
         ("connect", ["usage: /connect HOST PORT"]),
         ("eol", ["usage: /eol [lf|crlf|cr|none]"]),
