@@ -16,11 +16,11 @@ from rich.text import Span, Text
 from netrepl.codec import escape_text
 
 # What is re-indented at most, in characters of decoded text (a longer line or message is
-# shown as the text view shows it). Measured on this machine kind (benchmarks: `json`):
-# format_json plus turning the result into terminal text takes ~0.9 s per MiB of a typical
-# API reply, all of it holding the interpreter the I/O thread needs, and a MiB becomes ~60k
-# screen rows. 256 KiB is ~0.25 s, a pause once; a 5 MB document is shown as text, at the
-# text view's pace.
+# shown as the text view shows it, as it comes). Measured (`python -m benchmarks --only
+# json-render`, this machine kind): re-indenting, colouring and turning a document into
+# terminal text runs at ~1.1 MB/s, all of it holding the interpreter the I/O thread needs,
+# and a KiB of an API reply becomes ~107 screen rows. At 256 KiB that is ~0.23 s and ~27k
+# rows, once per document; a 5 MB document would take ~4.5 s and half a million rows.
 JSON_MAX_CHARS = 256 * 1024
 # A line that starts like a document waits this long for its end (the caller's clock; see
 # render.ROW_SETTLE_SECONDS, the same wait for a hex row). Longer than a row's: a document

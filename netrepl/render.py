@@ -189,9 +189,9 @@ class _ReceivedStream:
         self.styles = styles
         self.offset = 0  # bytes of this stream shown (or skipped) so far
         self.decoder = self._decoder(view) if view.mode in ("text", "json") else None
-        self.lines = self._lines(view)
         self.framer = Framer(view.framing)
         self.mid_line = False  # the last text shown did not end with a newline
+        self.lines = self._lines(view)
         # A CR shown last, kept across a detour through hex so a following LF adds no line.
         self.after_cr = False
         self.held = b""
