@@ -4,13 +4,17 @@ newline still seen at once."""
 
 from __future__ import annotations
 
-from tests.e2e.test_interactive import enter, ready, rows, start, toolbar
+from tests.e2e.test_interactive import keys, ready, rows, start, toolbar
 
 
 def test_json_shows_an_indented_coloured_object_above_the_prompt(spawn, make_peer):
     peer = make_peer()
     terminal, client = start(spawn, peer)
-    enter(terminal, "/json")
+    keys(terminal, "/js")
+    terminal.expect_screen(r"(?m)^\s+/json\s+show each received line or message that is a JSON")
+    keys(terminal, "\t")
+    terminal.expect_screen(rows("> /json"))
+    terminal.enter()
     terminal.expect_screen(rows("> /json", ">"))
     terminal.expect_screen(toolbar(peer) + r"view json \(utf-8\)")
     ready(terminal)
