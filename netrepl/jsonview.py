@@ -158,6 +158,9 @@ class JsonLines:
             if text[0] == "\n":
                 text = text[1:]
         if whole and not self._held and not self._in_text:
+            if len(text) > JSON_MAX_CHARS:
+                # Bounded as one document is: a block of many small ones costs as much.
+                return [text]
             document = format_json(text, styles=self.styles)
             if document is not None:
                 return [document]
