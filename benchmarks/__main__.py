@@ -32,6 +32,7 @@ FIGURES: list[tuple[str, Figure, float]] = [
     ("startup", startup.startup, 15),
     ("text-render", rendering.text_render, 25),
     ("hex-render", rendering.hex_render, 20),
+    ("json-render", rendering.json_render, 5),
     ("flood", flood.flood, 20),
     ("long-line", flood.long_line, 10),
     ("prompt-visible", screen.prompt_visible, 30),

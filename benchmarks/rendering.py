@@ -1,14 +1,17 @@
 """Rendering without a terminal: received bytes to hexdump text through netrepl's renderer
-(the path batch hex takes), and decode + escape of mixed UTF-8/GBK text in 4 KiB reads.
+(the path batch hex takes), decode + escape of mixed UTF-8/GBK text in 4 KiB reads, and the json
+view's largest document re-indented.
 
 Both run in this process on data built in memory, each against its reference on the same
-bytes: `hexdump -C` on the same file, and a bare `codecs` incremental decoder on the same
-chunks. The hexdump text is also checked line for line against `hexdump -C`.
+bytes: `hexdump -C` on the same file, a bare `codecs` incremental decoder on the same
+chunks, Python's own json re-indent of the same document. The hexdump text is also checked
+line for line against `hexdump -C`.
 """
 
 from __future__ import annotations
 
 import codecs
+import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -22,6 +25,7 @@ from netrepl.codec import TextDecoder
 from netrepl.display import AnsiFormatter, plain
 from netrepl.events import Connected, Received
 from netrepl.hexdump import format_hexdump
+from netrepl.jsonview import JSON_MAX_CHARS, format_json
 from netrepl.render import Renderer
 from netrepl.transport.stream import READ_SIZE
 from netrepl.view import View
@@ -161,3 +165,67 @@ def text_render(bench: Bench) -> list[Row]:
         row.details = {"netrepl_MBps": ours, "bare_MBps": theirs, "chunk": TEXT_CHUNK}
         rows.append(row)
     return rows
+
+
+def api_reply(size: int) -> str:
+    """A JSON array of API-like records (ids, names, flags, scores, nested objects, non-ASCII),
+    compact, about `size` characters long."""
+    records = []
+    length = 2
+    index = 0
+    while length < size:
+        record = json.dumps(
+            {
+                "id": index,
+                "name": f"user {index}",
+                "active": index % 3 == 0,
+                "score": index * 7 % 1000 / 10,
+                "tags": ["a", "b", "ü"],
+                "address": {"city": "Zürich", "zip": "8000"},
+                "parent": None,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        records.append(record)
+        length += len(record) + 1
+        index += 1
+    return "[" + ",".join(records) + "]"
+
+
+def json_render(bench: Bench) -> list[Row]:
+    """The json view on its largest document (JSON_MAX_CHARS): re-indenting and colouring it
+    (format_json) and turning it into terminal text, the cost the display pays at once."""
+    size = JSON_MAX_CHARS
+    document = api_reply(size - 4096)
+    row = Row(
+        f"json render: a {len(document) // 1024} KiB document re-indented, coloured, to terminal"
+        " text",
+        "ratio_min",
+        0.1,
+        reference_name="json.loads + json.dumps(indent=2)",
+    )
+    formatter = AnsiFormatter()
+    ours: list[float] = []
+    theirs: list[float] = []
+    rows = 0
+    for _ in range(bench.reps):
+        theirs.append(
+            len(document) / MB / _timed(lambda: json.dumps(json.loads(document), indent=2))
+        )
+        began = time.perf_counter()
+        formatted = format_json(document)
+        assert formatted is not None
+        formatter(formatted)
+        ours.append(len(document) / MB / (time.perf_counter() - began))
+        rows = formatted.plain.count("\n")
+    row.netrepl = Quantity(median(ours), "MB/s")
+    row.reference = Quantity(median(theirs), "MB/s")
+    row.details = {
+        "netrepl_MBps": ours,
+        "reference_MBps": theirs,
+        "document_chars": len(document),
+        "screen_rows": rows,
+        "seconds": len(document) / MB / median(ours),
+    }
+    return [row]

@@ -339,6 +339,11 @@ class TextDecoder:
         self.after_cr = after_cr
 
     def decode(self, data: bytes, final: bool = False) -> SafeText:
+        return escape_text(self.decode_unescaped(data, final))
+
+    def decode_unescaped(self, data: bytes, final: bool = False) -> str:
+        """The same text, line ends normalised, before escaping: for a reader of its syntax
+        (the json view parses it), which must escape whatever of it it shows."""
         try:
             text = self._decoder.decode(data, final)
         except UnicodeDecodeError:
@@ -348,13 +353,13 @@ class TextDecoder:
             self._decoder = make_decoder(self.encoding, fast=False)
             text = self._decoder.decode(held + data, final)
         if not text:
-            return SafeText("")
+            return ""
         if self.after_cr and text[0] == "\n":
             text = text[1:]
         self.after_cr = text.endswith("\r")
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
-        return escape_text(text)
+        return text
 
     def pending(self) -> bytes:
         """Bytes received but held back because they may start a character not yet complete."""

@@ -37,6 +37,7 @@ from netrepl.events import (
 )
 from netrepl.framing import Frame, Framer
 from netrepl.hexdump import BYTES_PER_LINE, format_hexdump, offset_spans
+from netrepl.jsonview import JSON_SETTLE_SECONDS, JsonLines, Piece
 from netrepl.traffic import TrafficStats, count, format_rate
 from netrepl.view import View
 
@@ -57,6 +58,13 @@ STYLES: dict[str, str] = {
     "netrepl.status": "dim",
     "netrepl.info": "",
     "netrepl.error": "bold red",
+    # The json view: rich's own JSON colours (rich.default_styles, json.*).
+    "netrepl.json.key": "bold blue",
+    "netrepl.json.str": "not bold not italic green",
+    "netrepl.json.number": "bold not italic cyan",
+    "netrepl.json.true": "italic bright_green",
+    "netrepl.json.false": "italic bright_red",
+    "netrepl.json.null": "italic magenta",
 }
 
 
@@ -78,6 +86,20 @@ def styled(safe: SafeText, style: str = "") -> Text:
 def safe_text(text: str, style: str = "") -> Text:
     """`text` with every unsafe character escaped and the escapes styled."""
     return styled(escape_text(text), style)
+
+
+def pieces_text(pieces: list[Piece], styles: bool = True) -> Text:
+    """The json view's pieces as one `Text`: documents as they are, text as the text view
+    shows it (escaped, escapes styled)."""
+    text = Text(end="")
+    for piece in pieces:
+        if isinstance(piece, Text):
+            text.append_text(piece)
+        elif styles:
+            text.append_text(styled(escape_text(piece)))
+        else:
+            text.append(escape_text(piece).text)
+    return text
 
 
 def hexdump_text(data: bytes, offset: int, style: str = "", *, styles: bool = True) -> Text:
@@ -168,9 +190,10 @@ class _ReceivedStream:
         self.view = view
         self.styles = styles
         self.offset = 0  # bytes of this stream shown (or skipped) so far
-        self.decoder = self._decoder(view) if view.mode == "text" else None
+        self.decoder = self._decoder(view) if view.mode in ("text", "json") else None
         self.framer = Framer(view.framing)
         self.mid_line = False  # the last text shown did not end with a newline
+        self.lines = self._lines(view)
         # A CR shown last, kept across a detour through hex so a following LF adds no line.
         self.after_cr = False
         self.held = b""
@@ -180,6 +203,17 @@ class _ReceivedStream:
     def _decoder(self, view: View, after_cr: bool = False) -> TextDecoder:
         return TextDecoder(view.encoding, after_cr)
 
+    def _lines(self, view: View) -> JsonLines | None:
+        """The json view's line state; a text line left open goes on as text."""
+        if view.mode != "json":
+            return None
+        return JsonLines(styles=self.styles, mid_line=self.mid_line)
+
+    @property
+    def settle(self) -> float:
+        """How long held bytes wait for the rest of their row, character or line."""
+        return JSON_SETTLE_SECONDS if self.lines is not None else ROW_SETTLE_SECONDS
+
     def show(
         self, data: bytes, final: bool = False, *, at: float = 0.0, whole: bool = False
     ) -> list[Output]:
@@ -188,11 +222,18 @@ class _ReceivedStream:
         (unless `final`, or `whole`: a block of its own)."""
         holding = self.view.mode == "hex" and not whole
         outputs = []
-        if (holding or self.decoder) and self.holds() and at - self.held_at >= ROW_SETTLE_SECONDS:
+        if (holding or self.decoder) and self.holds() and at - self.held_at >= self.settle:
             # The silence came before these bytes (the display is only now catching up).
             outputs = self.release()
         start = self.offset - (len(self.decoder.pending()) if self.decoder else len(self.held))
         self.offset += len(data)
+        if self.lines is not None:
+            assert self.decoder is not None
+            text = self.decoder.decode_unescaped(data, final)
+            outputs += self._shown(self._pieces(self.lines.feed(text, whole=whole or final)))
+            if self.holds():
+                self.held_at = at
+            return outputs
         if self.decoder is not None:
             outputs += self._text(self.decoder.decode(data, final))
             if self.decoder.pending():
@@ -208,21 +249,29 @@ class _ReceivedStream:
         return outputs + self._bytes(data, start)
 
     def holds(self) -> bool:
-        """Received bytes wait to be shown: an unfinished hex row, or the start of a
-        character (a text view) that the next bytes may complete."""
-        return bool(self.held or (self.decoder and self.decoder.pending()))
+        """Received bytes wait to be shown: an unfinished hex row, the start of a character
+        (a text view) that the next bytes may complete, or a line that may be a document (the
+        json view)."""
+        return bool(
+            self.held
+            or (self.decoder and self.decoder.pending())
+            or (self.lines and self.lines.holding)
+        )
 
     def held_due(self, now: float) -> float | None:
         """Seconds until held bytes have waited long enough for the rest of their row or
         character."""
         if not self.holds():
             return None
-        return max(0.0, self.held_at + ROW_SETTLE_SECONDS - now)
+        return max(0.0, self.held_at + self.settle - now)
 
     def release(self) -> list[Output]:
         """Show the held bytes now: the peer went quiet (a character's start is then shown as
-        escapes: a Modbus CRC ending in e1 is not waiting for more), or a skip or a view
-        change follows them."""
+        escapes: a Modbus CRC ending in e1 is not waiting for more; a line that may be a
+        document is shown, as one if it is), or a skip or a view change follows them."""
+        if self.lines is not None and self.decoder is not None:
+            text = self.decoder.decode_unescaped(b"", final=True)
+            return self._shown(self._pieces(self.lines.feed(text) + self.lines.release()))
         if self.decoder is not None:
             return self._text(self.decoder.decode(b"", final=True))
         return self._release_row()
@@ -237,13 +286,23 @@ class _ReceivedStream:
 
     def restart(self) -> None:
         """After a pause: a character or frame cut by the pause is not pieced together."""
-        self.decoder = self._decoder(self.view) if self.view.mode == "text" else None
+        self.decoder = self._decoder(self.view) if self.view.mode in ("text", "json") else None
         self.held = b""
         self.framer = Framer(self.view.framing)
         self.mid_line = False
+        self.lines = self._lines(self.view)
 
     def _text(self, decoded: SafeText) -> list[Output]:
-        text = styled(decoded) if self.styles else Text(decoded.text, end="")
+        return self._shown(styled(decoded) if self.styles else Text(decoded.text, end=""))
+
+    def _pieces(self, pieces: list[Piece]) -> Text:
+        text = pieces_text(pieces, self.styles)
+        if self.mid_line and pieces and isinstance(pieces[0], Text):
+            # A document starts at column 0, even after a line another view left open.
+            text = Text("\n", end="") + text
+        return text
+
+    def _shown(self, text: Text) -> list[Output]:
         if not text.plain:
             return []
         self.mid_line = not text.plain.endswith("\n")
@@ -265,6 +324,8 @@ class _ReceivedStream:
     def switch(self, view: View) -> list[Output]:
         """Change view; bytes held back for an incomplete character carry over."""
         shown = self._release_row()  # a hex row that came in the old view is shown in it
+        if self.lines is not None:  # and a line that may be a document
+            shown += self._shown(self._pieces(self.lines.release()))
         old = self.decoder
         pending = old.pending() if old else b""
         if old is not None:
@@ -272,6 +333,11 @@ class _ReceivedStream:
         self.view = view
         if view.framing != self.framer.framing:
             self.framer = Framer(view.framing)
+        self.lines = self._lines(view)
+        if self.lines is not None:
+            self.decoder = self._decoder(view, self.after_cr)
+            text = self.decoder.decode_unescaped(pending)
+            return shown + self._shown(self._pieces(self.lines.feed(text)))
         if view.mode == "text":
             self.decoder = self._decoder(view, self.after_cr)
             return shown + self._text(self.decoder.decode(pending))
@@ -590,6 +656,12 @@ class Renderer:
         as a hexdump)."""
         if self.view.mode == "hex" or hexdump:
             return hexdump_text(data, offset) if data else Text("", end="")
+        if self.view.mode == "json":
+            text = TextDecoder(self.view.encoding).decode_unescaped(data, final=True)
+            body = pieces_text(JsonLines(styles=self.styles).feed(text, whole=True), self.styles)
+            if body.plain and not body.plain.endswith("\n"):
+                body.append("\n")
+            return body
         decoded = TextDecoder(self.view.encoding).decode(data, final=True)
         body = styled(decoded) if self.styles else Text(decoded.text, end="")
         if body.plain and not body.plain.endswith("\n"):

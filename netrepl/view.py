@@ -1,5 +1,5 @@
-"""What a view is: how received bytes are shown (text in an encoding, hexdump, or raw bytes),
-cut into which frames, with or without timestamps.
+"""What a view is: how received bytes are shown (text in an encoding, hexdump, JSON documents
+indented, or raw bytes), cut into which frames, with or without timestamps.
 
 Pure data and name parsing; knows nothing of rendering or terminals.
 """
@@ -12,11 +12,12 @@ from typing import Literal
 from netrepl.codec import AUTO, resolve_encoding
 from netrepl.framing import RAW, Framing
 
-ViewMode = Literal["text", "hex", "raw"]
+ViewMode = Literal["text", "hex", "json", "raw"]
 TimeMode = Literal["off", "on", "delta"]
 
-# Names accepted by --view and /view, and what each one sets. `text` keeps the encoding.
-VIEW_NAMES = ("hex", "text", "utf8", "gbk", "auto", "raw")
+# Names accepted by --view and /view, and what each one sets. `text` and `json` keep the
+# encoding (`json` decodes in it, so `--view json --encoding gbk` reads GBK documents).
+VIEW_NAMES = ("hex", "text", "utf8", "gbk", "auto", "json", "raw")
 _NAMED_ENCODINGS = {"utf8": "utf-8", "gbk": "gbk", "auto": AUTO}
 
 
@@ -43,7 +44,7 @@ def apply_view_name(view: View, name: str) -> View:
     """The view that `/view NAME` or `--view NAME` turns `view` into."""
     if name in _NAMED_ENCODINGS:
         return replace(view, mode="text", encoding=_NAMED_ENCODINGS[name])
-    if name in ("text", "hex", "raw"):
+    if name in ("text", "hex", "json", "raw"):
         return replace(view, mode=name)
     raise ValueError(f"unknown view {name!r} (choose from {', '.join(VIEW_NAMES)})")
 

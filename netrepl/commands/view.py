@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from netrepl.commands.registry import Arguments, Param, command, show_or_set
 from netrepl.errors import UsageError
 from netrepl.framing import FRAME_LENGTH, FRAME_MODES, IDLE_MS, parse_framing
+from netrepl.jsonview import JSON_MAX_CHARS, JSON_SETTLE_SECONDS
 from netrepl.view import VIEW_NAMES
 
 if TYPE_CHECKING:
@@ -48,6 +49,16 @@ _view_shortcut(
     " before them while they fit (so GBK text stays GBK); typed text is sent as UTF-8.",
 )
 
+_view_shortcut(
+    "json",
+    "show each received line or message that is a JSON object or array indented and coloured",
+    "Anything else is shown as the text view shows it, in the current encoding. On a stream"
+    " (TCP, TLS, unix) each line is looked at; a datagram, a message or a /frame frame as a"
+    " whole. A line that starts with { or [ is held until its end (or a silence of"
+    f" {JSON_SETTLE_SECONDS:g} s, when it is shown as a document if it is one); over"
+    f" {JSON_MAX_CHARS // 1024} KiB it is shown as text, as it comes.",
+)
+
 
 @command(
     "view",
@@ -56,7 +67,8 @@ _view_shortcut(
     setup=True,
     params=[Param("NAME", choices=VIEW_NAMES, optional=True)],
     details="""
-`text` shows text in the current encoding; `utf8`, `gbk` and `auto` also set the encoding.
+`text` shows text in the current encoding; `utf8`, `gbk` and `auto` also set the encoding;
+`json` shows JSON objects and arrays indented, the rest as text, in the current encoding.
 `raw` writes received bytes to stdout unchanged and exists in batch mode only.
 The switch applies to bytes that arrive after it; a character split across it is kept whole.
 """,

@@ -18,7 +18,7 @@ from netrepl.payload import parse_hex
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = sorted(REGISTRY.commands.values(), key=lambda c: c.name)
 EXPECTED_NAMES = {
-    "hex", "utf8", "gbk", "auto", "view", "encoding", "x", "input", "eol", "escapes",
+    "hex", "utf8", "gbk", "auto", "json", "view", "encoding", "x", "input", "eol", "escapes",
     "placeholders", "connect", "reconnect", "close", "eof", "to", "clients", "flows", "kick",
     "cert", "ping",
     "help", "quit", "time", "frame", "pause", "resume", "stats", "clear", "log", "capture",
@@ -110,7 +110,10 @@ def test_help_lists_every_command_under_its_group():
         ("x", ["usage: /x HEX...", "send bytes given in hex, once"]),
         (
             "view",
-            ["usage: /view [hex|text|utf8|gbk|auto|raw]", "switch view, or show the current one"],
+            [
+                "usage: /view [hex|text|utf8|gbk|auto|json|raw]",
+                "switch view, or show the current one",
+            ],
         ),
         ("connect", ["usage: /connect HOST PORT"]),
         ("eol", ["usage: /eol [lf|crlf|cr|none]"]),
@@ -212,7 +215,7 @@ def test_unknown_command_gives_a_hint(line, hint):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("/view foo", "/view: 'foo' is not one of hex, text, utf8, gbk, auto, raw"),
+        ("/view foo", "/view: 'foo' is not one of hex, text, utf8, gbk, auto, json, raw"),
         ("/eol crlf2", "/eol: 'crlf2' is not one of lf, crlf, cr, none"),
         ("/input bin", "/input: 'bin' is not one of text, hex"),
         ("/escapes ON", "/escapes: 'ON' is not one of on, off"),
@@ -243,7 +246,7 @@ def test_missing_argument_is_one_line(line, message):
         ("/quit  now please ", "/quit: unexpected 'now please' (usage: /quit)"),
         (
             "/view hex extra",
-            "/view: unexpected 'extra' (usage: /view [hex|text|utf8|gbk|auto|raw])",
+            "/view: unexpected 'extra' (usage: /view [hex|text|utf8|gbk|auto|json|raw])",
         ),
         ("/connect h 1 2", "/connect: unexpected '2' (usage: /connect HOST PORT)"),
     ],

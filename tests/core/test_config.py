@@ -162,8 +162,8 @@ def test_wrong_type(line, message):
 @pytest.mark.parametrize(
     ("key", "value", "choices"),
     [
-        ("view", "raw", "hex, text, utf8, gbk, auto"),
-        ("view", "HEX", "hex, text, utf8, gbk, auto"),
+        ("view", "raw", "hex, text, utf8, gbk, auto, json"),
+        ("view", "HEX", "hex, text, utf8, gbk, auto, json"),
         ("eol", "crcr", "lf, crlf, cr, none"),
         ("input", "binary", "text, hex"),
         ("time", "yes", "off, on, delta"),
@@ -324,6 +324,10 @@ def test_the_user_file_is_used_without_config_option(monkeypatch, tmp_path):
         ('view = "gbk"', ["--encoding", "utf-8"], View()),
         ('view = "hex"\nencoding = "gbk"', ["--encoding", "utf-8"], View(mode="hex")),
         ('time = "delta"', ["--view", "hex"], View(mode="hex", timestamps="delta")),
+        ('view = "json"', [], View(mode="json")),
+        ('view = "json"\nencoding = "gbk"', [], View(mode="json", encoding="gbk")),
+        ('encoding = "gbk"', ["--view", "json"], View(mode="json", encoding="gbk")),
+        ('view = "json"', ["--view", "text"], View()),
     ],
 )
 def test_the_command_line_wins_over_the_config(write_config, config, argv, view):

@@ -245,11 +245,16 @@ VIEWS = st.sampled_from(
         View("text", "iso8859-1"),
         View("text", "auto"),
         View("hex", "gbk"),
+        View("json"),
+        View("json", "gbk"),
+        View("json", timestamps="on"),
     ]
 )
 CHUNKS = st.one_of(
     st.binary(max_size=24),
     st.sampled_from([b"\x1b[2J", b"\r", b"\n", b"\xe4", b"\xb8\xad", b"\xc2\x9b", b"\xe2\x80\xae"]),
+    # JSON whose strings hold C1 controls, bidi overrides and undecodable bytes.
+    st.sampled_from([b'{"a": "', b'"}\n', b'["\xc2\x9b\xe2\x80\xae\xff\x7f"]\n', b"[1,", b"2]"]),
 )
 
 

@@ -369,6 +369,20 @@ class GbkDevice(Server):
                 connection.send("未知命令\r\n".encode("gbk"))
 
 
+class JsonDevice(Server):
+    """A device that answers each request line with one line of compact JSON."""
+
+    def serve(self, connection: Connection) -> None:
+        connection.send(b"ready\r\n")
+        for line in connection.lines():
+            request = line.decode("utf-8", "replace").strip()
+            if request == '{"op":"status"}':
+                reply = '{"op":"status","ok":true,"temp":21.5,"alarms":[],"fw":{"v":"2.1"}}'
+            else:
+                reply = '{"error":"unknown request"}'
+            connection.send(reply.encode() + b"\r\n")
+
+
 class DemoDevice(Server):
     """netrepl's demo peer as `python -m netrepl.demo PORT` runs it: served by netrepl.demo's
     own handler, through a link that counts what crosses it."""

@@ -26,6 +26,7 @@ from tests.docs.peers import (
     DeviceClient,
     GbkDevice,
     HttpLike,
+    JsonDevice,
     ModbusDevice,
     RedisLike,
     SilentDevice,
@@ -214,6 +215,15 @@ def guide_gbk() -> Session:
         command="$ netrepl 10.0.0.5 9000",
         peers=[GbkDevice("10.0.0.5:9000")],
         steps=[Type("/gbk"), Send("查询")],
+    )
+
+
+@session
+def guide_json() -> Session:
+    return Interactive(
+        command="$ netrepl 10.0.0.7 7000",
+        peers=[JsonDevice("10.0.0.7:7000")],
+        steps=[Send('{"op":"status"}'), Type("/json"), Send('{"op":"status"}')],
     )
 
 

@@ -405,7 +405,7 @@ def test_tab_completes_commands_and_arguments(spawn, make_peer):
 
     keys(terminal, "/view ")
     terminal.expect_screen(
-        r"(?m)^\s+hex\s*\n\s+text\s*\n\s+utf8\s*\n\s+gbk\s*\n\s+auto\s*\n\s+raw$"
+        r"(?m)^\s+hex\s*\n\s+text\s*\n\s+utf8\s*\n\s+gbk\s*\n\s+auto\s*\n\s+json\s*\n\s+raw$"
     )
     keys(terminal, "\t\t")
     terminal.expect_screen(rows("> /view text"))

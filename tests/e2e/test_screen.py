@@ -153,7 +153,8 @@ def test_no_empty_rows_between_the_prompt_and_the_toolbar_unless_completing(spaw
     # The completion menu gets the rows it needs while it is open.
     keys(terminal, "/view ")
     terminal.expect_screen(
-        r"(?m)^> /view\s*\n\s+hex\s*\n\s+text\s*\n\s+utf8\s*\n\s+gbk\s*\n\s+auto\s*\n\s+raw$"
+        r"(?m)^> /view\s*\n\s+hex\s*\n\s+text\s*\n\s+utf8\s*\n\s+gbk\s*\n\s+auto\s*\n"
+        r"\s+json\s*\n\s+raw$"
     )
 
 

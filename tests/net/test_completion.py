@@ -78,6 +78,7 @@ def test_bash_completes_an_options_choices(tmp_path):
         "utf8",
         "gbk",
         "auto",
+        "json",
         "raw",
     ]
     assert complete(["netrepl", "--completion", "f"], tmp_path) == ["fish"]
