@@ -67,6 +67,8 @@ class Kind:
     """Listen and relay each client to `endpoint.upstream` (--relay); None: it cannot."""
     upstream_kind: str | None = None
     """The kind its relay's upstream is (a unix listener relays to TCP)."""
+    proxies: bool = False
+    """Its client connections can go through a --proxy (SOCKS, HTTP CONNECT: TCP streams)."""
 
     @property
     def flag(self) -> str:
