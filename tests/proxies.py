@@ -70,12 +70,13 @@ class RealProxy:
 
 
 class ScriptedProxy:
-    """One connection at a time: read the client's handshake in the sizes `expect` gives,
-    answer each with the matching `answers` entry, and then (when `echo`) echo the tunnel.
-    `answers` of None: never answer (a proxy that hangs). Records what it was sent."""
+    """One connection: read the client's handshake in the pieces `expect` gives (a size, or
+    up to a marker), answer each with the matching `answers` entry, and then (when `echo`)
+    echo the tunnel. An answer of None: answer nothing more and hold the connection (a proxy
+    that hangs). Records what it was sent."""
 
     def __init__(
-        self, expect: list[int | bytes], answers: list[bytes] | None, *, echo: bool = True
+        self, expect: list[int | bytes], answers: list[bytes | None], *, echo: bool = True
     ) -> None:
         self.expect = expect
         self.answers = answers
@@ -97,14 +98,14 @@ class ScriptedProxy:
             sock, _ = self._listener.accept()
             self._sockets.append(sock)
             pending = bytearray()
-            for index, wanted in enumerate(self.expect):
+            for wanted, answer in zip(self.expect, self.answers, strict=True):
                 pending = self._read(sock, pending, wanted)
-                if self.answers is not None:
-                    sock.sendall(self.answers[index])
+                if answer is None:
+                    self.handshake_read.set()
+                    sock.recv(1)  # hold the connection, answering nothing, until the client goes
+                    return
+                sock.sendall(answer)
             self.handshake_read.set()
-            if self.answers is None:
-                sock.recv(1)  # hold the connection, answering nothing, until the client goes
-                return
             if pending and self.echo:
                 sock.sendall(pending)
             left = deadline(DEFAULT_TIMEOUT)
