@@ -239,3 +239,28 @@ def test_a_hang_up_says_where_the_handshake_was():
     refused = open_handshake(ProxySettings("socks5", "p", 1, "u", "x"), "10.0.0.2", 80)
     run(refused, [b"\x05\x02"])
     assert refused.closed().startswith("authentication failed")
+
+
+# ---- the command line: which endpoint gets the proxy
+
+
+def test_a_client_and_a_relays_upstream_get_the_proxy_a_listener_does_not():
+    from netrepl.options import parse_options
+
+    client = parse_options(["h", "1", "--proxy", "http://u:p@p:3128"]).endpoint
+    assert client.proxy == ProxySettings("http", "p", 3128, "u", "p")
+    assert client.label == "h:1"
+    relay = parse_options(["-l", "9", "--relay", "h:1", "--proxy", "socks5h://p"]).endpoint
+    assert relay.proxy is None
+    assert relay.upstream.proxy == ProxySettings("socks5h", "p", 1080)
+    unix = parse_options(["--unix", "s", "-l", "--relay", "h:1", "--proxy", "socks5://p"])
+    assert unix.endpoint.upstream.proxy == ProxySettings("socks5", "p", 1080)
+
+
+@pytest.mark.parametrize("url", ["socks5://h:inf", "nope://h", "socks5://h\0"])
+def test_a_bad_url_on_the_command_line_is_a_usage_error(url):
+    from netrepl.options import parse_options
+
+    with pytest.raises(UsageError) as error:
+        parse_options(["h", "1", "--proxy", url])
+    assert str(error.value).startswith("bad --proxy URL")

@@ -389,3 +389,16 @@ def test_tls_options_and_the_socks4_ipv4_rule_are_checked_before_connecting():
     result = run_netrepl("::1", "80", "--proxy", f"socks4://127.0.0.1:{free_port()}")
     assert result.returncode == 1
     assert "(socks4a:// lets the proxy look it up)" in result.stderr.decode()
+
+
+def test_bytes_after_the_proxys_reply_reach_the_tls_handshake(scripted):
+    # A plaintext banner right behind the proxy's 200 on a --tls connection: the handshake
+    # reads it (and says the target does not speak TLS) instead of waiting past it for a
+    # server answer that already came.
+    proxy = scripted([b"\r\n\r\n"], [b"HTTP/1.1 200 OK\r\n\r\n220 ready\r\n"], echo=False)
+    result = run_netrepl(
+        "127.0.0.1", "25", "--tls", "--proxy", f"http://{proxy.address}", "--connect-timeout", "5"
+    )
+    assert result.returncode == 1
+    assert "TLS handshake with 127.0.0.1:25 failed" in result.stderr.decode()
+    assert "does not seem to speak TLS" in result.stderr.decode()
