@@ -43,6 +43,8 @@ class Connected:
     to the flow's other leg, and what is sent on it was typed (injected). None otherwise."""
     side: Side | None = None
     """Relay mode: which leg of its flow this connection is."""
+    via: str | None = None
+    """A client's connection through a proxy (--proxy): `socks5 proxy 127.0.0.1:1080`."""
 
     @property
     def datagrams(self) -> bool:

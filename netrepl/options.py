@@ -248,6 +248,13 @@ def _demo_speaks_plain_tcp(args: argparse.Namespace) -> None:
             raise UsageError(f"--demo speaks plain TCP: drop {layer.selector.name}")
 
 
+@check("--demo", "--proxy")
+def _demo_connects_directly(args: argparse.Namespace) -> None:
+    """--demo connects to its own peer on this machine directly: no --proxy."""
+    if args.demo and args.proxy is not None:
+        raise UsageError("--demo connects to its own peer directly: drop --proxy")
+
+
 def _connect_synopsis() -> str:
     """`connect (TCP; -u UDP; --tls TLS)`: the kinds addressed by HOST PORT, and the layers."""
     kinds = [kind for kind in registry.kinds() if kind.services is not None]
@@ -277,7 +284,12 @@ def program() -> Program:
             ("--demo", "try it against the built-in demo peer"),
         ),
         epilog=_epilog(),
-        checks=(_demo_starts_its_own_peer, _demo_speaks_plain_tcp, *registry.checks()),
+        checks=(
+            _demo_starts_its_own_peer,
+            _demo_speaks_plain_tcp,
+            _demo_connects_directly,
+            *registry.checks(),
+        ),
         subcommands=(REPLAY, EXPORT),
     )
 

@@ -437,7 +437,7 @@ class Renderer:
                     self._accepted_streams += 1
                 if event.flow is not None:
                     return [self._notice(self._leg_text(event), "status")]
-                text = self._connected_text(conn, peer, local, event.datagrams, accepted)
+                text = self._connected_text(conn, peer, local, event.datagrams, accepted, event.via)
                 return [self._notice(text, "status")]
             case Listening(address, protocol, tls, title, upstream):
                 kind = title or OLD_TITLES.get(protocol, protocol)
@@ -858,16 +858,21 @@ class Renderer:
         source = f" from {event.local}" if event.local else ""
         if event.datagrams:
             return f"#{event.flow} upstream {event.peer}: datagrams{source}, relayed"
-        return f"#{event.flow} upstream {event.peer} connected{source}: relaying"
+        via = f" via {event.via}" if event.via else ""
+        return f"#{event.flow} upstream {event.peer}{via} connected{source}: relaying"
 
     @staticmethod
-    def _connected_text(conn: int, peer: str, local: str, datagram: bool, accepted: bool) -> str:
+    def _connected_text(
+        conn: int, peer: str, local: str, datagram: bool, accepted: bool, via: str | None = None
+    ) -> str:
         if datagram:
             if accepted:
                 return f"#{conn} datagrams from {peer}"
             return f"sending datagrams to {peer} from {local}"
         if accepted:
             return f"#{conn} connected from {peer}"
+        if via:
+            peer = f"{peer} via {via}"
         return f"connected to {peer} from {local}" if local else f"connected to {peer}"
 
     def _tls_text(self, event: TlsEstablished) -> str:

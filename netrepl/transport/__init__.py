@@ -26,6 +26,7 @@ from netrepl.errors import ConnectError, UsageError
 
 if TYPE_CHECKING:
     from netrepl.events import Event
+    from netrepl.proxy import ProxySettings
     from netrepl.transport.base import Transport
 
 
@@ -80,6 +81,9 @@ class Endpoint:
     """UDP: the receive buffer to ask the system for, in bytes; None: netrepl's default."""
     upstream: Endpoint | None = None
     """Relay mode (--relay): where each client's flow connects to; this endpoint listens."""
+    proxy: ProxySettings | None = None
+    """--proxy: a client connects to its HOST PORT through this proxy (a relay's upstream
+    does, never a listener). `label` stays the target's address."""
     kind_settings: Hashable = None
     """What only its kind knows (a serial port's speed, say), as that kind's own frozen
     dataclass: a new kind needs no new field here."""

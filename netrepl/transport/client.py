@@ -13,10 +13,12 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from netrepl.errors import ConnectError, SendError, UsageError
 from netrepl.events import CertificateInfo, Connected, Event, Noticed
+from netrepl.proxy import ProxyError, ProxySettings, open_handshake
 from netrepl.transport import (
     Endpoint,
     PeerInfo,
@@ -71,10 +73,18 @@ def _connect(
 
 def connect_stream(
     endpoint: Endpoint, deadline: float | None, cancel: threading.Event
-) -> socket.socket:
-    """A connected blocking socket for a TCP or unix endpoint. Raises ConnectError."""
-    what = f"cannot connect to {endpoint.label}"
+) -> tuple[socket.socket, bytes]:
+    """A connected blocking socket for a TCP or unix endpoint, through its --proxy when it
+    has one, and what the peer already sent: a proxy's success reply may arrive with the
+    target's first bytes, which belong to the connection. Raises ConnectError."""
+    if endpoint.proxy is not None:
+        return _connect_through_proxy(endpoint, endpoint.proxy, deadline, cancel)
+    return _connect_direct(endpoint, deadline, cancel, f"cannot connect to {endpoint.label}"), b""
 
+
+def _connect_direct(
+    endpoint: Endpoint, deadline: float | None, cancel: threading.Event, what: str
+) -> socket.socket:
     def fail(reason: str) -> ConnectError:
         return ConnectError(f"{what}: {reason}")
 
@@ -113,6 +123,61 @@ def connect_stream(
     raise fail(_connect_reason(last, endpoint)) from None
 
 
+def _connect_through_proxy(
+    endpoint: Endpoint, proxy: ProxySettings, deadline: float | None, cancel: threading.Event
+) -> tuple[socket.socket, bytes]:
+    """Connect to the proxy, then run its handshake (proxy.py) toward the endpoint's address,
+    on this thread with the connect's deadline and Ctrl-C."""
+    assert endpoint.host is not None
+    what = f"cannot connect to {endpoint.label}: via {proxy.label}"
+    host = endpoint.host if proxy.resolves_names else _resolve_target(endpoint, proxy)
+    hop = replace(endpoint, host=proxy.host, port=proxy.port, proxy=None, tls=None)
+    sock = _connect_direct(hop, deadline, cancel, f"cannot connect to the {proxy.label}")
+    handshake = open_handshake(proxy, host, endpoint.port)
+    try:
+        sock.sendall(handshake.start())
+        while not handshake.done:
+            wait_ready(sock, write=False, deadline=deadline, cancel=cancel, what=what)
+            data = sock.recv(65536)
+            if not data:
+                raise ProxyError(handshake.closed())
+            reply = handshake.receive(data)
+            if reply:
+                sock.sendall(reply)
+    except ConnectError:
+        sock.close()
+        raise
+    except ProxyError as error:
+        sock.close()
+        raise ConnectError(f"{what}: {error}") from None
+    except TimeoutError:
+        sock.close()
+        waited = _connect_reason(TimeoutError(), endpoint)
+        if handshake.answered:
+            raise ConnectError(f"{what}: the handshake {waited}") from None
+        raise ConnectError(f"{what}: no answer from the proxy ({waited})") from None
+    except OSError as error:
+        sock.close()
+        raise ConnectError(f"{what}: {describe_os_error(error)}") from None
+    return sock, handshake.early
+
+
+def _resolve_target(endpoint: Endpoint, proxy: ProxySettings) -> str:
+    """The target's address for a proxy that takes addresses, not names (socks5, socks4)."""
+    assert endpoint.host is not None
+    # SOCKS4 carries IPv4 addresses only.
+    family = socket.AF_INET if proxy.protocol == "socks4" else endpoint.family
+    try:
+        found = resolve(endpoint.host, endpoint.port, family, socket.SOCK_STREAM)
+    except OSError as error:
+        remote = {"socks5": "socks5h", "socks4": "socks4a"}[proxy.scheme]
+        hint = f" ({remote}:// lets the proxy look it up)"
+        raise ConnectError(
+            f"cannot connect to {endpoint.label}: {describe_os_error(error)}{hint}"
+        ) from None
+    return str(found[0][4][0])
+
+
 def _connect_reason(error: OSError, endpoint: Endpoint) -> str:
     if isinstance(error, TimeoutError) and endpoint.connect_timeout is not None:
         return f"timed out after {endpoint.connect_timeout:g} s"
@@ -140,11 +205,11 @@ def open_connection(
     """Connect to a stream endpoint and, with TLS, finish the handshake (with `context`,
     or one built from the endpoint's options): the socket (blocking, no timeout), its TLS
     layer, and what the server sent with its last handshake message. Raises ConnectError."""
-    sock = connect_stream(endpoint, deadline, cancel)
-    layer, early = None, b""
+    sock, early = connect_stream(endpoint, deadline, cancel)
+    layer = None
     try:
         if endpoint.tls is not None:
-            layer, early = _handshake(endpoint, sock, deadline, cancel, context)
+            layer, early = _handshake(endpoint, sock, deadline, cancel, context, early)
     except ConnectError:
         sock.close()
         raise
@@ -158,6 +223,7 @@ def _handshake(
     deadline: float | None,
     cancel: threading.Event,
     context: ssl.SSLContext | None,
+    received: bytes,
 ) -> tuple[TlsLayer, bytes]:
     assert endpoint.tls is not None
     context = context or client_context(endpoint.tls)
@@ -169,7 +235,7 @@ def _handshake(
         )
     layer = TlsLayer(context, server_side=False, server_hostname=hostname)
     early = client_handshake(
-        sock, layer, deadline, cancel, endpoint.label, endpoint.connect_timeout
+        sock, layer, deadline, cancel, endpoint.label, endpoint.connect_timeout, received
     )
     return layer, early
 
@@ -186,14 +252,16 @@ def connected_channel(
     on_closed: Callable[[StreamChannel], None],
     cancel: threading.Event,
     relay: RelayLeg | None = None,
+    proxied: bool = False,
     factory: Callable[..., StreamChannel] = StreamChannel,
 ) -> StreamChannel:
     """The channel of a socket this side connected (`open_connection`'s), not started yet:
-    its peer as the socket names it (`label` for a unix socket, whose peer is unnamed), and
-    its TLS facts when it has a layer. `factory` makes the channel (a StreamChannel's
-    subclass that carries messages, say)."""
+    its peer as the socket names it (`label` for a unix socket, whose peer is unnamed, and
+    when `proxied`: the socket's peer is then the proxy), and its TLS facts when it has a
+    layer. `factory` makes the channel (a StreamChannel's subclass that carries messages,
+    say)."""
     unix = sock.family == socket.AF_UNIX
-    peer = label if unix else format_sockaddr(sock.getpeername())
+    peer = label if unix or proxied else format_sockaddr(sock.getpeername())
     local = "" if unix else format_sockaddr(sock.getsockname())  # unix clients are unnamed
     channel = factory(
         loop,
@@ -368,6 +436,7 @@ class StreamClient(Transport):
             early,
             on_closed=self._channel_closed,
             cancel=self.cancel,
+            proxied=endpoint.proxy is not None,
             factory=self._new_channel,
         )
         peer, local = channel.peer, channel.local
@@ -378,7 +447,8 @@ class StreamClient(Transport):
         # The channel is in place before anyone hears of it: whoever reacts to Connected
         # by sending finds it ready. Reconnecting ends here, before the channel can close.
         self._reconnecting = False
-        self.post(Connected(conn, peer, local, endpoint.protocol, at=time.time()))
+        via = endpoint.proxy.label if endpoint.proxy is not None else None
+        self.post(Connected(conn, peer, local, endpoint.protocol, at=time.time(), via=via))
         if channel.tls_info is not None:
             self.post(channel.tls_info)
             if endpoint.tls is not None and endpoint.tls.insecure:

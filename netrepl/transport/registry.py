@@ -74,6 +74,8 @@ class Kind:
     """Reads an address written in its own form (a ws:// URL as HOST) into the options that
     mean it (its selector, HOST, PORT and its own), before any check; leaves any other
     address alone. Raises UsageError for one of its form that is bad."""
+    proxies: bool = False
+    """Its client connections can go through a --proxy (SOCKS, HTTP CONNECT: TCP streams)."""
 
     @property
     def flag(self) -> str:

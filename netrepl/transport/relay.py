@@ -348,6 +348,7 @@ class StreamRelay(Intercepting, StreamServer):
             on_closed=self._client_closed,
             cancel=self.cancel,
             relay=self,
+            proxied=self.upstream.proxy is not None,
         )
         peer, local = leg.peer, leg.local
         flow.upstream = leg
@@ -361,6 +362,7 @@ class StreamRelay(Intercepting, StreamServer):
                 at=time.time(),
                 flow=flow.id,
                 side="upstream",
+                via=self.upstream.proxy.label if self.upstream.proxy is not None else None,
             )
         )
         if leg.tls_info is not None:

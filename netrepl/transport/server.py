@@ -147,6 +147,8 @@ class StreamServer(Transport):
         self.loop.call_soon(lambda: self.loop.register(listener, READ, self._on_accept))
         title = kind_named(endpoint.protocol).title
         upstream = endpoint.upstream.label if endpoint.upstream is not None else ""
+        if endpoint.upstream is not None and endpoint.upstream.proxy is not None:
+            upstream += f" via {endpoint.upstream.proxy.label}"
         tls = endpoint.tls is not None
         self.post(Listening(self.address, endpoint.protocol, tls, title, upstream))
 

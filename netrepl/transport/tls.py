@@ -247,9 +247,11 @@ def client_handshake(
     cancel: threading.Event,
     label: str,
     timeout: float | None = None,
+    received: bytes = b"",
 ) -> bytes:
     """Run a client handshake on a blocking socket before the I/O thread takes it over.
-    `timeout` is what the deadline came from (--connect-timeout), for the error.
+    `timeout` is what the deadline came from (--connect-timeout), for the error; `received`
+    is what already came from the peer (with a proxy's reply), read before the socket.
 
     Returns application data that arrived with the server's last handshake message (a
     server that speaks first, like SMTPS, may send both in one segment). Raises
@@ -259,11 +261,15 @@ def client_handshake(
     early = bytearray()
     started = time.monotonic()
     answered = False
+    pending = received
     try:
         while not layer.handshake():
             sock.sendall(layer.take_outgoing())
-            wait_ready(sock, write=False, deadline=deadline, cancel=cancel, what=what)
-            data = sock.recv(65536)
+            if pending:
+                data, pending = pending, b""
+            else:
+                wait_ready(sock, write=False, deadline=deadline, cancel=cancel, what=what)
+                data = sock.recv(65536)
             if not data:
                 raise ConnectError(f"{what} failed: the peer closed")
             answered = True

@@ -25,6 +25,21 @@ CASES = {
         True,
     ),
     "demo_speaks_plain_tcp": ("--demo --tls", "--demo speaks plain TCP: drop --tls", True),
+    "demo_connects_directly": (
+        "--demo --proxy socks5://127.0.0.1",
+        "--demo connects to its own peer directly: drop --proxy",
+        True,
+    ),
+    "proxy_is_for_clients": (
+        "-l 1 --proxy socks5://127.0.0.1",
+        "--proxy is for clients and a relay's upstream (-l PORT --relay HOST:PORT --proxy URL)",
+        True,
+    ),
+    "proxy_needs_a_kind_it_carries": (
+        "-u --proxy socks5://127.0.0.1 h 1",
+        "--proxy is for TCP and WebSocket connections, not UDP",
+        True,
+    ),
     # Every kind there is can listen: tests/net/test_transport_plugin.py adds one that cannot.
     "listen_needs_a_kind_that_listens": None,
     "tls_options_need_tls": ("--sni x h 1", "--sni needs --tls", True),

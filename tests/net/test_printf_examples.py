@@ -7,6 +7,7 @@ never sends (its line ending is --eol's), unless it uses `--stdin raw`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import socket
@@ -20,6 +21,7 @@ import pytest
 from netrepl.options import build_parser
 from netrepl.payload import EOLS
 from tests.net.conftest import WAIT, netrepl_env
+from tests.proxies import real_proxy
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = re.compile(r"printf '((?:[^'\\]|\\.)*)' \| netrepl ([^\n#>]*)")
@@ -119,13 +121,19 @@ def test_a_printf_example_sends_what_it_shows(where, fmt, arguments):
         return
     recorder = Recorder()
     words = [*words[:-2], "127.0.0.1", str(recorder.port)]  # HOST PORT come last
-    result = subprocess.run(
-        [sys.executable, "-m", "netrepl", *words, "--linger", "0.2"],
-        input=printed(fmt),
-        capture_output=True,
-        env=netrepl_env(),
-        timeout=20,
-    )
+    with contextlib.ExitStack() as stack:
+        if options["proxy"]:
+            # Through a real proxy on this machine, at the port the example's URL names.
+            proxy = stack.enter_context(real_proxy("socks5+http"))
+            url = options["proxy"]
+            words[words.index(url)] = re.sub(r":\d+$", f":{proxy.port}", url)
+        result = subprocess.run(
+            [sys.executable, "-m", "netrepl", *words, "--linger", "0.2"],
+            input=printed(fmt),
+            capture_output=True,
+            env=netrepl_env(),
+            timeout=20,
+        )
     assert result.returncode == 0, result.stderr
     assert recorder.done.wait(WAIT)
     assert bytes(recorder.received) == expected, f"{where}: printf '{fmt}' | netrepl {arguments}"

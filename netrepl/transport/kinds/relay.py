@@ -15,6 +15,7 @@ from dataclasses import replace
 from netrepl.cmdline import Group, check, option
 from netrepl.errors import UsageError
 from netrepl.transport import Endpoint, TlsOptions, parse_host, parse_host_port
+from netrepl.transport.kinds.shared import proxy_settings
 from netrepl.transport.registry import Kind, chosen_kind, kind_named, kinds, titles
 
 RELAY = option(
@@ -141,5 +142,6 @@ def with_upstream(args: argparse.Namespace, kind: Kind, endpoint: Endpoint) -> E
         family=endpoint.family,
         tls=tls,
         connect_timeout=endpoint.connect_timeout,
+        proxy=proxy_settings(args),
     )
     return replace(endpoint, upstream=upstream)

@@ -1,6 +1,6 @@
 """What transport kinds share on the command line: the side (`-l`), an IP address (HOST PORT,
-`-4`/`-6`, `--source`), a client's connecting (`--connect-timeout`, `--reconnect`) and a
-listener's clients (`--max-clients`, `--once`), with their checks.
+`-4`/`-6`, `--source`), a client's connecting (`--connect-timeout`, `--reconnect`, `--proxy`)
+and a listener's clients (`--max-clients`, `--once`), with their checks.
 
 The checks ask the registry what each kind can do (has it an address? do its listener's
 clients connect and leave?) rather than naming kinds, so a new kind is checked here as it
@@ -15,9 +15,10 @@ from dataclasses import replace
 
 from netrepl.cmdline import Group, check, option, typed
 from netrepl.errors import UsageError
+from netrepl.proxy import DEFAULT_PORTS, ProxySettings, parse_proxy_url
 from netrepl.quantity import CONNECT_TIMEOUT, WAIT, Whole
 from netrepl.transport import Endpoint, parse_host, parse_host_port, parse_port
-from netrepl.transport.registry import Kind, chosen_kind, kinds, titles
+from netrepl.transport.registry import Kind, chosen_kind, kind_named, kinds, titles
 
 MAX_CLIENTS = Whole(1, 1_000_000, "clients")
 
@@ -80,6 +81,22 @@ RECONNECT = option(
     details="The delay doubles after each failed attempt, up to 30 s, with a status line per"
     " attempt; /close stops it. It also keeps trying when the first connection fails.",
 )
+PROXY = option(
+    "--proxy",
+    metavar="URL",
+    help="connect through a proxy: socks5://, socks5h://, socks4://, socks4a:// or http://"
+    " (CONNECT), [USER:PASSWORD@]HOST[:PORT] (default port"
+    f" {DEFAULT_PORTS['socks5']} for socks, {DEFAULT_PORTS['http']} for http)",
+    details="Every TCP client connection goes through it: plain, TLS (which still checks the"
+    " TARGET's name, not the proxy's), /connect, --reconnect, and a relay's upstream legs"
+    " (-l PORT --relay HOST:PORT --proxy URL). socks5:// and socks4:// look the target's name"
+    " up here and send its address; socks5h://, socks4a:// and http:// send the name for the"
+    " proxy to look up (a name only the proxy's network knows). Credentials are"
+    " percent-decoded (p%40ss is p@ss); SOCKS4 takes a user id only. -4, -6 and --source"
+    " apply to the connection to the proxy, and --connect-timeout bounds the proxy's"
+    " handshake too. An error names the hop that failed: the proxy itself (down, refusing our"
+    " credentials, speaking something else) or the target, as the proxy's reply code says.",
+)
 MAX_CLIENTS_OPTION = option(
     "--max-clients",
     type=typed(MAX_CLIENTS.parse),
@@ -92,7 +109,17 @@ ONCE = option(
 
 GROUP = Group(
     "transport",
-    (LISTEN, IPV4, IPV6, SOURCE, CONNECT_TIMEOUT_OPTION, RECONNECT, MAX_CLIENTS_OPTION, ONCE),
+    (
+        LISTEN,
+        IPV4,
+        IPV6,
+        SOURCE,
+        CONNECT_TIMEOUT_OPTION,
+        RECONNECT,
+        PROXY,
+        MAX_CLIENTS_OPTION,
+        ONCE,
+    ),
 )
 
 
@@ -121,6 +148,28 @@ def _reconnect_is_for_clients(args: argparse.Namespace) -> None:
     """--reconnect is for clients, not listen mode (-l)."""
     if args.listen and args.reconnect is not None:
         raise UsageError("--reconnect is for clients, not listen mode (-l)")
+
+
+@check("--proxy", "-l", "--relay")
+def _proxy_is_for_clients(args: argparse.Namespace) -> None:
+    """--proxy is for clients, and for a relay's upstream legs (-l PORT --relay HOST:PORT)."""
+    if args.proxy is not None and args.listen and not args.relay:
+        raise UsageError(
+            "--proxy is for clients and a relay's upstream (-l PORT --relay HOST:PORT --proxy URL)"
+        )
+
+
+@check("--proxy", "-u", "--unix", "--relay")
+def _proxy_needs_a_kind_it_carries(args: argparse.Namespace) -> None:
+    """--proxy carries the kinds that say so (TCP streams): not UDP, not a unix socket."""
+    if args.proxy is None:
+        return
+    kind = chosen_kind(args)
+    connecting = kind_named(kind.upstream_kind) if args.listen and kind.upstream_kind else kind
+    if not connecting.proxies:
+        carried = titles([k for k in kinds() if k.proxies])
+        why = f" (a {kind.title} relay's upstream is {connecting.title})" if args.listen else ""
+        raise UsageError(f"--proxy is for {carried} connections, not {connecting.title}{why}")
 
 
 @check("--source", "-l")
@@ -179,6 +228,8 @@ CHECKS = (
     _listen_needs_a_kind_that_listens,
     _listener_options_need_listen,
     _reconnect_is_for_clients,
+    _proxy_is_for_clients,
+    _proxy_needs_a_kind_it_carries,
     _source_is_for_clients,
     _only_connecting_clients_are_counted,
     _a_path_takes_no_host_or_port,
@@ -199,6 +250,8 @@ def start_endpoint(args: argparse.Namespace, kind: Kind) -> Endpoint:
         connect_timeout=args.connect_timeout,
         max_clients=args.max_clients,
     )
+    if not args.listen:
+        endpoint = replace(endpoint, proxy=proxy_settings(args))
     if kind.services is None:
         return endpoint
     if args.listen and args.port is None:
@@ -213,3 +266,8 @@ def start_endpoint(args: argparse.Namespace, kind: Kind) -> Endpoint:
         parse_host_port(args.source, port_optional=True, what="--source") if args.source else None
     )
     return replace(endpoint, host=host, port=port, source=source)
+
+
+def proxy_settings(args: argparse.Namespace) -> ProxySettings | None:
+    """--proxy as settings, for a client or a relay's upstream. Raises UsageError."""
+    return parse_proxy_url(args.proxy) if args.proxy is not None else None

@@ -79,4 +79,5 @@ KIND = Kind(
     layers=("tls",),
     relay=open_relay,
     upstream_kind="tcp",
+    proxies=True,
 )

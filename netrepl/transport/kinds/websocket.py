@@ -242,6 +242,7 @@ KIND = Kind(
     services="tcp",
     layers=("tls",),
     label=_label,
+    proxies=True,
     eol="none",
     take_address=take_url,
 )
