@@ -429,3 +429,39 @@ def test_a_peer_that_breaks_the_protocol_is_closed_with_the_reason(frame, said):
     assert b"Traceback" not in done.stderr
     # netrepl said why in a close frame of its own (masked: the client's).
     assert peer.received[:1] == b"\x88"
+
+
+# ---- through a proxy
+
+
+@pytest.mark.parametrize(("schemes", "scheme"), [("socks5", "socks5h"), ("http", "http")])
+def test_a_websocket_goes_through_a_real_proxy(schemes, scheme):
+    from tests.proxies import real_proxy
+
+    with real_proxy(schemes) as proxy, running(echo) as peer:
+        target = peer.url("/via").replace("127.0.0.1", "localhost")
+        done = run_netrepl(
+            target, "--proxy", proxy.url(scheme), stdin=b"through\n/expect ^through$\n"
+        )
+        peer.seen.wait(lambda s: s.messages == ["through"], "the message")
+        assert peer.seen.headers[0]["host"] == f"localhost:{peer.port}"
+    assert done.returncode == 0, done.stderr
+    assert f"via {scheme.rstrip('h')} proxy 127.0.0.1:{proxy.port}".encode() in done.stderr
+    assert b"upgraded to WebSocket: /via" in done.stderr
+
+
+def test_wss_through_a_proxy_checks_the_targets_name(tls_files):
+    from tests.proxies import real_proxy
+
+    ca, context, _, _ = tls_files
+    with real_proxy("socks5") as proxy, running(echo, ssl_context=context) as peer:
+        done = run_netrepl(
+            peer.url(scheme="wss").replace("127.0.0.1", "localhost"),
+            "--proxy",
+            proxy.url("socks5h"),
+            "--cafile",
+            ca,
+            stdin=b"tls\n/expect ^tls$\n",
+        )
+    assert done.returncode == 0, done.stderr
+    assert b"verified" in done.stderr
