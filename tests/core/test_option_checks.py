@@ -21,10 +21,14 @@ CASES = {
     # check name: (command line, the error's words, also the whole parse's first error)
     "demo_starts_its_own_peer": (
         "--demo -u",
-        "--demo starts its own peer: give no HOST, PORT, -l, -u, --unix or --ws",
+        "--demo starts its own peer: give no HOST, PORT, -l, -u or --unix",
         True,
     ),
-    "demo_speaks_plain_tcp": ("--demo --tls", "--demo speaks plain TCP: drop --tls", True),
+    "demo_speaks_plain_tcp": (
+        "--demo --ws --tls",
+        "--demo speaks plain TCP (or --ws): drop --tls",
+        True,
+    ),
     # Every kind there is can listen: tests/net/test_transport_plugin.py adds one that cannot.
     "listen_needs_a_kind_that_listens": None,
     "tls_options_need_tls": ("--sni x h 1", "--sni needs --tls", True),
