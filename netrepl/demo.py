@@ -381,10 +381,10 @@ def _answer_message(client: DemoLink, protocol: WebSocketProtocol, piece: Messag
             usage = b"usage: close CODE [REASON] (1000-1003, 1007-1014 or 3000-4999)"
             client.sendall(protocol.message(usage, binary=False))
         case _:
-            client.sendall(protocol.message(_json_reply(text) or piece.data, binary=False))
+            client.sendall(protocol.message(json_reply(text) or piece.data, binary=False))
 
 
-def _json_reply(text: str) -> bytes | None:
+def json_reply(text: str) -> bytes | None:
     """The answer to a JSON object: `{"op": "pong"}` to `{"op": "ping"}`, else the object
     echoed inside one (with its `id`, as a request/response protocol would); None for
     anything that is not a JSON object."""

@@ -202,7 +202,11 @@ BATCH = Group(
         option("-q", "--quiet", action="store_true", help="no status lines on stderr, only errors"),
     ),
 )
-DEMO = option("--demo", action="store_true", help="start the built-in demo peer and connect to it")
+DEMO = option(
+    "--demo",
+    action="store_true",
+    help="start the built-in demo peer and connect to it (with --ws, over WebSocket)",
+)
 GENERAL = Group(
     "general",
     (
