@@ -60,12 +60,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.demo:
         from netrepl.demo import DemoPeer
 
-        demo = DemoPeer().start()
+        websocket = endpoint.protocol == "ws"
+        # A WebSocket client speaks first: the peer waits for its upgrade request (the
+        # TCP demo greets at once).
+        demo = DemoPeer(upgrade_wait=None if websocket else 0.0).start()
         endpoint = replace(endpoint, host=demo.host, port=demo.port)
-        banner = (
-            f"demo peer on {demo.address}: type help and press Enter, "
-            "then try /hex, /gbk, /auto and /help"
-        )
+        if websocket:
+            banner = (
+                f"demo peer on {endpoint.label}: type help and press Enter, "
+                "then try json, /json and /ping"
+            )
+        else:
+            banner = (
+                f"demo peer on {demo.address}: type help and press Enter, "
+                "then try /hex, /gbk, /auto and /help"
+            )
     try:
         if interactive:
             from netrepl.repl import run_interactive

@@ -56,8 +56,10 @@ EXPORT = Program(
     summary="turn a --log transcript into a pcap file",
     description="Write a transcript's connections as a pcap file for Wireshark or tcpdump:"
     " synthetic IPv4/IPv6 packets (link type RAW) with real TCP handshakes, sequence"
-    " numbers and checksums. Ends that are not IP addresses (unix sockets, host names)"
-    " get fake ones: 10.0.0.1 for this side, 10.0.0.2 for the peer.",
+    " numbers and checksums. A WebSocket connection is its upgrade request and response,"
+    " then its messages, pings, pongs and closes as frames, as on the wire (the client's"
+    " masked), so Wireshark dissects it as WebSocket. Ends that are not IP addresses (unix"
+    " sockets, host names) get fake ones: 10.0.0.1 for this side, 10.0.0.2 for the peer.",
     synopsis=(("FILE --pcap OUT", ""),),
     groups=(
         FILE,

@@ -202,7 +202,11 @@ BATCH = Group(
         option("-q", "--quiet", action="store_true", help="no status lines on stderr, only errors"),
     ),
 )
-DEMO = option("--demo", action="store_true", help="start the built-in demo peer and connect to it")
+DEMO = option(
+    "--demo",
+    action="store_true",
+    help="start the built-in demo peer and connect to it (with --ws, over WebSocket)",
+)
 GENERAL = Group(
     "general",
     (
@@ -228,13 +232,26 @@ GENERAL = Group(
 # ---- the checks that are not the transport's
 
 
+DEMO_KINDS = ("ws",)
+"""Kinds the demo peer speaks besides TCP, on the same port: `--demo --ws`."""
+
+
+def _demo_refuses() -> list[str]:
+    """The kind flags --demo refuses (`-u`, `--unix`)."""
+    return [
+        kind.flag
+        for kind in registry.kinds()
+        if kind.selector is not None and kind.name not in DEMO_KINDS
+    ]
+
+
 @check(lambda: ("--demo", "host", "port", "-l", *registry.selector_flags()))
 def _demo_starts_its_own_peer(args: argparse.Namespace) -> None:
     """--demo starts its own peer: it takes no HOST, PORT or -l, and no transport kind
-    (such as -u)."""
-    chosen = registry.chosen_kinds(args)
-    if args.demo and (args.host is not None or args.listen or chosen):
-        words = ["HOST", "PORT", "-l", *registry.selector_flags()]
+    (such as -u) but those the peer speaks (--ws)."""
+    refused = [kind for kind in registry.chosen_kinds(args) if kind.name not in DEMO_KINDS]
+    if args.demo and (args.host is not None or args.listen or refused):
+        words = ["HOST", "PORT", "-l", *_demo_refuses()]
         raise UsageError(
             f"--demo starts its own peer: give no {', '.join(words[:-1])} or {words[-1]}"
         )
@@ -242,10 +259,10 @@ def _demo_starts_its_own_peer(args: argparse.Namespace) -> None:
 
 @check(lambda: ("--demo", *(layer.selector.name for layer in registry.layers())))
 def _demo_speaks_plain_tcp(args: argparse.Namespace) -> None:
-    """--demo speaks plain TCP: it takes no layer (such as --tls)."""
+    """--demo speaks plain TCP (or WebSocket, --ws): it takes no layer (such as --tls)."""
     for layer in registry.layers():
         if args.demo and layer.chosen(args):
-            raise UsageError(f"--demo speaks plain TCP: drop {layer.selector.name}")
+            raise UsageError(f"--demo speaks plain TCP (or --ws): drop {layer.selector.name}")
 
 
 @check("--demo", "--proxy")

@@ -12,8 +12,18 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from netrepl.events import Closed, Connected, HalfClosed, Listening, Received, Sent
+from netrepl.events import (
+    Closed,
+    Connected,
+    HalfClosed,
+    Listening,
+    Received,
+    Sent,
+    Signalled,
+    Upgraded,
+)
 from netrepl.transcript import Entry
+from netrepl.websocket import OPCODES, encode_frame
 
 MAGIC = 0xA1B2C3D4
 """Classic pcap, microsecond timestamps (written little-endian: d4 c3 b2 a1)."""
@@ -104,6 +114,10 @@ class _Conversation:
     our_fin: bool = False
     their_fin: bool = False
     reset: bool = False
+    client_is_ours: bool = True
+    """`ours` opened the connection: a WebSocket's client end, whose frames are masked."""
+    frames: int = 0
+    """WebSocket frames written so far: each masked one's key is made from the count."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +179,12 @@ class PcapExport:
     numbers, `HalfClosed` as our FIN (the peer's, `by_peer`), acknowledged, `Closed` as the
     FIN/ACK exchange for whichever side has not sent its FIN yet (the peer first when it
     closed), or as a RST from the peer when the close failed (a reset or an error: the
-    transcript does not say more). TLS connections appear as their plaintext. UDP records
+    transcript does not say more). TLS connections appear as their plaintext. A WebSocket
+    connection's `upgraded` record is its request head from the client's end and its response
+    head from the server's; then each message (`Received`/`Sent` with `message`) is one frame
+    as on the wire (text or binary, FIN set; a message logged in pieces is a first frame and
+    continuation frames, FIN on the last), and each control record (`Signalled`) a ping, pong
+    or close frame; the client's frames are masked. UDP records
     become one datagram each; one too large for a single packet (only possible over a fake
     IPv4 flow) is cut to fit and counted in `truncated`. Records of a connection without a
     `Connected` record (a transcript that starts mid-way) start a conversation with fake
@@ -255,12 +274,32 @@ class PcapExport:
                     records += self._handshake(conversation, at, at, client_is_us=not accepted)
             case Received(conn, data, datagram):
                 leg = self._legs.get(conn) or self._midway(conn, "udp" if datagram else "tcp")
+                if event.message:
+                    opcode = (
+                        OPCODES[event.message] if event.offset == 0 else OPCODES["continuation"]
+                    )
+                    data = self._frame(leg, leg.peer_is_ours, opcode, data, fin=not event.more)
                 records += self._data(leg, at, leg.peer_is_ours, data)
             case Listening(_, protocol):
                 self._listening = "udp" if protocol == "udp" else "tcp"
             case Sent(conn, data):
                 leg = self._legs.get(conn) or self._midway(conn, self._listening)
+                if event.message:
+                    opcode = OPCODES[event.message]
+                    data = self._frame(leg, not leg.peer_is_ours, opcode, data, fin=True)
                 records += self._data(leg, at, not leg.peer_is_ours, data)
+            case Upgraded(conn, _, _, request, response):
+                leg = self._legs.get(conn) or self._midway(conn, "tcp")
+                client_is_us = leg.conversation.client_is_ours != leg.peer_is_ours
+                records += self._data(leg, at, client_is_us, request)
+                records += self._data(leg, at, not client_is_us, response)
+            case Signalled(conn, opcode, outgoing, payload, code, reason):
+                leg = self._legs.get(conn) or self._midway(conn, "tcp")
+                from_us = outgoing != leg.peer_is_ours
+                if opcode == "close" and code is not None:
+                    payload = code.to_bytes(2, "big") + reason.encode("utf-8")
+                frame = self._frame(leg, from_us, OPCODES[opcode], payload, fin=True)
+                records += self._data(leg, at, from_us, frame)
             case HalfClosed(conn, by_peer):
                 leg = self._legs.get(conn)
                 if leg is not None and not (by_peer and leg.relayed):
@@ -299,6 +338,7 @@ class PcapExport:
             theirs,
             _initial_sequence(conn, True),
             _initial_sequence(conn, False),
+            client_is_ours=not accepted,
         )
 
     def _midway(self, conn: int, protocol: str) -> _Leg:
@@ -332,6 +372,19 @@ class PcapExport:
             self._segment(conversation, at, from_us, PSH | ACK, data[start : start + MAX_SEGMENT])
             for start in range(0, len(data), MAX_SEGMENT)
         ]
+
+    def _frame(self, leg: _Leg, from_us: bool, opcode: int, payload: bytes, *, fin: bool) -> bytes:
+        """A WebSocket frame from one end: masked when that end is the client (RFC 6455
+        5.3). The log keeps no masking keys: each is made up from the conversation and the
+        frame's number, so the same transcript gives the same file (a real client picks them
+        at random; a dissector needs only the key in the frame to unmask it)."""
+        conversation = leg.conversation
+        mask = None
+        if from_us == conversation.client_is_ours:
+            conversation.frames += 1
+            mixed = (conversation.conn * 0x9E3779B1 + conversation.frames * 0x85EBCA6B) & 0xFFFFFFFF
+            mask = struct.pack("!I", mixed)
+        return encode_frame(opcode, payload, fin=fin, mask=mask)
 
     def _fin(self, conversation: _Conversation, at: float, from_us: bool) -> list[bytes]:
         """A FIN from one end, acknowledged by the other, unless that end has sent one."""

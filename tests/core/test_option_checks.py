@@ -21,10 +21,14 @@ CASES = {
     # check name: (command line, the error's words, also the whole parse's first error)
     "demo_starts_its_own_peer": (
         "--demo -u",
-        "--demo starts its own peer: give no HOST, PORT, -l, -u, --unix or --ws",
+        "--demo starts its own peer: give no HOST, PORT, -l, -u or --unix",
         True,
     ),
-    "demo_speaks_plain_tcp": ("--demo --tls", "--demo speaks plain TCP: drop --tls", True),
+    "demo_speaks_plain_tcp": (
+        "--demo --ws --tls",
+        "--demo speaks plain TCP (or --ws): drop --tls",
+        True,
+    ),
     "demo_connects_directly": (
         "--demo --proxy socks5://127.0.0.1",
         "--demo connects to its own peer directly: drop --proxy",

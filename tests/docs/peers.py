@@ -391,6 +391,20 @@ class DemoDevice(Server):
         demo.serve(_CountedLink(connection))
 
 
+class WebSocketDemoDevice(Server):
+    """netrepl's demo peer's WebSocket endpoint, as `python -m netrepl.demo PORT` serves a
+    client whose first words are an upgrade request: netrepl.demo's own handler."""
+
+    def serve(self, connection: Connection) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = connection.recv()
+            if not data:
+                return
+            head += data
+        demo.serve_websocket(_CountedLink(connection), head)
+
+
 class _CountedLink:
     """A `demo.DemoLink` over a counted `Connection`."""
 
@@ -577,3 +591,32 @@ class BuiltInDemo(Role):
         # An unknown line is echoed back; only the lines in the table are modelled.
         answer = self.ANSWERS.get(line, line.encode() + b"\n")
         self.count(sent=len(answer), received=len(line.encode()) + 1)
+
+
+class BuiltInWebSocketDemo(Role):
+    """`netrepl --demo --ws`'s own peer, modelled from netrepl.demo's constants as
+    BuiltInDemo is: netrepl counts the messages' payloads (no end of line is added)."""
+
+    ANSWERS = {  # noqa: RUF012 (a table, never changed)
+        "help": demo.WS_HELP,
+        "json": demo.WS_JSON,
+        "gbk": demo.GBK_LINE,
+        "binary": demo.BINARY_FRAME,
+        "hostile": demo.WS_HOSTILE,
+        "split": demo.WS_SPLIT,
+        "ping": b"",  # a ping frame: no payload is counted
+        "bye": b"",  # a close frame
+    }
+
+    def __init__(self) -> None:
+        super().__init__("(inside netrepl)")
+        self.new_tally()
+        self.count(sent=len(demo.WS_GREETING))
+
+    def typed(self, line: str) -> None:
+        if line.startswith("/"):
+            return
+        answer = self.ANSWERS.get(line)
+        if answer is None:
+            answer = demo.json_reply(line) or line.encode()
+        self.count(sent=len(answer), received=len(line.encode()))

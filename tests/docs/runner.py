@@ -229,8 +229,11 @@ def real_arguments(words: list[str], peers: list[Role]) -> list[str]:
             (i for i in range(len(args) - 1) if args[i : i + 2] == [host, port]),
             None,
         )
+        url = next((i for i, word in enumerate(args) if f"//{peer.doc_address}/" in word), None)
         if at is not None:
             args[at : at + 2] = ["127.0.0.1", str(peer.port)]
+        elif url is not None:  # ws://HOST:PORT/PATH
+            args[url] = args[url].replace(f"//{peer.doc_address}/", f"//127.0.0.1:{peer.port}/")
         else:
             # One word, as --relay HOST:PORT names its upstream.
             assert peer.doc_address in args, f"{host} {port} is not in the command line {words}"

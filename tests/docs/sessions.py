@@ -21,6 +21,7 @@ from tests.docs import blocks
 from tests.docs.blocks import doc_file
 from tests.docs.peers import (
     BuiltInDemo,
+    BuiltInWebSocketDemo,
     DatagramSender,
     DemoDevice,
     DeviceClient,
@@ -31,6 +32,7 @@ from tests.docs.peers import (
     RedisLike,
     SilentDevice,
     TlsIdentity,
+    WebSocketDemoDevice,
 )
 from tests.docs.runner import (
     Await,
@@ -470,6 +472,50 @@ def guide_relay_log() -> Session:
         listen=RELAY_LISTEN,
         local=RELAY_LOCAL,
         vary=[clocks("14:03:07.250", "14:03:09.811", "14:03:09.812")],
+    )
+
+
+# ---- docs/guide.md: WebSocket ------------------------------------------------------------------
+
+WS_DEMO = "127.0.0.1:8765"
+"""`python -m netrepl.demo 8765`: the demo peer on its own, speaking WebSocket too."""
+WS_LOCAL = ("127.0.0.1:50112",)
+
+
+@session
+def guide_ws_demo() -> Session:
+    return Interactive(
+        command="$ netrepl --demo --ws",
+        peers=[BuiltInWebSocketDemo()],
+        steps=[
+            Send("json"),
+            Send('{"op":"ping","id":1}'),
+            Type("/ping hi"),
+            Send("ping"),
+            Type("/close 1000 bye"),
+        ],
+        unknown=("127.0.0.1:40671", "127.0.0.1:51816"),
+        vary=[Vary(r"pong 'hi' in (\S+ ms)$", ["0.31 ms"])],
+    )
+
+
+@session
+def guide_ws_batch() -> Session:
+    return Batch(
+        command="""$ printf '{"op":"ping"}\\n' | netrepl ws://127.0.0.1:8765/""",
+        peers=[WebSocketDemoDevice(WS_DEMO)],
+        local=WS_LOCAL,
+    )
+
+
+@session
+def guide_ws_log() -> Session:
+    return Batch(
+        command="$ printf 'gbk\\nbye\\n' | netrepl ws://127.0.0.1:8765/ --log ws.jsonl > ws.txt",
+        peers=[WebSocketDemoDevice(WS_DEMO)],
+        show=("stderr",),
+        local=WS_LOCAL,
+        then=["$ netrepl replay ws.jsonl --view auto", "$ netrepl export ws.jsonl --pcap ws.pcap"],
     )
 
 

@@ -17,8 +17,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from websockets.sync.server import ServerConnection, serve
 
-from netrepl.options import build_parser
+from netrepl.options import build_parser, parse_options
 from netrepl.payload import EOLS
 from tests.net.conftest import WAIT, netrepl_env
 from tests.proxies import real_proxy
@@ -87,9 +88,60 @@ class Recorder:
             self.done.set()
 
 
+class MessageRecorder:
+    """A loopback WebSocket server (the `websockets` library, not netrepl's wsproto)
+    recording the messages of its one client, until the client closes."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+        self.done = threading.Event()
+        self.server = serve(self._record, "127.0.0.1", 0)
+        self.port = self.server.socket.getsockname()[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _record(self, connection: ServerConnection) -> None:
+        try:
+            for message in connection:
+                self.messages.append(message.encode() if isinstance(message, str) else message)
+        finally:
+            self.done.set()
+
+
+def check_websocket_example(where: str, fmt: str, words: list[str], tmp_path: Path) -> None:
+    """A ws:// example: each printf line is one text message, ending in --eol's end of line
+    (none by default, as the WebSocket kind declares)."""
+    options = parse_options(words)
+    recorder = MessageRecorder()
+    try:
+        url = next(word for word in words if word.startswith("ws://"))
+        path = "/" + url.split("://", 1)[1].partition("/")[2]
+        words = [f"ws://127.0.0.1:{recorder.port}{path}" if w == url else w for w in words]
+        result = subprocess.run(
+            [sys.executable, "-m", "netrepl", *words, "--linger", "0.2"],
+            input=printed(fmt),
+            capture_output=True,
+            env=netrepl_env(),
+            cwd=tmp_path,  # where a --log FILE goes
+            timeout=20,
+        )
+        assert result.returncode == 0, result.stderr
+        assert recorder.done.wait(WAIT)
+    finally:
+        recorder.server.shutdown()
+    lines = printed(fmt).split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    eol = EOLS[options.eol]
+    expected = [line + eol for line in lines]
+    assert recorder.messages == expected, f"{where}: printf '{fmt}' | netrepl {' '.join(words)}"
+
+
 @pytest.mark.parametrize(("where", "fmt", "arguments"), examples())
-def test_a_printf_example_sends_what_it_shows(where, fmt, arguments):
+def test_a_printf_example_sends_what_it_shows(where, fmt, arguments, tmp_path):
     words = shlex.split(arguments)
+    if any(word.startswith("ws://") for word in words):
+        check_websocket_example(where, fmt, words, tmp_path)
+        return
     options = vars(build_parser().parse_args(words))
     assert options["stdin"] == "raw" or "\\r" not in fmt, (
         f"{where}: printf '{fmt}' shows a CR, but a piped line ends in --eol's end of line"
