@@ -488,6 +488,7 @@ def guide_ws_demo() -> Session:
         command="$ netrepl --demo --ws",
         peers=[BuiltInWebSocketDemo()],
         steps=[
+            Type("/json"),
             Send("json"),
             Send('{"op":"ping","id":1}'),
             Type("/ping hi"),
