@@ -489,7 +489,6 @@ def guide_ws_demo() -> Session:
         peers=[BuiltInWebSocketDemo()],
         steps=[
             Type("/json"),
-            Send("json"),
             Send('{"op":"ping","id":1}'),
             Type("/ping hi"),
             Send("ping"),
