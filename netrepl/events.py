@@ -116,6 +116,9 @@ class Sent:
     """Typed into a relay's flow (what a relay forwards is never posted as sent)."""
     message: str = ""
     """Sent as a WebSocket message: `text` or `binary`; "" otherwise."""
+    more: bool = False
+    """A piece of a message sent in frames (/sendfile over a WebSocket): more follows; the
+    message's end is a `Sent` with no data and `more` False."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -241,6 +241,8 @@ class PcapExport:
         leg joins)."""
         self._ident = 0
         self._listening = "tcp"
+        self._sending: set[int] = set()
+        """WebSocket connections with a message of ours under way in pieces (a file)."""
         """A UDP listener's sends to an address it never heard from have no `connected`
         record: they are datagrams all the same."""
 
@@ -285,8 +287,15 @@ class PcapExport:
             case Sent(conn, data):
                 leg = self._legs.get(conn) or self._midway(conn, self._listening)
                 if event.message:
-                    opcode = OPCODES[event.message]
-                    data = self._frame(leg, not leg.peer_is_ours, opcode, data, fin=True)
+                    # A message sent in pieces (a file): a first frame, continuations, and
+                    # the last (empty) one with FIN.
+                    going = conn in self._sending
+                    opcode = OPCODES["continuation"] if going else OPCODES[event.message]
+                    if event.more:
+                        self._sending.add(conn)
+                    else:
+                        self._sending.discard(conn)
+                    data = self._frame(leg, not leg.peer_is_ours, opcode, data, fin=not event.more)
                 records += self._data(leg, at, not leg.peer_is_ours, data)
             case Upgraded(conn, _, _, request, response):
                 leg = self._legs.get(conn) or self._midway(conn, "tcp")

@@ -418,7 +418,7 @@ class Renderer:
                     return self._datagram(conn, data, at)
                 stream = self._stream(conn)
                 return self._frames(conn, stream, stream.framer.feed(data, at))
-            case Sent(conn, data, as_hex, echo, at):
+            case Sent(conn, data, as_hex, echo, at) if data or not event.message:
                 offset = self._sent_offsets.get(conn, 0)
                 self._sent_offsets[conn] = offset + len(data)
                 if event.message:
@@ -494,6 +494,8 @@ class Renderer:
                 return [Output("clear")]
             case Progress():
                 return self._progress(event)
+            case Sent():
+                return []  # the end of a message sent in frames: nothing more to show
         raise TypeError(f"not an event: {event!r}")
 
     def next_due(self, now: float) -> float | None:

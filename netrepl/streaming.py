@@ -55,7 +55,7 @@ def send_stream(
     transport = session.transport
     if transport is None:
         raise SendError("not connected (/reconnect or /connect HOST PORT)")
-    delivery = transport.deliver(session.current_target)
+    delivery = transport.deliver(session.current_target, whole=True)
     cancel = session.cancel
     started = time.monotonic()
     last_shown = 0.0

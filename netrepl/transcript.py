@@ -102,7 +102,7 @@ def to_line(event: Event, at: float) -> str | None:
                 record["echo"] = False  # a copy of one send to a further client
             if event.injected:
                 record["injected"] = True
-            record |= _message_fields(event.message, 0, False)
+            record |= _message_fields(event.message, 0, event.more)
         case Upgraded(conn, target, subprotocol, request, response):
             record = {"type": "upgraded", "conn": conn, "target": target}
             record |= {"subprotocol": subprotocol, "request": _b64(request)}
@@ -223,6 +223,7 @@ def _event(kind: str, r: dict[str, Any]) -> Logged | None:
                 r["t"],
                 bool(r.get("injected", False)),
                 _message_type(r),
+                bool(r.get("more", False)),
             )
         case "upgraded":
             return Upgraded(

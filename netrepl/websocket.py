@@ -410,6 +410,13 @@ class WebSocketProtocol:
             BytesMessage(data=data) if binary else TextMessage(data=payload)  # type: ignore[arg-type]
         )
 
+    def fragment(self, data: bytes, *, last: bool) -> bytes:
+        """A frame of a binary message sent in pieces (a file): FIN only on the `last`,
+        which may be empty. ValueError if the connection is closing."""
+        if not self.open:
+            raise ValueError("the WebSocket is closing: nothing more can be sent")
+        return self._connection.send(BytesMessage(data=data, message_finished=last))
+
     def ping(self, payload: bytes) -> bytes:
         if len(payload) > CONTROL_PAYLOAD_LIMIT:
             raise ValueError(f"a ping carries at most {CONTROL_PAYLOAD_LIMIT} bytes")

@@ -198,8 +198,10 @@ class Transport(ABC):
         """Send `data` whole to `target`, returning once the loop has tried the socket (its
         `Sent` posted). Raises SendError (nothing sent) or SendInterrupted."""
 
-    def deliver(self, target: Target) -> Delivery:
-        """A send in pieces (a file) to `target`; by default each piece is one `send`."""
+    def deliver(self, target: Target, *, whole: bool = False) -> Delivery:
+        """A send in pieces (a file) to `target`; by default each piece is one `send`.
+        `whole`: the pieces are one payload (a file), one message where the transport has
+        messages (a WebSocket's frames of one message); a stream or datagrams ignore it."""
         return DirectDelivery(
             self.endpoint.label, lambda data, as_hex: self.send(data, target, as_hex=as_hex)
         )

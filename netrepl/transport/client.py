@@ -378,13 +378,17 @@ class StreamClient(Transport):
     def send(self, data: bytes, target: Target, *, as_hex: bool) -> None:
         self.deliver(target).write(data, as_hex=as_hex, settle=True)
 
-    def deliver(self, target: Target) -> ChannelDelivery:
+    def deliver(self, target: Target, *, whole: bool = False) -> ChannelDelivery:
         channel = self.channel
         if channel is None or not channel.is_open:
             if self._reconnecting:
                 raise SendError("not connected: reconnecting (/close stops it)")
             raise SendError("not connected (/reconnect or /connect HOST PORT)")
-        return ChannelDelivery([(channel, channel.peer)], self.cancel)
+        return self._delivery([(channel, channel.peer)], whole)
+
+    def _delivery(self, channels: list[tuple[StreamChannel, str]], whole: bool) -> ChannelDelivery:
+        """A send to these channels (a kind carrying messages makes a file one message)."""
+        return ChannelDelivery(channels, self.cancel)
 
     def send_eof(self, target: Target) -> None:
         channel = self.channel

@@ -215,7 +215,7 @@ class StreamRelay(Intercepting, StreamServer):
             legs.append(leg)
         return legs
 
-    def deliver(self, target: Target) -> ChannelDelivery:
+    def deliver(self, target: Target, *, whole: bool = False) -> ChannelDelivery:
         legs = [(leg, self._leg_label(leg)) for leg in self._targets(target) if leg.can_send]
         if not legs:
             raise SendError("that side is half-closed: nothing can be sent")

@@ -215,11 +215,15 @@ class StreamServer(Transport):
                 text = f"{recipient.label} did not get it: {recipient.stopped}"
                 self.post(Noticed(text, "error"))
 
-    def deliver(self, target: Target) -> ChannelDelivery:
+    def deliver(self, target: Target, *, whole: bool = False) -> ChannelDelivery:
         channels = [c for c in self._targets(target) if c.can_send]
         if not channels:
             raise SendError("every target client is half-closed: nothing can be sent")
-        return ChannelDelivery([(c, f"#{c.id}") for c in channels], self.cancel)
+        return self._delivery([(c, f"#{c.id}") for c in channels], whole)
+
+    def _delivery(self, channels: list[tuple[StreamChannel, str]], whole: bool) -> ChannelDelivery:
+        """A send to these clients (a kind carrying messages makes a file one message)."""
+        return ChannelDelivery(channels, self.cancel)
 
     def send_eof(self, target: Target) -> None:
         channels = self._targets(target)

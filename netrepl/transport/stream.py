@@ -474,13 +474,12 @@ class StreamChannel:
     def _announce(self, item: _Outgoing) -> None:
         if item.data is not None and item.handed:
             data = item.data if item.handed == len(item.data) else item.data[: item.handed]
-            injected = self._relay is not None
-            message = self._sent_message(item)
-            self._post(Sent(self.id, data, item.as_hex, item.echo, time.time(), injected, message))
+            self._post(self._sent_event(item, data))
 
-    def _sent_message(self, item: _Outgoing) -> str:
-        """What kind of message a payload went as ("": a stream's bytes)."""
-        return ""
+    def _sent_event(self, item: _Outgoing, data: bytes) -> Sent:
+        """What is said of a payload that went (a channel carrying messages says which)."""
+        injected = self._relay is not None
+        return Sent(self.id, data, item.as_hex, item.echo, time.time(), injected)
 
     def _closing_done(self) -> bool:
         """Closing, with nothing left to write: may the socket close now? (A WebSocket

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from netrepl.codec import escape_text
 from netrepl.errors import ConnectError, SendError, UsageError
-from netrepl.events import Received, Signalled, Upgraded
+from netrepl.events import Received, Sent, Signalled, Upgraded
 from netrepl.transport import (
     Endpoint,
     Target,
@@ -26,6 +26,7 @@ from netrepl.transport import (
     wait_ready,
 )
 from netrepl.transport.client import StreamClient
+from netrepl.transport.delivery import ChannelDelivery, Delivery, Waiting
 from netrepl.transport.kinds.websocket import SCHEMES, WebSocketSettings, settings_of
 from netrepl.transport.server import StreamServer
 from netrepl.transport.stream import CLOSE_FLUSH_SECONDS, StreamChannel, _Outgoing
@@ -80,6 +81,11 @@ class WebSocketChannel(StreamChannel):
         self._close_reason = ""
         self._closing_since: float | None = None
         self.subprotocol: str | None = accepted.subprotocol if accepted else None
+        self._fragmenting: Delivery | None = None
+        """The send whose pieces are the frames of the message under way (a file)."""
+        self._deferred: list[_Outgoing] = []
+        """Messages queued while a file's message is under way: no frame of another
+        message may come between its frames (RFC 6455 5.4)."""
 
     # ---- any thread
 
@@ -118,6 +124,9 @@ class WebSocketChannel(StreamChannel):
 
     def _framed(self, item: _Outgoing) -> memoryview:
         assert item.data is not None
+        if _whole(item.delivery):
+            self._fragmenting = item.delivery
+            return memoryview(self.protocol.fragment(item.data, last=False))
         binary = message_type(item.data, item.as_hex) == "binary"
         return memoryview(self.protocol.message(item.data, binary=binary))
 
@@ -125,10 +134,46 @@ class WebSocketChannel(StreamChannel):
         if item.data is not None and self.protocol.upgraded and not self.protocol.open:
             self._dequeued(item.plain)  # queued before our close went: it cannot follow it
             return
+        if (
+            item.data is not None
+            and self._fragmenting is not None
+            and item.delivery is not self._fragmenting
+        ):
+            self._deferred.append(item)
+            return
         super()._write(item)
 
-    def _sent_message(self, item: _Outgoing) -> str:
-        return message_type(item.data or b"", item.as_hex)
+    def _sent_event(self, item: _Outgoing, data: bytes) -> Sent:
+        if _whole(item.delivery):
+            message, more = "binary", True
+        else:
+            message, more = message_type(item.data or b"", item.as_hex), False
+        return Sent(self.id, data, item.as_hex, item.echo, time.time(), False, message, more)
+
+    def end_message(self, delivery: Delivery, *, finished: bool) -> None:
+        """The pieces of `delivery` are all queued (`finished`), or it stopped short: end
+        its message with a final frame, then let the messages that waited for it go."""
+        self._loop.call_soon(lambda: self._end_message(delivery, finished))
+
+    def _end_message(self, delivery: Delivery, finished: bool) -> None:
+        if self.state == "closed" or not self.protocol.open:
+            return
+        if self._fragmenting is delivery:
+            frame = self.protocol.fragment(b"", last=True)
+            self._post(Sent(self.id, b"", False, False, time.time(), False, "binary", False))
+        elif finished and not any(item.delivery is delivery for item in self._held):
+            frame = self.protocol.message(b"", binary=True)  # an empty file: an empty message
+        else:
+            return
+        self._fragmenting = None
+        if self.tls is not None:
+            self.tls.encrypt(frame)
+            frame = self.tls.take_outgoing()
+        self._out.append(_Outgoing(memoryview(frame), 0))
+        self._flush()
+        deferred, self._deferred = self._deferred, []
+        for item in deferred:
+            self._write(item)
 
     def _arrived(self, data: bytes) -> None:
         try:
@@ -314,6 +359,29 @@ class WebSocketChannel(StreamChannel):
         self._loop.call_later(interval, self._ping_tick)
 
 
+def _whole(delivery: Delivery | None) -> bool:
+    return isinstance(delivery, MessageDelivery)
+
+
+class MessageDelivery(ChannelDelivery):
+    """A payload in pieces (/sendfile, --stdin raw) as one binary message: each piece a
+    frame, the message ended once every piece is queued, or when the send stops short (the
+    peer then has a shorter message, as a stream's peer has a prefix)."""
+
+    def finish(self, cancel: threading.Event, waiting: Waiting | None = None) -> None:
+        self._end(finished=True)
+        super().finish(cancel, waiting)
+
+    def withdraw(self) -> None:
+        super().withdraw()
+        self._end(finished=False)
+
+    def _end(self, *, finished: bool) -> None:
+        for channel in self._channels.values():
+            if isinstance(channel, WebSocketChannel):
+                channel.end_message(self, finished=finished)
+
+
 def _check_ping(payload: bytes) -> None:
     if len(payload) > CONTROL_PAYLOAD_LIMIT:
         raise UsageError(
@@ -454,6 +522,11 @@ class WebSocketClient(StreamClient):
             **kwargs,
         )
 
+    def _delivery(self, channels: list[tuple[StreamChannel, str]], whole: bool) -> ChannelDelivery:
+        return (
+            MessageDelivery(channels, self.cancel) if whole else super()._delivery(channels, whole)
+        )
+
     def ping(self, target: Target, payload: bytes) -> None:
         _check_ping(payload)
         channel = self.channel
@@ -503,6 +576,11 @@ class WebSocketServer(StreamServer):
             cancel=self.cancel,
             protocol=protocol,
             settings=settings,
+        )
+
+    def _delivery(self, channels: list[tuple[StreamChannel, str]], whole: bool) -> ChannelDelivery:
+        return (
+            MessageDelivery(channels, self.cancel) if whole else super()._delivery(channels, whole)
         )
 
     def _websocket_targets(self, target: Target) -> list[WebSocketChannel]:

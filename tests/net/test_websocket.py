@@ -465,3 +465,60 @@ def test_wss_through_a_proxy_checks_the_targets_name(tls_files):
         )
     assert done.returncode == 0, done.stderr
     assert b"verified" in done.stderr
+
+
+# ---- a file is one message
+
+
+def test_sendfile_sends_the_file_as_one_binary_message_in_frames(tmp_path):
+    import hashlib
+    import os
+
+    data = os.urandom(300_000)
+    path = tmp_path / "firmware.bin"
+    path.write_bytes(data)
+    log = tmp_path / "s.jsonl"
+    with running(echo) as peer:
+        done = run_netrepl(
+            peer.url(),
+            "--view",
+            "raw",
+            "--log",
+            str(log),
+            stdin=f"before\n/sendfile {path} --chunk 100000\nafter\n".encode(),
+        )
+        peer.seen.wait(lambda s: len(s.messages) == 3, "three messages")
+        before, whole, after = peer.seen.messages
+    assert done.returncode == 0, done.stderr
+    assert (before, after) == ("before", "after")
+    assert hashlib.sha256(whole).digest() == hashlib.sha256(data).digest()
+    assert b"sendfile firmware.bin: sent, 300,000 bytes of 300,000" in done.stderr
+    sent = [json.loads(line) for line in log.read_text().splitlines()[1:]]
+    sent = [r for r in sent if r["type"] == "sent"]
+    assert [(r["message"], r.get("more", False)) for r in sent] == [
+        ("text", False),
+        ("binary", True),
+        ("binary", True),
+        ("binary", True),
+        ("binary", False),  # the message's end: its last, empty, frame
+        ("text", False),
+    ]
+
+
+def test_an_empty_file_is_an_empty_message(tmp_path):
+    path = tmp_path / "empty.bin"
+    path.write_bytes(b"")
+    with running(echo) as peer:
+        done = run_netrepl(peer.url(), stdin=f"/sendfile {path}\nafter\n".encode())
+        peer.seen.wait(lambda s: len(s.messages) == 2, "two messages")
+        assert peer.seen.messages == [b"", "after"]
+    assert done.returncode == 0, done.stderr
+
+
+def test_raw_stdin_is_one_binary_message():
+    payload = bytes(range(256)) * 1000
+    with running(echo) as peer:
+        done = run_netrepl(peer.url(), "--stdin", "raw", "-q", stdin=payload)
+        peer.seen.wait(lambda s: s.messages, "the message")
+        assert peer.seen.messages == [payload]
+    assert done.returncode == 0, done.stderr

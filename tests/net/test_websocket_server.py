@@ -160,3 +160,24 @@ def test_wss_server_with_a_certificate(start_netrepl, tmp_path):
         run.write(b"back\n")
         assert client.recv(WAIT) == "back"
     run.kill()
+
+
+def test_sendfile_reaches_every_client_as_one_message(start_netrepl, tmp_path):
+    import os
+
+    data = os.urandom(200_000)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    run = start_netrepl(*LISTEN)
+    port = run.listening_port("WebSocket")
+    with (
+        connect(url(port), open_timeout=WAIT, max_size=None) as first,
+        connect(url(port), open_timeout=WAIT, max_size=None) as second,
+    ):
+        run.wait_stderr(b"#2 ")
+        run.wait_stderr_match(rb"(?s)upgraded to WebSocket.*upgraded to WebSocket")
+        run.write(f"/sendfile {path} --chunk 50000\nnext\n".encode())
+        for client in (first, second):
+            assert client.recv(WAIT) == data
+            assert client.recv(WAIT) == "next"
+    run.kill()
