@@ -381,7 +381,10 @@ class WebSocketProtocol:
             # Larger than the bound: its first max_message bytes are shown, and the rest is
             # handed on in pieces as it comes, so memory stays bounded and a log gets it all.
             joined = b"".join(self._pieces)
-            head, rest = joined[: self.max_message], joined[self.max_message :]
+            cut = self.max_message
+            while not binary and cut > 0 and 0x80 <= joined[cut] <= 0xBF:
+                cut -= 1  # a text message is cut between characters, never inside one
+            head, rest = joined[:cut], joined[cut:]
             pieces.append(MessagePiece(head, binary, 0, more=True))
             self._message_offset = len(head)
             self._pieces, self._piece_size = [rest], len(rest)
