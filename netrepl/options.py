@@ -36,6 +36,7 @@ EXAMPLES = (
     ("netrepl example.com 443 --tls --eol crlf", "the same over TLS (certificate checked)"),
     ("netrepl 192.168.1.7 502 --view hex", "a Modbus/TCP device, shown as a hexdump"),
     ("netrepl 10.0.0.5 9000 --view gbk", "a device that talks GBK"),
+    ("netrepl wss://example.com/ws", "a WebSocket: each line one message (/json, /ping)"),
     ("netrepl -l 9000", "wait for devices to connect to port 9000"),
     ("netrepl -u -l 5000 --view hex", "receive UDP datagrams on port 5000"),
     ("printf 'PING\\n' | netrepl 127.0.0.1 6379", "batch: prints +PONG and exits"),

@@ -47,7 +47,7 @@ def upgraded_client(max_message: int = 1 << 20) -> tuple[WebSocketProtocol, byte
 def feed_in_pieces(protocol: WebSocketProtocol, data: bytes, cuts: list[int]) -> list[object]:
     happened: list[object] = []
     start = 0
-    for cut in sorted({min(c, len(data)) for c in cuts}) + [len(data)]:
+    for cut in [*sorted({min(c, len(data)) for c in cuts}), len(data)]:
         happened += protocol.feed(data[start:cut])
         start = cut
     return happened
