@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from netrepl.commands.registry import Arguments, Param, command
 from netrepl.errors import UsageError
-from netrepl.quantity import Whole, looks_like_whole
+from netrepl.quantity import Whole, looks_like_number
 from netrepl.traffic import format_age
 from netrepl.transport import parse_host
 from netrepl.transport.target import SIDES, describe_target, parse_client_id, parse_target
@@ -15,6 +15,12 @@ if TYPE_CHECKING:
     from netrepl.session import Session
 
 CLOSE_CODE = Whole(0, 65_535, "a close code")
+
+
+def _looks_like_a_code(word: str) -> bool:
+    """`1000`, and what is meant as a number but is no code (`1e300`, `-1`, `1.5`): the
+    latter get the code's error rather than becoming the reason."""
+    return looks_like_number(word) or (word[:1] in "-+" and looks_like_number(word[1:]))
 
 
 @command(
@@ -37,7 +43,7 @@ def _reconnect(session: Session, args: Arguments) -> None:
     "close the connection (or stop listening) and stay in netrepl",
     group="Connection",
     params=[
-        Param("CODE", optional=True, when=looks_like_whole),
+        Param("CODE", optional=True, when=_looks_like_a_code),
         Param("REASON", optional=True, rest=True),
     ],
     details="""
