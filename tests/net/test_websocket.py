@@ -177,6 +177,11 @@ def test_close_with_a_code_and_reason_reaches_the_peer():
             "/close 99999",
             "/close CODE: '99999' is not a whole number of a close code from 0 to 65,535",
         ),
+        (
+            "/close 1e300",
+            "/close CODE: '1e300' is not a whole number of a close code from 0 to 65,535",
+        ),
+        ("/close -1 x", "/close CODE: '-1' is not a whole number of a close code from 0 to 65,535"),
         ("/close 1000 " + "x" * 124, "/close: a close reason is at most 123 bytes of UTF-8"),
         ("/ping " + "x" * 126, "/ping: a ping carries at most 125 bytes, not 126"),
         ("/eof", "/eof: a WebSocket has no half-close; /close [CODE [REASON]] sends a close frame"),
