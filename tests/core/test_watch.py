@@ -25,6 +25,7 @@ from netrepl.watch import (
     AutoReplies,
     ExpectBuffer,
     ExpectTimeout,
+    Unmatched,
     compile_hex_pattern,
     compile_text_pattern,
     expand_reply,
@@ -698,3 +699,44 @@ def test_each_error_carries_its_exit_status(error, status):
 def test_exit_statuses_are_those_of_batch_mode():
     assert (ExitStatus.CONNECTION, ExitStatus.USAGE, ExitStatus.EXPECT) == (1, 2, 3)
     assert (ExitStatus.OK, ExitStatus.INTERNAL, ExitStatus.INTERRUPTED) == (0, 4, 130)
+
+
+# ---- whole units: datagrams and WebSocket messages -----------------------------------------
+
+
+def test_a_whole_message_ends_where_dollar_matches_and_starts_where_caret_does():
+    unmatched = Unmatched()
+    pattern = compile_text_pattern("^welcome$", "utf-8")
+    unmatched.add(b"welcome", whole=True)
+    assert unmatched.search(pattern) is not None
+    # A stream's "welcome" without a line end is not yet a line: `$` waits.
+    stream = Unmatched()
+    stream.add(b"welcome")
+    assert stream.search(pattern) is None
+
+
+def test_a_pattern_never_spans_two_messages_and_a_match_uses_up_those_before():
+    unmatched = Unmatched()
+    unmatched.add(b"ab", whole=True)
+    unmatched.add(b"cd", whole=True)
+    unmatched.add(b"ef", whole=True)
+    assert unmatched.search(compile_text_pattern("bc", "utf-8")) is None
+    assert unmatched.search(compile_text_pattern("^cd$", "utf-8")).group() == b"cd"
+    # "ab" and "cd" are used up; "ef" waits for the next pattern.
+    assert unmatched.search(compile_text_pattern("ab", "utf-8")) is None
+    assert unmatched.search(compile_text_pattern("f", "utf-8")).group() == b"f"
+
+
+def test_expect_sees_every_message_that_came_before_it_waited():
+    buffer = ExpectBuffer()
+    for data in (b"pong", b"other", b"third"):
+        buffer.observe(Received(1, data, message="text"))
+    found = buffer.wait(compile_text_pattern("^pong$", "utf-8"), 1.0, threading.Event(), "pong")
+    assert found.group() == b"pong"
+
+
+def test_a_udp_datagram_is_a_whole_unit_too():
+    buffer = ExpectBuffer()
+    buffer.observe(Received(1, b"READY", datagram=True))
+    found = buffer.wait(compile_text_pattern("^READY$", "utf-8"), 1.0, threading.Event(), "x")
+    assert found.group() == b"READY"

@@ -209,7 +209,7 @@ def test_the_command_line_builds_its_endpoint(dev_kind):
         ("--dev /dev/x --unix /tmp/s", "--unix and --dev are different transports: give one"),
         (
             "--demo --dev /dev/x",
-            "--demo starts its own peer: give no HOST, PORT, -l, -u, --unix, --ws or --dev",
+            "--demo starts its own peer: give no HOST, PORT, -l, -u, --unix or --dev",
         ),
         ("-l --dev /dev/x", "--dev cannot listen (-l)"),
     ],
