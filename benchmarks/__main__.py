@@ -30,6 +30,7 @@ Figure = Callable[[Bench], list[Row]]
 # quick figures first: when the budget runs out, the ones left are reported as not measured.
 FIGURES: list[tuple[str, Figure, float]] = [
     ("startup", startup.startup, 15),
+    ("one-shot", startup.one_shot, 10),
     ("text-render", rendering.text_render, 25),
     ("hex-render", rendering.hex_render, 20),
     ("json-render", rendering.json_render, 5),

@@ -5,14 +5,24 @@ time budget. Figures read their sizes from here, so `--quick` scales every one o
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from benchmarks.results import relative_spread
 
 MB = 1_000_000
 MiB = 1 << 20
 # The whole run must end within 5 minutes; a figure that would start with less than its
 # estimate left is reported as not measured rather than overrunning.
-BUDGET_SECONDS = 285.0
+BUDGET_SECONDS = 540.0
+SPREAD = 0.2
+"""A figure whose repetitions spread more than this (max - min over the median) gets more
+repetitions, up to MAX_REPS, while the budget allows."""
+MAX_REPS = 9
+EXTRA_REPS_RESERVE = 120.0
+"""Extra repetitions stop when less than this is left of the budget: the figures after need
+their turn."""
 
 
 @dataclass
@@ -39,6 +49,23 @@ class Bench:
     @property
     def flood_seconds(self) -> float:
         return 2.0 if self.quick else 10.0
+
+    def repetitions(
+        self, ours: list[float], theirs: list[float] | None = None, *, at_least: int | None = None
+    ) -> Iterator[int]:
+        """Repetition numbers for a loop that appends to `ours` (and `theirs`) each time: the
+        usual count, then more while the spread exceeds SPREAD (the one printed: of the ratios,
+        or of `ours`), up to MAX_REPS and within the budget."""
+        wanted = self.reps if at_least is None else at_least
+        done = 0
+        while done < wanted or (
+            done < MAX_REPS
+            and not self.quick
+            and self.left() > EXTRA_REPS_RESERVE
+            and relative_spread(ours, theirs) > SPREAD
+        ):
+            yield done
+            done += 1
 
     def left(self) -> float:
         return BUDGET_SECONDS - (time.monotonic() - self.started)

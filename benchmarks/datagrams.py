@@ -29,7 +29,7 @@ from benchmarks.processes import (
     netrepl_command,
     quit_netrepl,
 )
-from benchmarks.results import Quantity, Row, median
+from benchmarks.results import Row
 from netrepl.transport.udp import DEFAULT_RCVBUF
 
 COUNT = 20_000
@@ -178,7 +178,8 @@ def udp_burst(bench: Bench) -> list[Row]:
     rates: dict[str, list[float]] = {mode: [] for mode in ("plain loop", *runs)}
     problems: dict[str, list[str]] = {mode: [] for mode in runs}
     plain_rcvbuf = 0
-    for _ in range(bench.reps):
+    first = next(iter(runs))
+    for _ in bench.repetitions(kept[first], reference):  # the batch row's spread decides
         plain, sent = plain_loop_once(bench, count)
         reference.append(int(plain["kept"]))  # type: ignore[call-overload]
         plain_rcvbuf = int(plain["rcvbuf"])  # type: ignore[call-overload]
@@ -193,8 +194,7 @@ def udp_burst(bench: Bench) -> list[Row]:
     slowest = min(rate for values in rates.values() for rate in values)
     for mode, (figure, _) in runs.items():
         row = Row(figure, "ratio_min", 0.9, reference_name="plain recvfrom loop")
-        row.netrepl = Quantity(median(kept[mode]), "datagrams")
-        row.reference = Quantity(median(reference), "datagrams")
+        row.measured(kept[mode], reference, "datagrams")
         row.details = {
             "netrepl_kept": kept[mode],
             "plain_loop_kept": reference,

@@ -178,6 +178,43 @@ def idle(lifetime: float) -> int:
     return 0
 
 
+def answer(lifetime: float) -> int:
+    """A redis-like peer: each client's `PING` line gets `+PONG`, and its end of stream gets
+    the close, at once. Any number of clients, one after the other, until stdin closes or
+    `lifetime` seconds pass."""
+    listener = _listener()
+    listener.settimeout(0.2)
+    deadline = time.monotonic() + lifetime
+    done = threading.Event()
+
+    def wait_stdin() -> None:
+        sys.stdin.read()
+        done.set()
+
+    threading.Thread(target=wait_stdin, daemon=True).start()
+    while not done.is_set() and time.monotonic() < deadline:
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        except OSError:
+            break
+        with conn:
+            conn.settimeout(WAIT_SECONDS)
+            pending = b""
+            try:
+                while chunk := conn.recv(65536):
+                    pending += chunk
+                    while b"\n" in pending:
+                        line, _, pending = pending.partition(b"\n")
+                        if line.rstrip(b"\r") == b"PING":
+                            conn.sendall(b"+PONG\r\n")
+            except OSError:
+                pass
+    listener.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.peers")
     sub = parser.add_subparsers(dest="role", required=True)
@@ -195,11 +232,15 @@ def main(argv: list[str] | None = None) -> int:
     sink_args.add_argument("--out", required=True)
     idle_args = sub.add_parser("idle", help="accept clients and hold them, silent")
     idle_args.add_argument("--lifetime", type=float, default=WAIT_SECONDS)
+    answer_args = sub.add_parser("answer", help="answer PING with +PONG, close at end of stream")
+    answer_args.add_argument("--lifetime", type=float, default=WAIT_SECONDS)
     args = parser.parse_args(argv)
     if args.role == "flood":
         return flood(args.pattern, args.bytes, args.seconds, args.sha, args.wait_line)
     if args.role == "sink":
         return sink(args.port, args.out)
+    if args.role == "answer":
+        return answer(args.lifetime)
     return idle(args.lifetime)
 
 

@@ -28,7 +28,7 @@ from benchmarks.processes import (
     netrepl_command,
     quit_netrepl,
 )
-from benchmarks.results import Quantity, Row, median
+from benchmarks.results import Row
 from netrepl.transcript import BASE64_ENCODER
 
 FLOOD_TIMEOUT = 90.0
@@ -114,14 +114,13 @@ def receive_log(bench: Bench) -> list[Row]:
     ours: list[float] = []
     theirs: list[float] = []
     problems: list[str] = []
-    for _ in range(bench.reps):
+    for _ in bench.repetitions(ours, theirs):
         theirs.append(_rate(size, sink_once(bench, size)[0]))
         seconds, problem = interactive_log_once(bench, size)
         ours.append(_rate(size, seconds))
         if problem:
             problems.append(problem)
-    row.netrepl = Quantity(median(ours), "MB/s")
-    row.reference = Quantity(median(theirs), "MB/s")
+    row.measured(ours, theirs, "MB/s")
     row.details = {
         "netrepl_MBps": ours,
         "sink_MBps": theirs,
@@ -166,15 +165,14 @@ def receive_raw(bench: Bench) -> list[Row]:
     ours: list[float] = []
     theirs: list[float] = []
     problems: list[str] = []
-    for _ in range(bench.reps):
+    for _ in bench.repetitions(ours, theirs):
         theirs.append(_rate(size, sink_once(bench, size)[1]))
         seconds, report = batch_once(bench, size, "raw", out)
         ours.append(_rate(size, seconds))
         if out.stat().st_size != size or file_digest(out) != report["sha256"]:
             problems.append(f"file differs from the flood ({out.stat().st_size:,} bytes)")
         out.unlink()
-    row.netrepl = Quantity(median(ours), "MB/s")
-    row.reference = Quantity(median(theirs), "MB/s")
+    row.measured(ours, theirs, "MB/s")
     row.details = {"netrepl_MBps": ours, "sink_MBps": theirs, "bytes": size}
     if problems:
         row.check_failed = True
@@ -225,14 +223,13 @@ def batch_hex(bench: Bench) -> list[Row]:
     ours: list[float] = []
     theirs: list[float] = []
     try:
-        for _ in range(bench.reps):
+        for _ in bench.repetitions(ours, theirs):
             seconds = bench_timed_hexdump(bench, hexdump, data_file)
             theirs.append(_rate(size, seconds))
             ours.append(_rate(size, batch_once(bench, size, "hex", None)[0]))
     finally:
         data_file.unlink()
-    row.netrepl = Quantity(median(ours), "MB/s")
-    row.reference = Quantity(median(theirs), "MB/s")
+    row.measured(ours, theirs, "MB/s")
     row.details = {"netrepl_MBps": ours, "hexdump_MBps": theirs, "bytes": size}
     problem = check_batch_hex(bench, max(size // 10, 1 << 20), hexdump)
     if problem:

@@ -292,6 +292,8 @@ class Throughput:
     socat: list[float] = field(default_factory=list)
     socat_big_buffer: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    netrepl_rates: list[float] = field(default_factory=list)
+    """netrepl's rate in each repetition (MB/s): the spread that asks for more of them."""
 
 
 def measure_throughput(
@@ -304,7 +306,7 @@ def measure_throughput(
     """Repetitions of netrepl and socat (interleaved, so that drift touches both alike)."""
     result = Throughput()
     has_socat = socat_path() is not None
-    for _ in range(bench.reps):
+    for _ in bench.repetitions(result.netrepl_rates, result.socat):
         if has_socat:
             plain = transfer_once(bench, "socat", size)
             result.socat.append(rate(size, plain.seconds))
@@ -329,6 +331,7 @@ def measure_throughput(
                 # A gigabyte of dirty pages left behind slows every later write (performance.md).
                 path.unlink(missing_ok=True)
         result.netrepl.append(transfer)
+        result.netrepl_rates.append(rate(size, transfer.seconds))
     return result
 
 
@@ -373,11 +376,9 @@ def throughput_row(bench: Bench, size: int, result: Throughput, *, log: bool, ta
         reference_name="socat TCP-LISTEN TCP",
     )
     ours = [rate(size, t.seconds) for t in result.netrepl]
-    row.netrepl = Quantity(median(ours), "MB/s")
+    row.measured(ours, result.socat, "MB/s")
     notes = []
-    if result.socat:
-        row.reference = Quantity(median(result.socat), "MB/s")
-    else:
+    if not result.socat:
         notes.append(NO_SOCAT)
     row.details = {
         "bytes": size,
@@ -476,12 +477,17 @@ def relay_latency(bench: Bench) -> list[Row]:
         relayers.insert(1, "socat")
     p50: dict[Relayer, list[float]] = {relayer: [] for relayer in relayers}
     p99: dict[Relayer, list[float]] = {relayer: [] for relayer in relayers}
-    for _ in range(bench.reps):
+    netrepl_added: list[float] = []
+    socat_added: list[float] = []
+    for _ in bench.repetitions(netrepl_added, socat_added if "socat" in relayers else None):
         for relayer in relayers:  # interleaved: drift touches each alike
             times = round_trips_once(bench, relayer, rounds)
             p50[relayer].append(statistics.median(times))
             p99[relayer].append(percentile(times, 0.99))
-    row.netrepl = Quantity(median(added(p50, "netrepl")), "µs")
+        netrepl_added[:] = added(p50, "netrepl")
+        if "socat" in relayers:
+            socat_added[:] = added(p50, "socat")
+    row.measured(netrepl_added, socat_added, "µs")
     row.details = {"round_trips": rounds, "p50_us": p50, "p99_us": p99}
     said = [f"p50/p99 (µs): direct {median(p50['direct']):.0f}/{median(p99['direct']):.0f}"]
     for relayer in relayers[1:]:
@@ -491,9 +497,7 @@ def relay_latency(bench: Bench) -> list[Row]:
             f"{relayer} {median(p50[relayer]):.0f}/{median(p99[relayer]):.0f}"
             f" (added {median(added_p50):.0f}/{median(added_p99):.0f})"
         )
-    if "socat" in relayers:
-        row.reference = Quantity(median(added(p50, "socat")), "µs")
-    else:
+    if "socat" not in relayers:
         said.append(NO_SOCAT)
     row.note = "; ".join(said)
     return [row]

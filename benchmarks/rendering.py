@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from benchmarks.bench import MB, Bench, size_text
 from benchmarks.peers import pattern_bytes
 from benchmarks.processes import Processes
 from benchmarks.receiving import hexdump_available
-from benchmarks.results import Quantity, Row, median
+from benchmarks.results import Row, median
 from netrepl.codec import TextDecoder
 from netrepl.display import AnsiFormatter, plain
 from netrepl.events import Connected, Received
@@ -79,7 +80,7 @@ def hex_render(bench: Bench) -> list[Row]:
     theirs: list[float] = []
     try:
         with Processes(bench.state_dir) as procs:
-            for _ in range(bench.reps):
+            for _ in bench.repetitions(ours, theirs):
                 theirs.append(
                     size
                     / MB
@@ -117,10 +118,40 @@ def hex_render(bench: Bench) -> list[Row]:
             ]
         ),
     }
-    row.netrepl = Quantity(median(ours), "MB/s")
-    row.reference = Quantity(median(theirs), "MB/s")
+    row.measured(ours, theirs, "MB/s")
     row.details = details
-    return [row]
+    return [row, _xxd_row(bench, data, size)]
+
+
+def _xxd_row(bench: Bench, data: bytes, size: int) -> Row:
+    """The same render against `xxd`, a faster C hexdump than `hexdump -C` (another layout:
+    the bytes are the same work)."""
+    row = Row(
+        f"hex render: renderer to plain hexdump text, against xxd ({size_text(size)})",
+        "ratio_min",
+        0.5,
+        reference_name="xxd",
+    )
+    xxd = shutil.which("xxd")
+    if xxd is None:
+        row.note = "not measured: no xxd on this machine (Debian: xxd, or vim-common)"
+        return row
+    path = bench.workdir / "render-xxd.bin"
+    path.write_bytes(data)
+    ours: list[float] = []
+    theirs: list[float] = []
+    try:
+        with Processes(bench.state_dir) as procs:
+            for _ in bench.repetitions(ours, theirs):
+                theirs.append(
+                    size / MB / procs.run([xxd, str(path)], 120, stdout=subprocess.DEVNULL)
+                )
+                ours.append(size / MB / _timed(lambda: render_hex(data)))
+    finally:
+        path.unlink()
+    row.measured(ours, theirs, "MB/s")
+    row.details = {"renderer_MBps": ours, "xxd_MBps": theirs}
+    return row
 
 
 def mixed_text(size: int) -> bytes:
@@ -138,30 +169,59 @@ def _decode_all(decoder: Callable[[bytes], object], chunks: list[bytes]) -> None
         decoder(chunk)
 
 
+def clean_text(kind: str, size: int) -> bytes:
+    """A clean log, as a device writes it: UTF-8 with CJK and CR LF (`utf-8`), the same text
+    in GBK (`gbk`), or ASCII (`ascii`); no escapes, no invalid bytes."""
+    lines = [
+        f"2026-12-06 10:{n % 60:02d}:{n * 7 % 60:02d} 温度 {20 + n % 9}.{n % 10}°C"
+        f" 湿度 {40 + n % 30}% 设备 #{n:04d} 状态正常\r\n"
+        for n in range(200)
+    ]
+    if kind == "ascii":
+        lines = [
+            f"2026-12-06 10:{n % 60:02d} sensor {n:04d} temp={20 + n % 9} ok\r\n"
+            for n in range(200)
+        ]
+    text = "".join(lines)
+    block = text.encode("gbk" if kind == "gbk" else "utf-8")
+    return (block * (size // len(block) + 1))[:size]
+
+
 def text_render(bench: Bench) -> list[Row]:
     size = bench.size(10 * MB)
-    data = mixed_text(size)
-    chunks = [data[i : i + TEXT_CHUNK] for i in range(0, len(data), TEXT_CHUNK)]
     rows = []
-    # (view name, netrepl's encoding, the codec a bare decoder of the same bytes would use)
-    views = (("auto", "auto", "utf-8"), ("utf-8", "utf-8", "utf-8"), ("gbk", "gbk", "gbk"))
-    for view, encoding, codec in views:
+    # (data, its name, view name, netrepl's encoding, the codec a bare decoder would use)
+    cases = (
+        ("mixed", "mixed UTF-8/GBK", "auto", "auto", "utf-8"),
+        ("mixed", "mixed UTF-8/GBK", "utf-8", "utf-8", "utf-8"),
+        ("mixed", "mixed UTF-8/GBK", "gbk", "gbk", "gbk"),
+        ("utf-8", "clean UTF-8 CJK log, CR LF", "utf-8", "utf-8", "utf-8"),
+        ("utf-8", "clean UTF-8 CJK log, CR LF", "auto", "auto", "utf-8"),
+        ("gbk", "clean GBK log, CR LF", "gbk", "gbk", "gbk"),
+        ("gbk", "clean GBK log, CR LF", "auto", "auto", "gbk"),
+        ("ascii", "ASCII log, CR LF", "utf-8", "utf-8", "utf-8"),
+    )
+    datasets = {
+        kind: (mixed_text(size) if kind == "mixed" else clean_text(kind, size))
+        for kind in ("mixed", "utf-8", "gbk", "ascii")
+    }
+    for kind, name, view, encoding, codec in cases:
+        data = datasets[kind]
+        chunks = [data[i : i + TEXT_CHUNK] for i in range(0, len(data), TEXT_CHUNK)]
         row = Row(
-            f"text render: decode+escape, {view} view, mixed UTF-8/GBK, 4 KiB reads"
-            f" ({size_text(size)})",
+            f"text render: decode+escape, {view} view, {name}, 4 KiB reads ({size_text(size)})",
             "ratio_min",
             0.5,
             reference_name=f"bare {codec} incremental decode",
         )
         ours: list[float] = []
         theirs: list[float] = []
-        for _ in range(bench.reps):
+        for _ in bench.repetitions(ours, theirs):
             bare = codecs.getincrementaldecoder(codec)(errors="surrogateescape")
-            theirs.append(size / MB / _timed(lambda b=bare: _decode_all(b.decode, chunks)))
+            theirs.append(size / MB / _timed(lambda b=bare, c=chunks: _decode_all(b.decode, c)))
             netrepl = TextDecoder(encoding)
-            ours.append(size / MB / _timed(lambda d=netrepl: _decode_all(d.decode, chunks)))
-        row.netrepl = Quantity(median(ours), "MB/s")
-        row.reference = Quantity(median(theirs), "MB/s")
+            ours.append(size / MB / _timed(lambda d=netrepl, c=chunks: _decode_all(d.decode, c)))
+        row.measured(ours, theirs, "MB/s")
         row.details = {"netrepl_MBps": ours, "bare_MBps": theirs, "chunk": TEXT_CHUNK}
         rows.append(row)
     return rows
@@ -209,7 +269,7 @@ def json_render(bench: Bench) -> list[Row]:
     ours: list[float] = []
     theirs: list[float] = []
     rows = 0
-    for _ in range(bench.reps):
+    for _ in bench.repetitions(ours, theirs):
         theirs.append(
             len(document) / MB / _timed(lambda: json.dumps(json.loads(document), indent=2))
         )
@@ -219,8 +279,7 @@ def json_render(bench: Bench) -> list[Row]:
         formatter(formatted)
         ours.append(len(document) / MB / (time.perf_counter() - began))
         rows = formatted.plain.count("\n")
-    row.netrepl = Quantity(median(ours), "MB/s")
-    row.reference = Quantity(median(theirs), "MB/s")
+    row.measured(ours, theirs, "MB/s")
     row.details = {
         "netrepl_MBps": ours,
         "reference_MBps": theirs,

@@ -59,6 +59,38 @@ class Row:
     speed."""
     error: bool = False
     """Not measured: the measurement failed, or was skipped (the reason is in `note`)."""
+    netrepl_reps: list[float] = field(default_factory=list)
+    """netrepl's value in each repetition (the row's unit); `netrepl` is their median."""
+    reference_reps: list[float] = field(default_factory=list)
+    """The reference's value in each repetition, paired with netrepl's."""
+
+    def measured(
+        self, ours: list[float], theirs: list[float] | None, unit: str, scale: float = 1.0
+    ) -> None:
+        """Set the medians of these repetitions (times `scale`: seconds to ms, say), and keep
+        every repetition for the spread and the JSON."""
+        self.netrepl_reps = [value * scale for value in ours]
+        self.netrepl = Quantity(median(self.netrepl_reps), unit)
+        if theirs:
+            self.reference_reps = [value * scale for value in theirs]
+            self.reference = Quantity(median(self.reference_reps), unit)
+
+    @property
+    def spread(self) -> tuple[float, float] | None:
+        """Min and max over the repetitions: of the ratio (each repetition's netrepl against
+        its own reference) for a ratio row, of netrepl's value for the others."""
+        return spread_of(self.netrepl_reps, self.reference_reps if self.goal != "max" else None)
+
+    @property
+    def spread_text(self) -> str:
+        found = self.spread
+        if found is None or len(self.netrepl_reps) < 2:
+            return "-"
+        low, high = found
+        if self.goal == "max":
+            unit = self.netrepl.unit if self.netrepl else ""
+            return f"{low:.3g}–{high:.3g} {unit}".rstrip()
+        return f"{low:.2f}–{high:.2f}x"
 
     @property
     def ratio(self) -> float | None:
@@ -96,11 +128,32 @@ class Row:
     def as_json(self) -> dict[str, Any]:
         record = asdict(self)
         record |= {"ratio": self.ratio, "target_text": self.target_text, "result": self.result}
+        record["spread"] = self.spread
         return record
 
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def _values(ours: list[float], theirs: list[float] | None) -> list[float]:
+    """The per-repetition ratios ours/theirs (paired), or `ours` alone."""
+    return [o / t for o, t in zip(ours, theirs, strict=False) if t] if theirs else list(ours)
+
+
+def spread_of(ours: list[float], theirs: list[float] | None = None) -> tuple[float, float] | None:
+    """Min and max of the per-repetition ratios ours/theirs (paired), or of `ours` alone."""
+    values = _values(ours, theirs)
+    return (min(values), max(values)) if values else None
+
+
+def relative_spread(ours: list[float], theirs: list[float] | None = None) -> float:
+    """(max - min) / median of the same values as `spread_of`: 0.2 is a 20% spread."""
+    values = _values(ours, theirs)
+    if len(values) < 2:
+        return 0.0
+    middle = statistics.median(values)
+    return (max(values) - min(values)) / middle if middle else 0.0
 
 
 def machine() -> dict[str, Any]:
@@ -111,7 +164,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-HEADERS = ("figure", "netrepl", "reference", "ratio", "target", "result")
+HEADERS = ("figure", "netrepl", "reference", "ratio", "spread", "reps", "target", "result")
 
 
 def table(rows: list[Row]) -> str:
@@ -126,7 +179,19 @@ def table(rows: list[Row]) -> str:
             reference = row.reference_name
         ratio = f"{row.ratio:.2f}x" if row.ratio is not None else "-"
         netrepl = row.netrepl.text if row.netrepl is not None else "-"
-        lines.append([row.figure, netrepl, reference or "-", ratio, row.target_text, row.result])
+        reps = str(len(row.netrepl_reps)) if row.netrepl_reps else "-"
+        lines.append(
+            [
+                row.figure,
+                netrepl,
+                reference or "-",
+                ratio,
+                row.spread_text,
+                reps,
+                row.target_text,
+                row.result,
+            ]
+        )
         if row.note:
             notes.append(f"- {row.figure}: {row.note}")
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADERS))]
