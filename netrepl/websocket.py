@@ -337,7 +337,9 @@ class WebSocketProtocol:
                 case TextMessage() | BytesMessage():
                     found += self._message(event)
                 case Ping():
-                    self._outgoing.append(self._connection.send(event.response()))
+                    # Once our close has gone, nothing more may be sent, a pong neither.
+                    if self._connection.state is ConnectionState.OPEN:
+                        self._outgoing.append(self._connection.send(event.response()))
                     found.append(ControlReceived("ping", bytes(event.payload)))
                 case Pong():
                     found.append(ControlReceived("pong", bytes(event.payload)))

@@ -62,6 +62,7 @@ class WebSocketPeer:
         refuse: tuple[int, str, dict[str, str]] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         host: str = "127.0.0.1",
+        ping_interval: float | None = None,
     ) -> None:
         self.seen = Seen()
         self._handler = handler
@@ -73,7 +74,8 @@ class WebSocketPeer:
             subprotocols=subprotocols,  # type: ignore[arg-type]
             process_request=self._process_request if refuse else None,
             ssl=ssl_context,
-            ping_interval=None,
+            ping_interval=ping_interval,
+            max_size=None,
         )
         self.port = self._server.socket.getsockname()[1]
         self.host = host

@@ -181,7 +181,8 @@ class WebSocketChannel(StreamChannel):
         except HandshakeFailed as error:
             self._answer()
             self._flush()
-            self._finish(f"not a WebSocket upgrade: {error}", failed=True)
+            what = "WebSocket error" if self.protocol.upgraded else "not a WebSocket upgrade"
+            self._finish(f"{what}: {error}", failed=True)
             return
         self._happened(happenings)
 
@@ -253,18 +254,20 @@ class WebSocketChannel(StreamChannel):
     def _answer(self) -> None:
         """Write what the protocol says must go back (101, pong, close reply) ahead of any
         payload still queued: control frames may come between a message's frames, and
-        ours are whole frames, written after whatever frame is half out."""
+        ours are whole frames, written after whatever frame is half out (under TLS, after
+        every record already made)."""
         data = self.protocol.outgoing()
         if not data or self.state == "closed":
             return
         if self.tls is not None:
+            # TLS records go in the order they were made (each carries its sequence
+            # number): ours goes after those already made of the queued frames.
             self.tls.encrypt(data)
-            data = self.tls.take_outgoing()
-        item = _Outgoing(memoryview(data), 0)
-        if self._out and self._out[0].view.nbytes and self._started:
-            self._out.insert(1, item)
+            self._out.append(_Outgoing(memoryview(self.tls.take_outgoing()), 0))
+        elif self._out and self._started:
+            self._out.insert(1, _Outgoing(memoryview(data), 0))  # after the frame half out
         else:
-            self._out.appendleft(item)
+            self._out.appendleft(_Outgoing(memoryview(data), 0))
         self._flush()
 
     def _closing_done(self) -> bool:

@@ -527,3 +527,32 @@ def test_raw_stdin_is_one_binary_message():
         peer.seen.wait(lambda s: s.messages, "the message")
         assert peer.seen.messages == [payload]
     assert done.returncode == 0, done.stderr
+
+
+def test_pongs_answered_during_a_large_wss_send_keep_the_tls_records_in_order(tls_files, tmp_path):
+    """The peer pings every 5 ms while megabytes wait to be written: each pong must go after
+    the TLS records already made, or the peer cannot decrypt what follows."""
+    import hashlib
+    import os
+
+    ca, context, _, _ = tls_files
+    data = os.urandom(8_000_000)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+
+    def count(connection, seen):
+        for message in connection:
+            digest = isinstance(message, bytes)
+            seen.note(messages=hashlib.sha256(message).hexdigest() if digest else message)
+
+    with running(count, ssl_context=context, ping_interval=0.005) as peer:
+        done = run_netrepl(
+            peer.url(scheme="wss"),
+            "--cafile",
+            ca,
+            stdin=f"/sendfile {path} --chunk 65536\nlast\n".encode(),
+            timeout=60,
+        )
+        peer.seen.wait(lambda s: len(s.messages) == 2, "the file and the last line", 30)
+        assert peer.seen.messages == [hashlib.sha256(data).hexdigest(), "last"]
+    assert done.returncode == 0, done.stderr
