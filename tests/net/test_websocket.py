@@ -529,9 +529,10 @@ def test_raw_stdin_is_one_binary_message():
     assert done.returncode == 0, done.stderr
 
 
-def test_pongs_answered_during_a_large_wss_send_keep_the_tls_records_in_order(tls_files, tmp_path):
-    """The peer pings every 5 ms while megabytes wait to be written: each pong must go after
-    the TLS records already made, or the peer cannot decrypt what follows."""
+def test_a_peer_pinging_every_5_ms_during_a_large_wss_send_and_our_close(tls_files, tmp_path):
+    """Pongs made while TLS records of the file wait to be written go after them (records
+    carry their sequence numbers); a ping that comes after our close gets no pong (nothing
+    may follow a close) and is no error."""
     import hashlib
     import os
 
@@ -556,3 +557,5 @@ def test_pongs_answered_during_a_large_wss_send_keep_the_tls_records_in_order(tl
         peer.seen.wait(lambda s: len(s.messages) == 2, "the file and the last line", 30)
         assert peer.seen.messages == [hashlib.sha256(data).hexdigest(), "last"]
     assert done.returncode == 0, done.stderr
+    ending = b"closed: 1000 normal closure (0 bytes received, 8,000,004 sent)\n"
+    assert done.stderr.endswith(ending)
