@@ -470,9 +470,12 @@ def test_batch_hex_of_a_5mb_flood_has_every_line(make_peer):
     assert process.returncode == 0, process.stderr[-2000:]
     out = process.stdout.decode("ascii")
     lines = out.splitlines()
-    assert len(lines) == -(-size // 16)
-    assert lines[-1].startswith(f"{(len(lines) - 1) * 16:08x}  "), lines[-1]
-    assert sha(parse_hexdump(out)) == sha(data)  # every line, offsets in step
+    rows = -(-size // 16)
+    # Bytes after a 30 ms silence start a block of their own (a device's reply after a pause):
+    # on a loaded machine netrepl's own reads can pause that long mid-flood, leaving a short
+    # row before the next block. Nothing else may add a line.
+    assert rows <= len(lines) <= rows + 10, len(lines)
+    assert sha(parse_hexdump(out)) == sha(data)  # every byte, offsets in step
     assert "skipped" not in out and b"skipped" not in process.stderr, process.stderr
     assert process.stderr.decode().splitlines()[-1] == (
         f"netrepl: connection closed by peer ({size:,} bytes received, 0 sent)"
