@@ -43,7 +43,7 @@ from netrepl.transport import (
     open_transport,
 )
 from netrepl.transport.base import Transport
-from netrepl.transport.registry import readdress
+from netrepl.transport.registry import readdress, readdress_url
 from netrepl.transport.target import describe_target
 from netrepl.view import TimeMode, View, apply_encoding, apply_view_name
 from netrepl.watch import (
@@ -294,6 +294,11 @@ class Session:
         """Connect to HOST PORT with the current transport options (as a client); its kind
         decides what that means (registry.readdress)."""
         self.open(readdress(self.endpoint or Endpoint(), host, port))
+
+    def connect_address(self, address: str) -> None:
+        """Connect to an address written in a kind's own form (`ws://HOST/PATH`) with the
+        current options."""
+        self.open(readdress_url(self.endpoint or Endpoint(), address))
 
     def reconnect(self) -> None:
         if self.endpoint is None:

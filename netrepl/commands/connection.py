@@ -27,10 +27,18 @@ def _looks_like_a_code(word: str) -> bool:
     "connect",
     "close the current connection and connect to another address",
     group="Connection",
-    params=[Param("HOST"), Param("PORT")],
+    params=[Param("HOST"), Param("PORT", optional=True)],
+    details="""
+With the current options (TLS, timeouts, a WebSocket's headers). `/connect ws://HOST/PATH`
+(or `wss://`) connects to a WebSocket, whatever the current connection is.
+""",
 )
 def _connect(session: Session, args: Arguments) -> None:
-    session.connect(parse_host(args[0]), args[1])
+    port = args.get("PORT")
+    if port is None:
+        session.connect_address(args[0])
+        return
+    session.connect(parse_host(args[0]), port)
 
 
 @command("reconnect", "connect again to the last address", group="Connection")

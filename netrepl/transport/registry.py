@@ -70,6 +70,10 @@ class Kind:
     eol: str | None = None
     """The end of line a typed line gets unless --eol says otherwise, when this kind has
     its own (a WebSocket message is whole without one: `none`)."""
+    readdressed: Callable[[Endpoint, argparse.Namespace], Endpoint] | None = None
+    """What `/connect` makes of an address in its own form (read by `take_address` into
+    `args`): the endpoint, already moved to its host and port, with the rest of the address
+    (a URL's path, its scheme's TLS) in it."""
     take_address: Callable[[argparse.Namespace], None] | None = None
     """Reads an address written in its own form (a ws:// URL as HOST) into the options that
     mean it (its selector, HOST, PORT and its own), before any check; leaves any other
@@ -238,6 +242,24 @@ def readdress(endpoint: Endpoint, host: str, port: int | str) -> Endpoint:
     return replace(
         endpoint, protocol=kind.name, host=host, port=number, path=None, listen=False, upstream=None
     )
+
+
+def readdress_url(endpoint: Endpoint, address: str) -> Endpoint:
+    """What `/connect ADDRESS` opens, for an address written in a kind's own form (a ws://
+    URL): the current endpoint's options, as that kind. Raises UsageError for any other."""
+    for kind in kinds():
+        if kind.take_address is None or kind.readdressed is None:
+            continue
+        args = argparse.Namespace(host=address, port=None, listen=False, tls=False)
+        kind.take_address(args)
+        if args.host != address:  # it was in this kind's form
+            if endpoint.protocol != kind.name:
+                endpoint = replace(endpoint, protocol=kind.name, kind_settings=None)
+            return kind.readdressed(readdress(endpoint, args.host, args.port), args)
+    forms = ", ".join(
+        kind.synopsis[0].split()[-1] for kind in kinds() if kind.readdressed and kind.synopsis
+    )
+    raise UsageError(f"/connect: give HOST PORT, or an address such as {forms}")
 
 
 # ---- the registry's own checks, after those of the kinds, the layers and the shared options

@@ -559,3 +559,41 @@ def test_a_peer_pinging_every_5_ms_during_a_large_wss_send_and_our_close(tls_fil
     assert done.returncode == 0, done.stderr
     ending = b"closed: 1000 normal closure (0 bytes received, 8,000,004 sent)\n"
     assert done.stderr.endswith(ending)
+
+
+# ---- /connect to a URL
+
+
+def test_connect_to_a_websocket_url_from_a_tcp_session(redis_peer):
+    with running(echo) as peer:
+        done = run_netrepl(
+            *redis_peer.args,
+            stdin=f"PING\n/expect PONG\n/connect {peer.url('/other')}\nhello\n".encode(),
+        )
+        # The session's end of line goes on (the toolbar says which): /eol none drops it.
+        peer.seen.wait(lambda s: s.messages == ["hello\n"], "hello, as a message")
+        assert peer.seen.paths == ["/other"]
+    assert done.returncode == 0, done.stderr
+    assert b"upgraded to WebSocket: /other" in done.stderr
+
+
+def test_connect_to_another_path_keeps_the_handshakes_headers():
+    with running(echo) as first, running(echo) as second:
+        done = run_netrepl(
+            first.url("/a"),
+            "-H",
+            "X-Token: 7",
+            stdin=f"one\n/connect {second.url('/b?x=1')}\ntwo\n".encode(),
+        )
+        second.seen.wait(lambda s: s.messages == ["two"], "two")
+        assert second.seen.paths == ["/b?x=1"]
+        assert second.seen.headers[0]["x-token"] == "7"
+    assert done.returncode == 0, done.stderr
+
+
+def test_connect_with_a_host_alone_says_what_it_takes(redis_peer):
+    done = run_netrepl(*redis_peer.args, stdin=b"/connect example.org\n")
+    assert done.returncode == 2
+    assert (
+        b"/connect: give HOST PORT, or an address such as ws[s]://HOST[:PORT]/PATH\n" in done.stderr
+    )

@@ -16,7 +16,7 @@ from netrepl.cmdline import check, option, typed
 from netrepl.codec import quote
 from netrepl.errors import UsageError
 from netrepl.quantity import Seconds, Whole
-from netrepl.transport import Endpoint, SessionLink, format_address
+from netrepl.transport import Endpoint, SessionLink, TlsOptions, format_address
 from netrepl.transport.registry import Kind
 
 if TYPE_CHECKING:
@@ -221,6 +221,14 @@ def _label(endpoint: Endpoint) -> str:
     return f"{scheme}://{address}{target}"
 
 
+def _readdressed(endpoint: Endpoint, args: argparse.Namespace) -> Endpoint:
+    """/connect ws://HOST/PATH: the URL's path, TLS for wss:// only (verified by default);
+    the handshake's other settings stay."""
+    settings = replace(settings_of(endpoint), target=args.ws_target)
+    tls = (endpoint.tls or TlsOptions()) if args.tls else None
+    return replace(endpoint, kind_settings=settings, tls=tls)
+
+
 def _open(endpoint: Endpoint, link: SessionLink) -> Transport:
     from netrepl.transport.websocket import WebSocketClient, WebSocketServer
 
@@ -245,4 +253,5 @@ KIND = Kind(
     proxies=True,
     eol="none",
     take_address=take_url,
+    readdressed=_readdressed,
 )
