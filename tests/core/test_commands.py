@@ -115,7 +115,7 @@ def test_help_lists_every_command_under_its_group():
                 "switch view, or show the current one",
             ],
         ),
-        ("connect", ["usage: /connect HOST PORT"]),
+        ("connect", ["usage: /connect HOST [PORT]"]),
         ("eol", ["usage: /eol [lf|crlf|cr|none]"]),
         ("exit", ["usage: /quit", "close the connection and leave (also Ctrl-D)", "also: /exit"]),
     ],
@@ -228,9 +228,9 @@ def test_bad_choice_is_one_line(line, message):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("/connect", "/connect: missing HOST (usage: /connect HOST PORT)"),
-        ("/connect host", "/connect: missing PORT (usage: /connect HOST PORT)"),
-        ("/connect host   ", "/connect: missing PORT (usage: /connect HOST PORT)"),
+        ("/connect", "/connect: missing HOST (usage: /connect HOST [PORT])"),
+        ("/rewrite-hex client", "/rewrite-hex: missing RULE (usage: /rewrite-hex SIDE RULE...)"),
+        ("/kick   ", "/kick: missing N (usage: /kick N)"),
         ("/x", "/x: missing HEX (usage: /x HEX...)"),
         ("/x    ", "/x: missing HEX (usage: /x HEX...)"),
     ],
@@ -248,7 +248,7 @@ def test_missing_argument_is_one_line(line, message):
             "/view hex extra",
             "/view: unexpected 'extra' (usage: /view [hex|text|utf8|gbk|auto|json|raw])",
         ),
-        ("/connect h 1 2", "/connect: unexpected '2' (usage: /connect HOST PORT)"),
+        ("/connect h 1 2", "/connect: unexpected '2' (usage: /connect HOST [PORT])"),
     ],
 )
 def test_unexpected_extra_argument_is_one_line(line, message):
