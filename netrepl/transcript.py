@@ -122,6 +122,8 @@ def to_line(event: Event, at: float) -> str | None:
                 record["datagram"] = event.datagrams  # a kind UDP's rule does not cover
             if event.flow is not None:
                 record |= {"flow": event.flow, "side": event.side}
+            if event.via:
+                record["via"] = event.via  # the proxy it went through
         case Listening(address, protocol, tls):
             record = {"type": "listening", "address": address, "protocol": protocol, "tls": tls}
             if event.upstream:
@@ -263,6 +265,7 @@ def _event(kind: str, r: dict[str, Any]) -> Logged | None:
                 datagram=datagram,
                 flow=r.get("flow"),
                 side=side,
+                via=r.get("via"),
             )
         case "listening":
             return Listening(r["address"], r["protocol"], r["tls"], upstream=r.get("upstream", ""))

@@ -78,3 +78,14 @@ def test_an_injected_send_keeps_its_mark_through_a_transcript():
     assert b"".join(to_pieces(event, 12.5)).decode() == line + "\n"
     plain = Sent(4, b"PING\r\n", False, True, 12.5)
     assert "injected" not in (to_line(plain, 12.5) or "")
+
+
+def test_a_connection_through_a_proxy_keeps_its_proxy_in_the_log():
+    from netrepl.events import Connected
+    from netrepl.transcript import parse_line, to_line
+
+    event = Connected(1, "127.0.0.1:7000", "127.0.0.1:5000", via="socks5 proxy 127.0.0.1:1080")
+    line = to_line(event, 1.5)
+    assert '"via": "socks5 proxy 127.0.0.1:1080"' in line
+    entry = parse_line(line)
+    assert entry is not None and entry.event.via == "socks5 proxy 127.0.0.1:1080"
