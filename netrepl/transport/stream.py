@@ -55,8 +55,8 @@ READ_SIZE = 1024 * 1024
 # logged and shown. glibc serves it from mmap, or from the heap once its dynamic threshold has
 # risen, and gives a freed heap top of more than twice that threshold back to the system; so
 # whether a flood faulted in fresh pages for its reads depended on how many reads were held at
-# once: 15,000 - 28,000 page faults per 500 MB, run by run, and 0.48 - 0.74 s of CPU for
-# batch raw against 0.45 s with these fixed thresholds (4,000 faults, every run). Fixed, they
+# once: 9,000 - 28,000 page faults per 500 MB in batch raw, run by run; with these fixed
+# thresholds ~4,500, every run (tests/net/test_read_pages.py). Fixed, they
 # keep the pages of freed reads for the next ones: up to TRIM_THRESHOLD stays mapped (more
 # than the 8 MiB a batch display or a log writer may hold), nothing is mapped that was not used.
 MMAP_THRESHOLD = 4 * 1024 * 1024
