@@ -1,13 +1,15 @@
 """Files that keep every byte: the JSON Lines transcript (--log) and the raw capture (--capture).
 
-They are written on the thread that posts each event (the I/O thread for received data), in
-the order events happen, before the display sees them: the display may skip under a flood,
-a log never does. Nothing here renders; the format itself lives in `transcript.py`.
+Each event is queued on the thread that posts it (the I/O thread for received data), in the
+order events happen, before the display sees them, and written by the file's own writer
+thread: the display may skip under a flood, a log never does. Nothing here renders, and
+nothing here raises once a file is open; the format itself lives in `transcript.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections import deque
@@ -19,72 +21,146 @@ from netrepl.events import Closed, Connected, Event, Listening, Received, Sent
 from netrepl.files import describe_path_error, open_for_writing, shown_path
 from netrepl.transcript import Logged, header, to_line, to_pieces
 
-# Written lines reach the disk within this time, so `tail -f` keeps up, without a flush (a
-# system call) per read during a flood.
-FLUSH_SECONDS = 0.2
 # /save without --log keeps this much received and sent data in memory, the newest: small,
 # because a flood must not grow memory (--log keeps everything, on disk). Events are kept
 # whole, so in a flood of 1 MiB reads 4 MiB held ~8 MiB more at the peak (benchmarks/).
 MEMORY_LIMIT = 1024 * 1024
-WRITE_BUFFER = 1024 * 1024
+# Data handed to a file's writer thread and not yet written: past this, the thread that posts
+# waits, so a slow disk (or a FIFO nobody reads) slows the socket instead of growing memory.
+# Eight 1 MiB reads: enough for the reads and the writes to overlap.
+QUEUE_LIMIT = 8 * 1024 * 1024
+# The writer hands the kernel about this much per system call: a UDP burst's small records
+# go out together, a flood's 1 MiB reads one (or two) at a time.
+WRITE_CHUNK = 1024 * 1024
+# Linux's IOV_MAX is 1024; a write of more buffers than this is split.
+MAX_BUFFERS = 512
+# What a queued item counts beyond its data: a burst of small events (datagrams, connections)
+# is bounded too.
+ITEM_COST = 256
 
 
 class _File:
-    """A binary file written from any thread, flushed by a thread of its own every
-    FLUSH_SECONDS while there is something unflushed, so a quiet session's last lines reach
-    the disk too. Nothing here raises once the file is open: the first failure (a full
-    disk) stops the file and is kept in `failed`, for the session to say once."""
+    """A binary file written from any thread by a writer thread of its own.
+
+    `_post` queues what to write, in the order it is called, and returns at once while less
+    than QUEUE_LIMIT bytes wait; the writer thread turns each item into bytes and writes them
+    with `writev`, so the posting thread's `recv` and the writer's `write` run side by side
+    (both outside the GIL). Nothing is buffered in the process beyond the queue: what the
+    writer has written is in the kernel, for `tail -f`, within moments, without a flusher.
+    Nothing here raises once the file is open: the first failure (a full disk) stops the file,
+    drops what waits, and is kept in `failed` for the session to say once."""
 
     what = "file"
 
     def __init__(self, path: str) -> None:
         self.path = path
-        # A large buffer turns a record's many base64 pieces into few system calls.
         self._file: BinaryIO = open_for_writing(  # type: ignore[assignment]
-            path, binary=True, buffering=WRITE_BUFFER
+            path, binary=True, buffering=0
         )
-        self._lock = threading.Lock()
-        self._dirty = False
-        self._closed = threading.Event()
+        self._fd = self._file.fileno()
+        # Items waiting for the writer: pieces to write in order (a lazy iterable, so the
+        # writer does the encoding) and how many bytes of data they stand for.
+        self._queue: deque[tuple[Iterable[bytes], int]] = deque()
+        self._queued = 0
+        """Bytes of data posted and not yet written: what QUEUE_LIMIT bounds."""
+        self._changed = threading.Condition()
+        self._closing = False
         self.failed: str | None = None
-        threading.Thread(target=self._flush_loop, name="netrepl-flush", daemon=True).start()
+        self._writer = threading.Thread(target=self._write_loop, name="netrepl-log-writer")
+        # A daemon: an exit that skips close() must not hang on a writer stuck on a FIFO.
+        self._writer.daemon = True
+        self._writer.start()
 
     def _fail(self, error: Exception) -> None:
         if self.failed is None:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             self.failed = f"the {self.what} {shown_path(self.path)} stopped: {reason}"
 
-    def _write_pieces(self, pieces: Iterable[bytes]) -> None:
-        """Write `pieces` in order, with no other thread's write in between."""
-        with self._lock:
-            if self.failed is not None or self._closed.is_set():
+    def _post(self, pieces: Iterable[bytes], size: int) -> None:
+        """Queue `pieces` (written in order, after everything posted before); wait while the
+        queue is full. `size` is what they count against QUEUE_LIMIT."""
+        with self._changed:
+            if self.failed is not None or self._closing:
                 return
-            try:
-                for piece in pieces:
-                    self._file.write(piece)
-                self._dirty = True
-            except (OSError, ValueError) as error:  # disk full, say
-                self._fail(error)
+            size += ITEM_COST
+            self._queue.append((pieces, size))
+            self._queued += size
+            self._changed.notify_all()
+            # Wait after queueing, not before: an item larger than the limit still goes.
+            while self._queued > QUEUE_LIMIT and self.failed is None and not self._closing:
+                self._changed.wait()
 
-    def _flush_loop(self) -> None:
-        while not self._closed.wait(FLUSH_SECONDS):
-            with self._lock:
-                if self._dirty and not self._closed.is_set() and self.failed is None:
-                    try:
-                        self._file.flush()
-                    except (OSError, ValueError) as error:
-                        self._fail(error)
-                    self._dirty = False
+    def queued(self) -> int:
+        """Bytes posted and not yet written."""
+        with self._changed:
+            return self._queued
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._changed:
+                while not self._queue and not self._closing:
+                    self._changed.wait()
+                if not self._queue:
+                    return  # closing, and everything is written
+                items = list(self._queue)
+                self._queue.clear()
+            try:
+                self._write_items(items)
+            except (OSError, ValueError) as error:  # disk full, say
+                with self._changed:
+                    self._fail(error)
+                    self._queue.clear()
+                    self._queued = 0
+                    self._changed.notify_all()
+                return
+
+    def _write_items(self, items: list[tuple[Iterable[bytes], int]]) -> None:
+        buffers: list[bytes] = []
+        length = 0
+        done = 0
+        for pieces, size in items:
+            for piece in pieces:
+                buffers.append(piece)
+                length += len(piece)
+            done += size
+            if length >= WRITE_CHUNK:
+                self._write_buffers(buffers)
+                self._written(done)
+                buffers, length, done = [], 0, 0
+        if buffers or done:
+            self._write_buffers(buffers)
+            self._written(done)
+
+    def _written(self, size: int) -> None:
+        with self._changed:
+            self._queued -= size
+            self._changed.notify_all()
+
+    def _write_buffers(self, buffers: list[bytes]) -> None:
+        """Write all of `buffers`, in order, however many calls it takes."""
+        views = [memoryview(buffer) for buffer in buffers if buffer]
+        while views:
+            batch = views[:MAX_BUFFERS]
+            written = os.writev(self._fd, batch)
+            # A whole batch is the rule for a file; a signal can cut a write to a pipe short.
+            for view in batch:
+                if written < len(view):
+                    views[0] = view[written:]
+                    break
+                written -= len(view)
+                views.pop(0)
 
     def close(self) -> None:
-        """Flush what is buffered and close. Never raises: a failure lands in `failed`.
-        (A buffered file closes its descriptor even when the last flush fails.)"""
-        with self._lock:
-            self._closed.set()
-            try:
-                self._file.close()
-            except (OSError, ValueError) as error:
-                self._fail(error)
+        """Write what is queued, stop the writer and close. Never raises: a failure lands in
+        `failed`."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+        self._writer.join()
+        try:
+            self._file.close()
+        except (OSError, ValueError) as error:
+            self._fail(error)
 
 
 class TranscriptLog(_File):
@@ -94,10 +170,13 @@ class TranscriptLog(_File):
 
     def __init__(self, path: str) -> None:
         super().__init__(path)
-        self._write_pieces([(header(time.time()) + "\n").encode()])
+        line = (header(time.time()) + "\n").encode()
+        self._post([line], len(line))
 
     def write(self, event: Event, at: float) -> None:
-        self._write_pieces(to_pieces(event, at))
+        # Encoded by the writer thread: to_pieces reads only the event, which is frozen.
+        size = len(event.data) if isinstance(event, Received | Sent) else 0
+        self._post(to_pieces(event, at), size)
 
 
 class CaptureFile(_File):
@@ -107,7 +186,7 @@ class CaptureFile(_File):
 
     def write(self, event: Event) -> None:
         if isinstance(event, Received):
-            self._write_pieces([event.data])
+            self._post([event.data], len(event.data))
 
 
 class Recording:
