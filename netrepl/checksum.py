@@ -64,6 +64,8 @@ def lrc(data: bytes) -> int:
 
 @dataclass(frozen=True)
 class Checksum:
+    """A checksum /sum can append: its width, byte order and function."""
+
     name: str
     size: int
     compute: Callable[[bytes], int]

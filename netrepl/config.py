@@ -39,6 +39,8 @@ CONFIG_LIMIT = 1024 * 1024
 
 @dataclass(frozen=True)
 class Config:
+    """What the config file says: option defaults, presets, and where it was read from."""
+
     defaults: dict[str, str | bool] = field(default_factory=dict)
     presets: dict[str, str] = field(default_factory=dict)
     source: str | None = None

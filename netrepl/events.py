@@ -53,6 +53,8 @@ class Connected:
 
 @dataclass(frozen=True, slots=True)
 class Listening:
+    """A listener is bound and waits for clients (or datagrams)."""
+
     address: str
     protocol: Protocol = "tcp"
     tls: bool = False
@@ -65,6 +67,8 @@ class Listening:
 
 @dataclass(frozen=True, slots=True)
 class CertificateInfo:
+    """One certificate of a TLS peer's chain, as /cert shows it."""
+
     subject: str
     issuer: str
     not_before: str
@@ -76,6 +80,8 @@ class CertificateInfo:
 
 @dataclass(frozen=True, slots=True)
 class TlsEstablished:
+    """A TLS handshake finished on connection `conn`."""
+
     conn: int
     version: str
     cipher: str
@@ -87,6 +93,8 @@ class TlsEstablished:
 
 @dataclass(frozen=True, slots=True)
 class Received:
+    """Bytes read from connection `conn`, in the order they arrived."""
+
     conn: int
     data: bytes
     datagram: bool = False
@@ -104,6 +112,8 @@ class Received:
 
 @dataclass(frozen=True, slots=True)
 class Sent:
+    """Bytes handed to connection `conn`'s socket, for the echo and the log."""
+
     conn: int
     data: bytes
     as_hex: bool
@@ -164,6 +174,8 @@ class HalfClosed:
 
 @dataclass(frozen=True, slots=True)
 class Closed:
+    """Connection `conn` closed, with why and what it carried."""
+
     conn: int
     reason: str
     received: int

@@ -27,6 +27,8 @@ FRAME_LENGTH = Whole(1, MAX_FRAME, "bytes")
 
 @dataclass(frozen=True)
 class Framing:
+    """How a received stream is cut into frames (/frame): the mode and its one setting."""
+
     mode: FrameMode = "raw"
     idle_ms: int = 0
     length: int = 0
@@ -57,6 +59,8 @@ RAW = Framing()
 
 @dataclass(frozen=True, slots=True)
 class Frame:
+    """One frame of a received stream: its bytes and when it began."""
+
     data: bytes
     at: float
     """When its first byte arrived."""

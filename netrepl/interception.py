@@ -114,6 +114,8 @@ class Rewrite:
 
 @dataclass(frozen=True, slots=True)
 class HeldFrame:
+    """A frame a relay holds (/hold) until /forward or /drop."""
+
     number: int
     flow: int
     side: Side

@@ -79,6 +79,8 @@ class Startup:
 
 @dataclass
 class Options:
+    """The parsed command line: what cli.py hands to the front end."""
+
     endpoint: Endpoint
     view: View
     eol: str

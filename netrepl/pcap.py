@@ -94,6 +94,8 @@ def parse_address(text: str) -> tuple[IPAddress | None, int | None]:
 
 @dataclass(frozen=True, slots=True)
 class _End:
+    """One end of a captured conversation: address and port."""
+
     address: IPAddress
     port: int
 

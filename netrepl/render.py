@@ -133,6 +133,8 @@ def _expiry(cert: CertificateInfo) -> str:
 
 @dataclass
 class _Peer:
+    """What the renderer remembers of an open connection, to name it in status lines."""
+
     label: str
     accepted: bool
     protocol: str

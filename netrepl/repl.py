@@ -236,6 +236,8 @@ def toolbar_text(
 
 @dataclass
 class _Entered:
+    """A line entered at the prompt, on its way through the line runner."""
+
     line: str
     echo: bool
     echoed: bool = False

@@ -68,6 +68,8 @@ def read_payload_file(path: str) -> bytes:
 
 @dataclass
 class Settings:
+    """The session's settings that commands change: view, end of line, input mode."""
+
     view: View
     eol: str = "lf"
     escapes: bool = True

@@ -22,6 +22,8 @@ GROUPS = ("View", "Send", "Relay", "Connection", "Script", "Log", "Session")
 
 @dataclass(frozen=True)
 class Param:
+    """One parameter of a slash command: how it parses and what completion offers."""
+
     name: str
     choices: tuple[str, ...] = ()
     """When set, the only accepted values (completion offers them)."""
@@ -78,6 +80,8 @@ Handler = Callable[["Session", Arguments], None]
 
 @dataclass(frozen=True)
 class Command:
+    """One slash command: its name, help, parameters and handler."""
+
     name: str
     summary: str
     group: str
@@ -131,6 +135,8 @@ class Command:
 
 @dataclass
 class Registry:
+    """Every slash command by name and alias: /help, completion and dispatch read it."""
+
     commands: dict[str, Command] = field(default_factory=dict)
     _by_alias: dict[str, Command] = field(default_factory=dict)
 
