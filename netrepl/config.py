@@ -37,7 +37,7 @@ _DEFAULT_KEYS = ("view", "encoding", "eol", "input", "escapes", "time")
 CONFIG_LIMIT = 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Config:
     """What the config file says: option defaults, presets, and where it was read from."""
 

@@ -25,7 +25,7 @@ IDLE_MS = Whole(1, 60_000, "milliseconds")
 FRAME_LENGTH = Whole(1, MAX_FRAME, "bytes")
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Framing:
     """How a received stream is cut into frames (/frame): the mode and its one setting."""
 
@@ -57,7 +57,7 @@ RAW = Framing()
 """Each read is a frame: the default."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Frame:
     """One frame of a received stream: its bytes and when it began."""
 

@@ -46,7 +46,7 @@ def direction_name(flow: int, side: Side) -> str:
     return f"#{flow} {side} → {other_side(side)}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Forward:
     """Send `data`, which `side` of `flow` sent, on to the other side."""
 
@@ -55,7 +55,7 @@ class Forward:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Tell:
     """A line for the user."""
 
@@ -63,7 +63,7 @@ class Tell:
     level: Literal["status", "error"] = "status"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class PauseReading:
     """Stop (or, `paused` False, resume) reading `side` of `flow`: too much of it is held."""
 
@@ -72,7 +72,7 @@ class PauseReading:
     paused: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class PassEnd:
     """`side` of `flow` ended its sending and nothing of it is held: half-close the other."""
 
@@ -83,7 +83,7 @@ class PassEnd:
 Action = Forward | Tell | PauseReading | PassEnd
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Rewrite:
     """`/rewrite SIDE PATTERN -> REPLACEMENT`: change what `side` sends, frame by frame."""
 
@@ -112,7 +112,7 @@ class Rewrite:
         return bytes(out)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class HeldFrame:
     """A frame a relay holds (/hold) until /forward or /drop."""
 

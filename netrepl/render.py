@@ -68,7 +68,7 @@ STYLES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Output:
     """One piece for the display: styled text, or for the raw view the bytes themselves."""
 

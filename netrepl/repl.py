@@ -149,7 +149,7 @@ class Activity:
         self._post(event)
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Field:
     """One field of the toolbar; when the width is short, the highest `drop` goes first."""
 

@@ -21,7 +21,7 @@ VIEW_NAMES = ("hex", "text", "utf8", "gbk", "auto", "json", "raw")
 _NAMED_ENCODINGS = {"utf8": "utf-8", "gbk": "gbk", "auto": AUTO}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class View:
     """How received data is shown: the mode, the encoding, timestamps and framing."""
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 GROUPS = ("View", "Send", "Relay", "Connection", "Script", "Log", "Session")
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Param:
     """One parameter of a slash command: how it parses and what completion offers."""
 
@@ -51,7 +51,7 @@ class Param:
         return tuple(suggestions(session) if callable(suggestions) else suggestions)
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Arguments:
     """A command's checked argument values, with the column where each began in the line,
     in the order given; `get` finds one by its parameter's name (an optional one may be
@@ -78,7 +78,7 @@ class Arguments:
 Handler = Callable[["Session", Arguments], None]
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Command:
     """One slash command: its name, help, parameters and handler."""
 
