@@ -15,6 +15,7 @@ NoticeLevel = Literal["status", "info", "error"]
 Side = Literal["client", "upstream"]
 """A relay flow's two legs: the client that came to netrepl, and the upstream netrepl
 connected to for it."""
+SIDES: tuple[Side, ...] = ("client", "upstream")
 Protocol = str
 """The name of the connection's transport kind (`tcp`, `udp`, `unix`, or any kind registered
 in transport/registry.py)."""

@@ -21,14 +21,13 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from netrepl.errors import UsageError
-from netrepl.events import Side
+from netrepl.events import SIDES, Side
 from netrepl.framing import RAW, Framer, Framing
 from netrepl.traffic import count
 
 # Held bytes per direction of a flow before that side's reads pause (TCP then holds the
 # rest in the sender's buffers): a held flood cannot take netrepl's memory.
 HELD_LIMIT = 16 * 1024 * 1024
-SIDES: tuple[Side, ...] = ("client", "upstream")
 # How much of a rewritten frame its line shows.
 PREVIEW = 48
 
