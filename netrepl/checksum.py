@@ -62,8 +62,10 @@ def lrc(data: bytes) -> int:
     return -sum(data) & 0xFF
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Checksum:
+    """A checksum /sum can append: its width, byte order and function."""
+
     name: str
     size: int
     compute: Callable[[bytes], int]

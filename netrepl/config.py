@@ -37,8 +37,10 @@ _DEFAULT_KEYS = ("view", "encoding", "eol", "input", "escapes", "time")
 CONFIG_LIMIT = 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Config:
+    """What the config file says: option defaults, presets, and where it was read from."""
+
     defaults: dict[str, str | bool] = field(default_factory=dict)
     presets: dict[str, str] = field(default_factory=dict)
     source: str | None = None

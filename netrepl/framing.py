@@ -25,8 +25,10 @@ IDLE_MS = Whole(1, 60_000, "milliseconds")
 FRAME_LENGTH = Whole(1, MAX_FRAME, "bytes")
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Framing:
+    """How a received stream is cut into frames (/frame): the mode and its one setting."""
+
     mode: FrameMode = "raw"
     idle_ms: int = 0
     length: int = 0
@@ -55,8 +57,10 @@ RAW = Framing()
 """Each read is a frame: the default."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Frame:
+    """One frame of a received stream: its bytes and when it began."""
+
     data: bytes
     at: float
     """When its first byte arrived."""

@@ -106,7 +106,7 @@ def _format_lines(data: bytes, offset: int, width: int) -> str:
     return lines.decode("ascii")
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class _Layout:
     """A full line with a given number of offset digits, as a template to fill in."""
 

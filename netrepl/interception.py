@@ -21,14 +21,13 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from netrepl.errors import UsageError
-from netrepl.events import Side
+from netrepl.events import SIDES, Side
 from netrepl.framing import RAW, Framer, Framing
 from netrepl.traffic import count
 
 # Held bytes per direction of a flow before that side's reads pause (TCP then holds the
 # rest in the sender's buffers): a held flood cannot take netrepl's memory.
 HELD_LIMIT = 16 * 1024 * 1024
-SIDES: tuple[Side, ...] = ("client", "upstream")
 # How much of a rewritten frame its line shows.
 PREVIEW = 48
 
@@ -46,7 +45,7 @@ def direction_name(flow: int, side: Side) -> str:
     return f"#{flow} {side} → {other_side(side)}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Forward:
     """Send `data`, which `side` of `flow` sent, on to the other side."""
 
@@ -55,7 +54,7 @@ class Forward:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Tell:
     """A line for the user."""
 
@@ -63,7 +62,7 @@ class Tell:
     level: Literal["status", "error"] = "status"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class PauseReading:
     """Stop (or, `paused` False, resume) reading `side` of `flow`: too much of it is held."""
 
@@ -72,7 +71,7 @@ class PauseReading:
     paused: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class PassEnd:
     """`side` of `flow` ended its sending and nothing of it is held: half-close the other."""
 
@@ -83,7 +82,7 @@ class PassEnd:
 Action = Forward | Tell | PauseReading | PassEnd
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Rewrite:
     """`/rewrite SIDE PATTERN -> REPLACEMENT`: change what `side` sends, frame by frame."""
 
@@ -112,8 +111,10 @@ class Rewrite:
         return bytes(out)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class HeldFrame:
+    """A frame a relay holds (/hold) until /forward or /drop."""
+
     number: int
     flow: int
     side: Side

@@ -66,7 +66,7 @@ SHELLS = ("bash", "zsh", "fish")
 """What `--completion` writes a script for."""
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Startup:
     """What the command line asks the session for once, before the first connection."""
 
@@ -79,6 +79,8 @@ class Startup:
 
 @dataclass
 class Options:
+    """The parsed command line: what cli.py hands to the front end."""
+
     endpoint: Endpoint
     view: View
     eol: str

@@ -147,7 +147,7 @@ def _escape(line: str, slash: int, out: bytearray, encoder: _LineEncoder) -> int
     )
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class SendContext:
     """What placeholders may use: the send counter, the time, and a way to read files."""
 

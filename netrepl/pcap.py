@@ -92,8 +92,10 @@ def parse_address(text: str) -> tuple[IPAddress | None, int | None]:
     return address, number
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class _End:
+    """One end of a captured conversation: address and port."""
+
     address: IPAddress
     port: int
 
@@ -120,7 +122,7 @@ class _Conversation:
     """WebSocket frames written so far: each masked one's key is made from the count."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class _Leg:
     """A connection id's place in a conversation: an ordinary connection is the whole of
     one; a relay flow's client leg and upstream leg share one."""

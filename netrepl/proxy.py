@@ -47,7 +47,7 @@ SOCKS4_REPLIES = {
 MAX_HTTP_HEAD = 16384
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class ProxySettings:
     """--proxy: which proxy, where, and the credentials to give it."""
 

@@ -60,7 +60,7 @@ def _fail(what: str, text: str, expected: str) -> UsageError:
     return UsageError(f"{prefix}{shown} is not {expected}")
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Seconds:
     """A time in seconds, fractions allowed: `0.5`, `2`, `1e-3`."""
 
@@ -80,7 +80,7 @@ class Seconds:
         return value
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Whole:
     """A whole number of `unit`: milliseconds, bytes, times, clients."""
 

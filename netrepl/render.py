@@ -68,7 +68,7 @@ STYLES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Output:
     """One piece for the display: styled text, or for the raw view the bytes themselves."""
 
@@ -133,6 +133,8 @@ def _expiry(cert: CertificateInfo) -> str:
 
 @dataclass
 class _Peer:
+    """What the renderer remembers of an open connection, to name it in status lines."""
+
     label: str
     accepted: bool
     protocol: str

@@ -149,7 +149,7 @@ class Activity:
         self._post(event)
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Field:
     """One field of the toolbar; when the width is short, the highest `drop` goes first."""
 
@@ -236,6 +236,8 @@ def toolbar_text(
 
 @dataclass
 class _Entered:
+    """A line entered at the prompt, on its way through the line runner."""
+
     line: str
     echo: bool
     echoed: bool = False

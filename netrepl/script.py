@@ -181,6 +181,8 @@ class ConnectScript:
 
 @dataclass
 class Job:
+    """One /every line: how often it runs and how it went so far."""
+
     number: int
     interval: float
     line: str

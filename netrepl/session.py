@@ -28,7 +28,6 @@ from netrepl.events import (
 )
 from netrepl.files import check_readable, read_at_most
 from netrepl.framing import Framing
-from netrepl.interception import RelayControls
 from netrepl.log import SessionFiles, SessionMemory
 from netrepl.payload import EOLS, InputMode, SendContext, build_payload
 from netrepl.render import certificate_lines
@@ -55,6 +54,7 @@ from netrepl.watch import (
 )
 
 if TYPE_CHECKING:
+    from netrepl.interception import RelayControls  # a relay's alone: not at every start
     from netrepl.options import Startup
 
 # A {file:PATH} placeholder reads the whole file into one payload; /sendfile streams bigger.
@@ -68,6 +68,8 @@ def read_payload_file(path: str) -> bytes:
 
 @dataclass
 class Settings:
+    """The session's settings that commands change: view, end of line, input mode."""
+
     view: View
     eol: str = "lf"
     escapes: bool = True

@@ -42,6 +42,8 @@ class Direction:
 
 @dataclass
 class TrafficStats:
+    """Counters of the session's traffic, for /stats."""
+
     received: Direction = field(default_factory=Direction)
     sent: Direction = field(default_factory=Direction)
     open_since: dict[int, tuple[str, float]] = field(default_factory=dict)

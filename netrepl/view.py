@@ -21,8 +21,10 @@ VIEW_NAMES = ("hex", "text", "utf8", "gbk", "auto", "json", "raw")
 _NAMED_ENCODINGS = {"utf8": "utf-8", "gbk": "gbk", "auto": AUTO}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class View:
+    """How received data is shown: the mode, the encoding, timestamps and framing."""
+
     mode: ViewMode = "text"
     encoding: str = "utf-8"
     """The text encoding: used to show text and to encode typed text, also while in hex."""

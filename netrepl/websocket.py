@@ -129,7 +129,7 @@ def encode_frame(
 # ---- what a peer's bytes make happen
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class UpgradeAccepted:
     """The opening handshake succeeded."""
 
@@ -142,7 +142,7 @@ class UpgradeAccepted:
     """The server's 101 response, head only."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class UpgradeRefused:
     """The server answered the upgrade with something else than 101 (a client's view), or
     the client's request was not an upgrade (a server's)."""
@@ -154,7 +154,7 @@ class UpgradeRefused:
     """The first REFUSED_BODY_SHOWN bytes of the response's body."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class MessagePiece:
     """A data message, or a piece of one larger than the bound (`more` pieces follow)."""
 
@@ -165,7 +165,7 @@ class MessagePiece:
     more: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ControlReceived:
     """A ping, pong or close frame from the peer. A ping is answered, and a close
     acknowledged, by what `outgoing` has after it."""
@@ -178,7 +178,7 @@ class ControlReceived:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ProtocolViolated:
     """The peer sent what RFC 6455 forbids (a text message that is not UTF-8, reserved
     bits); our close frame with this code says so, and the connection ends."""

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 GROUPS = ("View", "Send", "Relay", "Connection", "Script", "Log", "Session")
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Param:
+    """One parameter of a slash command: how it parses and what completion offers."""
+
     name: str
     choices: tuple[str, ...] = ()
     """When set, the only accepted values (completion offers them)."""
@@ -49,7 +51,7 @@ class Param:
         return tuple(suggestions(session) if callable(suggestions) else suggestions)
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Arguments:
     """A command's checked argument values, with the column where each began in the line,
     in the order given; `get` finds one by its parameter's name (an optional one may be
@@ -76,8 +78,10 @@ class Arguments:
 Handler = Callable[["Session", Arguments], None]
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Command:
+    """One slash command: its name, help, parameters and handler."""
+
     name: str
     summary: str
     group: str
@@ -131,6 +135,8 @@ class Command:
 
 @dataclass
 class Registry:
+    """Every slash command by name and alias: /help, completion and dispatch read it."""
+
     commands: dict[str, Command] = field(default_factory=dict)
     _by_alias: dict[str, Command] = field(default_factory=dict)
 

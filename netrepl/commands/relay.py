@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 from netrepl.commands.registry import Arguments, Param, command
 from netrepl.commands.script import check_reply, split_rule
 from netrepl.errors import UsageError
-from netrepl.events import Side
-from netrepl.interception import SIDES, Replacement, direction_name, other_side
+from netrepl.events import SIDES, Side
 from netrepl.payload import SendContext, build_payload
 from netrepl.traffic import count, format_age
 from netrepl.watch import compile_hex_pattern, compile_text_pattern, expand_reply
 
 if TYPE_CHECKING:
+    from netrepl.interception import Replacement
     from netrepl.session import Session
 
 HOLDS: dict[str, tuple[Side, ...]] = {
@@ -84,6 +84,8 @@ stops reading that side until some is forwarded or dropped. Alone, it tells what
 """,
 )
 def _hold(session: Session, args: Arguments) -> None:
+    from netrepl.interception import direction_name  # a relay's alone: not at every start
+
     relay = session.relay()
     if not args:
         holding, held = relay.holding()
@@ -151,6 +153,8 @@ def _replacement(session: Session, text: str, *, hex: bool) -> Replacement:
 
 
 def _add_rewrite(session: Session, args: Arguments, *, hex: bool) -> None:
+    from netrepl.interception import other_side  # a relay's alone: not at every start
+
     name = "/rewrite-hex" if hex else "/rewrite"
     if len(args) < 2:
         raise UsageError(f"{name}: write {name} client|upstream PATTERN -> REPLACEMENT")

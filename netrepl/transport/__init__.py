@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from netrepl.transport.base import Transport
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class FlowSide:
     """Relay mode: one side of a flow (`/to 2 client`), of the newest flow, or of each."""
 
@@ -43,7 +43,7 @@ Target = Literal["all", "last"] | int | tuple[str, int] | FlowSide
 side of a relay's flows."""
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class TlsOptions:
     """--tls and its options; the context is built from them by transport.tls."""
 
@@ -55,7 +55,7 @@ class TlsOptions:
     alpn: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Endpoint:
     """Where to connect or listen, and how: the transport half of the command line."""
 
@@ -107,7 +107,7 @@ class Endpoint:
 _ORDINARY_PEER_STATES = frozenset({"open", "udp"})
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class PeerInfo:
     """One client of a listening transport (or the one peer of a client), for `/clients`."""
 
@@ -124,7 +124,7 @@ class PeerInfo:
         return "" if self.state in _ORDINARY_PEER_STATES else self.state
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class FlowInfo:
     """One flow of a relay, for `/flows`."""
 
@@ -142,7 +142,7 @@ class FlowInfo:
     """Bytes of it held (/hold), not yet forwarded or dropped."""
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class SessionLink:
     """What ties a transport to its session: where its events go, where connection ids come
     from (never reused across transports), and the flag Ctrl-C sets to stop what blocks."""

@@ -13,15 +13,17 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from netrepl.errors import UsageError
 from netrepl.events import CertificateInfo, Event, Noticed, Received
 from netrepl.framing import Framing
-from netrepl.interception import RelayControls
 from netrepl.transport import Endpoint, FlowInfo, PeerInfo, SessionLink, Target
 from netrepl.transport.delivery import Delivery, DirectDelivery
 from netrepl.transport.loop import IOLoop
+
+if TYPE_CHECKING:  # a relay's alone: imported by the relay, not at every start
+    from netrepl.interception import RelayControls
 
 
 class Transport(ABC):

@@ -24,6 +24,8 @@ Waiting = Callable[[], None]
 
 @dataclass
 class Recipient:
+    """One connection a send goes to, and how much of the send it got."""
+
     conn: int
     label: str
     """`#2` for a client of a listener, the peer's address for a client connection."""

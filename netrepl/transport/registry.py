@@ -29,7 +29,7 @@ def address_label(endpoint: Endpoint) -> str:
     return format_address(endpoint.host or "*", endpoint.port)
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Kind:
     """A kind of transport, as the command line, the session and the toolbar know it."""
 
@@ -97,7 +97,7 @@ class Kind:
         return self.selector is not None and self.selector.given(args)
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Layer:
     """What wraps the byte stream of the kinds that carry it (TLS), whatever their address.
 
@@ -123,7 +123,7 @@ class Layer:
         return self.selector.given(args)
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Registered:
     """Everything registered, as transport/kinds/__init__.py lists it."""
 

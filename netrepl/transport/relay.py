@@ -52,6 +52,8 @@ from netrepl.transport.tls import TlsLayer, client_context
 
 @dataclass(eq=False)
 class _Flow:
+    """One relayed conversation: the client that came in and its upstream leg."""
+
     id: int
     client: StreamChannel
     upstream: StreamChannel | None = None

@@ -73,6 +73,8 @@ class _UpstreamLeg(Sender):
 
 @dataclass(eq=False)
 class _Flow:
+    """One relayed UDP conversation: a client's address and its upstream socket."""
+
     id: int
     client: Sender
     opened_at: float

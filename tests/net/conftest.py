@@ -183,7 +183,8 @@ class ScriptedServer:
 
 
 def redis_script(server: ScriptedServer, sock: socket.socket) -> None:
-    """Enough of Redis's inline protocol: PING -> +PONG, QUIT -> +OK and hang up."""
+    """Enough of Redis's inline protocol: PING -> +PONG, QUIT -> +OK and hang up; like
+    Redis, it closes the connection when it reads the end of the client's stream."""
     pending = bytearray()
     while (line := server.read_line(sock, pending)) is not None:
         word = line.strip().upper()
@@ -195,6 +196,7 @@ def redis_script(server: ScriptedServer, sock: socket.socket) -> None:
             return
         else:
             sock.sendall(b"-ERR unknown command '" + line.strip() + b"'\r\n")
+    sock.close()
 
 
 def reset_after_line_script(server: ScriptedServer, sock: socket.socket) -> None:

@@ -172,6 +172,16 @@ def test_exits_when_the_peer_closes_without_waiting_for_linger(make_peer):
     assert result.stdout == b"one shot\n"
 
 
+def test_one_shot_pipe_exits_when_the_peer_closes_after_the_half_close(redis_peer):
+    # `printf 'PING\r\n' | netrepl HOST PORT`: the end of stdin half-closes, Redis answers
+    # and closes, and netrepl leaves then: the linger, far beyond the timeout, never runs.
+    result = run_netrepl(*redis_peer.args, "--linger", "600", stdin=b"PING\r\n", timeout=15)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"+PONG\n"
+    assert redis_peer.wait_finished() == b"PING\n", "the peer read the end of the stream"
+    assert "connection closed by peer" in result.stderr.decode()
+
+
 def test_linger_ends_a_quiet_connection(make_peer):
     peer = make_peer(greeting=b"hi\n")
     result = run_netrepl(*peer.args, "--linger", "0.3", stdin=b"hello\n", timeout=15)

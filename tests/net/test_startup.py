@@ -8,6 +8,8 @@ program prints itself, so the real `python -m netrepl` is measured, not a stand-
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 from netrepl import __version__
 from tests.net.conftest import run_netrepl
@@ -70,3 +72,31 @@ def test_batch_mode_does_not_import_prompt_toolkit(make_peer):
     assert "netrepl.batch" in modules and "rich" in packages(modules)
     assert "prompt_toolkit" not in packages(modules)
     assert "netrepl.repl" not in modules
+
+
+# Modules only a relay needs: a plain connection's start (batch or at the prompt) imports none
+# of them (issue 14: each is paid at every start).
+RELAY_ONLY = {"netrepl.interception", "netrepl.transport.relay", "netrepl.transport.intercepting"}
+
+
+def test_a_plain_connection_imports_no_relay_machinery(make_peer):
+    peer = make_peer(greeting=b"hello\n", close_after_greeting=True)
+    result = run_netrepl(*peer.args, "-q", python_flags=("-X", "importtime"), stdin=b"")
+    assert result.returncode == 0, result.stderr[-2000:]
+    modules, _ = imported(result.stderr)
+    assert "netrepl.session" in modules and "netrepl.commands.relay" in modules
+    assert modules & RELAY_ONLY == set()
+
+
+def test_the_interactive_front_end_imports_no_relay_machinery():
+    # What the first prompt imports before it connects: the REPL and the parsed options.
+    code = (
+        "import sys, netrepl.repl; from netrepl.options import parse_options;"
+        " parse_options(['127.0.0.1', '9']); print(' '.join(sorted(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    modules = set(done.stdout.split())
+    assert "netrepl.commands.relay" in modules
+    assert modules & RELAY_ONLY == set()

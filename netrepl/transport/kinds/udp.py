@@ -69,7 +69,7 @@ RELAY_IDLE = option(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class UdpRelaySettings:
     """A UDP relay's own settings (`Endpoint.kind_settings` of its listener)."""
 

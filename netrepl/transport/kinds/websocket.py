@@ -30,7 +30,7 @@ PING_TIMEOUT = Seconds(low=0.01)
 DEFAULT_PING_TIMEOUT = 20.0
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class WebSocketSettings:
     """What only a WebSocket endpoint knows (its `Endpoint.kind_settings`)."""
 
