@@ -73,8 +73,10 @@ encode_base64, BASE64_ENCODER = _base64_encoder()
 """Bytes -> base64 bytes (no newline), and which library does it (benchmarks report it)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(unsafe_hash=True, slots=True)
 class Entry:
+    """One record of a transcript: when, and the event."""
+
     at: float
     """Seconds since the epoch."""
     event: Logged
