@@ -260,10 +260,13 @@ class WatchedStderr:
     _changed: threading.Condition
 
     def _drain(self, pipe: io.BufferedReader, buffer: bytearray) -> None:
-        while chunk := pipe.read1(65536):
-            with self._changed:
-                buffer += chunk
-                self._changed.notify_all()
+        try:
+            while chunk := pipe.read1(65536):
+                with self._changed:
+                    buffer += chunk
+                    self._changed.notify_all()
+        except (ValueError, OSError):
+            return  # the fixture closed the pipe after killing the process: nothing more comes
 
     def wait_stderr(self, expected: bytes, timeout: float = WAIT) -> bytes:
         with self._changed:
