@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -45,17 +46,7 @@ Logged = (
     | Closed
 )
 """The events a transcript keeps: everything that happened on the wire, nothing of the UI."""
-WIRE_EVENTS = (
-    Connected,
-    Listening,
-    TlsEstablished,
-    Upgraded,
-    Signalled,
-    Received,
-    Sent,
-    HalfClosed,
-    Closed,
-)
+WIRE_EVENTS = typing.get_args(Logged)
 
 
 def _base64_encoder() -> tuple[Callable[[bytes], bytes], str]:

@@ -14,6 +14,7 @@ import ssl
 import stat
 import struct
 import time
+from typing import Any
 
 from netrepl.errors import ConnectError, SendError, UsageError
 from netrepl.events import CertificateInfo, Connected, Listening, Noticed
@@ -318,7 +319,7 @@ class StreamServer(Transport):
         self, sock: socket.socket, conn: int, peer: str, local: str, layer: TlsLayer | None
     ) -> StreamChannel:
         """The channel of an accepted client (not started yet)."""
-        return StreamChannel(
+        return self._new_channel(
             self.loop,
             sock,
             conn,
@@ -330,6 +331,10 @@ class StreamServer(Transport):
             cancel=self.cancel,
             relay=self._relay_leg(),
         )
+
+    def _new_channel(self, *args: Any, **kwargs: Any) -> StreamChannel:
+        """A client's channel (a kind carrying messages makes its own), as the client's is."""
+        return StreamChannel(*args, **kwargs)
 
     def _relay_leg(self) -> RelayLeg | None:
         """What a client's data is handed to besides the session (a relay joins each client

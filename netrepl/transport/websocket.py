@@ -560,26 +560,12 @@ class WebSocketServer(StreamServer):
     """A listener whose clients are WebSocket connections: each is announced when it
     connects and upgrades when its request comes; what is sent to it waits for that."""
 
-    def _channel(
-        self, sock: socket.socket, conn: int, peer: str, local: str, layer: TlsLayer | None
-    ) -> StreamChannel:
+    def _new_channel(self, *args: object, **kwargs: object) -> StreamChannel:
         settings = settings_of(self.endpoint)
         protocol = WebSocketProtocol(
             client=False, max_message=settings.max_message, subprotocols=settings.subprotocols
         )
-        return WebSocketChannel(
-            self.loop,
-            sock,
-            conn,
-            self.post,
-            peer=peer,
-            local=local,
-            tls=layer,
-            on_closed=self._client_closed,
-            cancel=self.cancel,
-            protocol=protocol,
-            settings=settings,
-        )
+        return WebSocketChannel(*args, protocol=protocol, settings=settings, **kwargs)
 
     def _delivery(self, channels: list[tuple[StreamChannel, str]], whole: bool) -> ChannelDelivery:
         return (
