@@ -256,7 +256,14 @@ for _char in _CONTROL_CHARS:
     if ord(_char) >= 0x80:
         _BY_LEAD.setdefault(_char.encode()[:1], []).append(_char)
 _LATIN1_LEAD = "\x80".encode()[:1]
-_WIDE_BY_LEAD = [(lead, chars) for lead, chars in _BY_LEAD.items() if lead != _LATIN1_LEAD]
+# Where a lead byte starts many of them (E2: 28, F3: 97), their UTF-8 forms are searched for
+# in the bytes at once (the regex engine skips to the lead byte): ~2 µs on 4 KiB of text
+# that holds dashes and quotes, against ~0.5 µs for each `in`.
+_WIDE_BY_LEAD = [
+    (lead, chars, re.compile(b"|".join(re.escape(char.encode()) for char in chars)))
+    for lead, chars in _BY_LEAD.items()
+    if lead != _LATIN1_LEAD
+]
 _C0_BYTES = [char.encode() for char in _CONTROL_CHARS if ord(char) < 0x80]
 
 
@@ -295,9 +302,12 @@ def _controls_in(text: str, encoded: bytes) -> set[str]:
         found.update(latin1.decode("latin-1"))
     else:
         found.update(byte.decode() for byte in _C0_BYTES if byte in encoded)
-    for lead, chars in _WIDE_BY_LEAD:
+    for lead, chars, forms in _WIDE_BY_LEAD:
         if lead in encoded:
-            found.update(char for char in chars if char in text)
+            if len(chars) > 4:
+                found.update(form.decode() for form in forms.findall(encoded))
+            else:
+                found.update(char for char in chars if char in text)
     return found
 
 
