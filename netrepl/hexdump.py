@@ -8,11 +8,7 @@ is always safe to write to a terminal.
 from __future__ import annotations
 
 import binascii
-import functools
-import sys
-from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 BYTES_PER_LINE = 16
 
@@ -38,15 +34,17 @@ def format_hexdump_line(offset: int, chunk: bytes) -> str:
 def format_hexdump(data: bytes, offset: int = 0) -> str:
     """The lines of `data` as if it started at stream position `offset`, 16 bytes a line, each
     ending in a newline ("" for no data)."""
-    pieces = []
+    full = len(data) // BYTES_PER_LINE * BYTES_PER_LINE
+    # One buffer for every full line, filled run by run and decoded once: no join of pieces.
+    lines = bytearray()
     start = 0
-    for width, count in _runs(offset, len(data) // BYTES_PER_LINE):
+    for width, count in _runs(offset, full // BYTES_PER_LINE):
         end = start + count * BYTES_PER_LINE
-        pieces.append(_format_lines(data[start:end], offset + start, width))
+        lines += _format_lines(data[start:end], offset + start, width)
         start = end
-    if start < len(data):
-        pieces.append(format_hexdump_line(offset + start, data[start:]) + "\n")
-    return "".join(pieces)
+    if full < len(data):
+        lines += format_hexdump_line(offset + full, data[full:]).encode("ascii") + b"\n"
+    return lines.decode("ascii")
 
 
 def offset_spans(size: int, offset: int) -> Iterator[tuple[int, int]]:
@@ -65,64 +63,52 @@ def offset_spans(size: int, offset: int) -> Iterator[tuple[int, int]]:
 
 def _runs(offset: int, lines: int) -> Iterator[tuple[int, int]]:
     """(offset digits, line count): `lines` lines from stream `offset` in runs of at most
-    _RUN_LINES whose offsets have the same number of digits (8, more from 4 GiB on)."""
+    _RUN_LINES within one 64 KiB of the stream, so that only the last four offset digits
+    change within a run and the number of digits (8, more from 4 GiB on) never does."""
     while lines > 0:
         width = max(8, -(-offset.bit_length() // 4))
-        below_wider = -(-(16**width - offset) // BYTES_PER_LINE)  # lines before a digit more
-        count = min(lines, _RUN_LINES, below_wider)
+        in_window = -(-(_WINDOW - offset % _WINDOW) // BYTES_PER_LINE)
+        count = min(lines, _RUN_LINES, in_window)
         yield width, count
         offset += count * BYTES_PER_LINE
         lines -= count
 
 
-def _format_lines(data: bytes, offset: int, width: int) -> str:
-    """Full lines whose offsets all have `width` digits.
+def _format_lines(data: bytes, offset: int, width: int) -> bytearray:
+    """Full lines within one 64 KiB of the stream, whose offsets have `width` digits.
 
-    Built column by column: a slice assignment with a step of one line length fills one column
-    of every line in C. Measured at ~0.22 µs a line, against ~1.1 µs for an f-string a line
-    (and ~0.5 µs splitting `hexlify` output with `struct` and joining with `%`).
+    Built column by column: the line, with the offset digits that stay the same in the run
+    already in it, is repeated (a doubling memcpy), then a slice assignment with a step of one
+    line length fills one column of every line in C: three for the offset digits that count
+    lines, two a byte for the hex, one a byte for the gutter. ~0.2 µs a line, against ~1.1 µs
+    for an f-string a line.
     """
-    if width > 16:  # past 2**64, beyond any real stream and any array of offsets
-        return "".join(
-            format_hexdump_line(offset + start, data[start : start + BYTES_PER_LINE]) + "\n"
-            for start in range(0, len(data), BYTES_PER_LINE)
-        )
-    layout = _layout(width)
-    lines = bytearray(layout.template * (len(data) // BYTES_PER_LINE))
-    length = len(layout.template)
-    # Offsets as big-endian 64-bit words turned to hex: 3x faster than b"%08x" % each one.
-    words = array("Q", range(offset, offset + len(data), BYTES_PER_LINE))
-    if sys.byteorder == "little":
-        words.byteswap()
-    offsets = binascii.hexlify(words)
-    for digit, column in enumerate(layout.offset_columns, start=16 - width):
-        lines[column::length] = offsets[digit::16]
+    # Lines are offset + 16*i: the last digit never changes, digits 2-4 from the end count i
+    # from `first` (no carry out of them within 64 KiB), the rest never change.
+    first = offset // BYTES_PER_LINE % _LINES_PER_WINDOW
+    lead = b"%0*x" % (width - 4, offset // _WINDOW)
+    line = bytearray(b"%s...%x%s" % (lead, offset % BYTES_PER_LINE, _AFTER_OFFSET))
+    length = len(line)
+    lines = line * (len(data) // BYTES_PER_LINE)
+    count = len(data) // BYTES_PER_LINE
+    for column, digits in zip(range(width - 4, width - 1), _LINE_COUNTER, strict=True):
+        lines[column::length] = digits[first : first + count]
     hexes = binascii.hexlify(data)
-    for digit, column in enumerate(layout.hex_columns):
-        lines[column::length] = hexes[digit :: 2 * BYTES_PER_LINE]
+    for digit, column in enumerate(_HEX_COLUMNS):
+        lines[width + column :: length] = hexes[digit :: 2 * BYTES_PER_LINE]
     gutter = data.translate(_GUTTER)
-    for byte, column in enumerate(layout.gutter_columns):
-        lines[column::length] = gutter[byte::BYTES_PER_LINE]
-    return lines.decode("ascii")
+    for byte, column in enumerate(_GUTTER_COLUMNS):
+        lines[width + column :: length] = gutter[byte::BYTES_PER_LINE]
+    return lines
 
 
-@dataclass(unsafe_hash=True)
-class _Layout:
-    """A full line with a given number of offset digits, as a template to fill in."""
-
-    template: bytes
-    offset_columns: list[int]
-    hex_columns: list[int]
-    gutter_columns: list[int]
-
-
-@functools.cache
-def _layout(width: int) -> _Layout:
-    # `o` marks an offset digit.
-    template = b"o" * width + _AFTER_OFFSET
-    return _Layout(
-        template,
-        [column for column, char in enumerate(template) if char == ord("o")],
-        [column for column, char in enumerate(template) if char == ord("x")],
-        [column for column, char in enumerate(template) if char == ord("g")],
-    )
+_WINDOW = 1 << 16
+_LINES_PER_WINDOW = _WINDOW // BYTES_PER_LINE
+# Columns after the offset digits.
+_HEX_COLUMNS = [column for column, char in enumerate(_AFTER_OFFSET) if char == ord("x")]
+_GUTTER_COLUMNS = [column for column, char in enumerate(_AFTER_OFFSET) if char == ord("g")]
+# The hex digit of line i's offset 4096s, 256s and 16s place (i up to a window's lines).
+_LINE_COUNTER = [
+    bytes(b"0123456789abcdef"[i >> shift & 0xF] for i in range(_LINES_PER_WINDOW))
+    for shift in (8, 4, 0)
+]

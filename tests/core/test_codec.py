@@ -446,3 +446,21 @@ def test_the_soft_hyphen_is_not_taken_for_an_undecodable_byte():
     assert escape_text("co\xadop").text == "co\\u00adop"
     assert decode_whole(b"co\xadop", "latin-1").text == "co\\u00adop"
     assert decode_whole(b"co\xadop", "utf-8") == SafeText("co\\xadop", ((2, 6, "invalid"),))
+
+
+# escape_text looks for an unsafe character only where the first byte of its UTF-8 form occurs,
+# and for C1 only where C2 does: each one, alone and beside characters that share or do not
+# share its first byte (C2 °, E2 —, EF ，, E3-E9 CJK), in every context.
+UNSAFE_CHARS = [chr(code) for code in range(0x110000) if is_unsafe(chr(code))]
+NEIGHBOURS = ["", "plain ascii ", "温度 23.5°C", "— sensor", "设备，状态：", "\udcff", "\t\n"]
+
+
+@pytest.mark.parametrize("neighbour", NEIGHBOURS)
+def test_every_unsafe_character_is_escaped_in_any_company(neighbour):
+    missed = [
+        char
+        for char in UNSAFE_CHARS
+        if escape_text(neighbour + char + neighbour).text
+        != reference_escape(neighbour + char + neighbour)
+    ]
+    assert not missed

@@ -184,6 +184,17 @@ def test_blocks_across_runs_are_the_lines_one_by_one(size, offset):
     assert format_hexdump(data, offset) == line_by_line(data, offset)
 
 
+# A run of lines ends at each 64 KiB of the stream, where the digits that count lines carry
+# into those that stay the same within a run.
+@pytest.mark.parametrize("size", [33, 4096 * 16, 4096 * 16 + 47, 3 * 65536 + 5])
+@pytest.mark.parametrize(
+    "offset", [0xFFF0, 0xFFF9, 0x1_0000 - 4095 * 16 - 1, 0xFFFF_FFF7, 2**40 - 9]
+)
+def test_blocks_across_64k_of_the_stream_are_the_lines_one_by_one(size, offset):
+    data = some_bytes(size, offset)
+    assert format_hexdump(data, offset) == line_by_line(data, offset)
+
+
 def test_a_mebibyte_read_is_the_lines_one_by_one():
     data = some_bytes(1 << 20)
     assert format_hexdump(data, 3 << 20) == line_by_line(data, 3 << 20)

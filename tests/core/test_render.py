@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
+from rich.text import Span, Text
 from rich.theme import Theme
 
-from netrepl.codec import decode_whole
+from netrepl.codec import decode_whole, escape_text
 from netrepl.events import (
     Closed,
     Connected,
@@ -25,7 +26,7 @@ from netrepl.events import (
     ViewChanged,
 )
 from netrepl.hexdump import format_hexdump
-from netrepl.render import STYLES, Output, Renderer
+from netrepl.render import STYLES, Output, Renderer, shown_text
 from netrepl.view import View
 from tests.core.renderers import ReadByRead
 
@@ -447,3 +448,34 @@ def test_what_waits_for_its_row_is_shown_before_a_skip_a_switch_and_the_end():
     assert data_text(renderer.render(Closed(1, "closed by peer", 1006, 0))) == (
         hexline(1005, "66", "f") + "\n"
     )
+
+
+@given(st.text(), st.sampled_from(["", "netrepl.sent"]))
+def test_shown_text_is_the_text_rich_would_make_of_escaped_text(raw, style):
+    # shown_text skips rich's strip of control codes, which escaped text never holds.
+    safe = escape_text(raw)
+    spans = [Span(start, end, f"netrepl.{kind}") for start, end, kind in safe.escapes]
+    made = shown_text(safe.text, style, spans)
+    expected = Text(safe.text, style=style, spans=spans, end="")
+    assert made.plain == expected.plain
+    assert len(made) == len(expected)
+    assert made.spans == expected.spans
+    assert made.style == expected.style
+    assert made.end == expected.end
+    assert made == expected
+
+
+def test_shown_text_of_a_hexdump_renders_as_rich_text_does():
+    dump = format_hexdump(bytes(range(256)), 0x10)
+    made = shown_text(dump, "netrepl.sent")
+    made.append("tail")
+    expected = Text(dump, style="netrepl.sent", end="")
+    expected.append("tail")
+    assert made.plain == expected.plain
+    assert ansi(made) == ansi(expected)
+
+
+def ansi(text: Text) -> str:
+    console = Console(file=io.StringIO(), color_system="standard", theme=Theme(STYLES))
+    console.print(text)
+    return console.file.getvalue()
