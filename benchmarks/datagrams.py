@@ -9,7 +9,6 @@ buffer (it is what a user would write); netrepl uses its own default (`--rcvbuf`
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import select
@@ -30,6 +29,7 @@ from benchmarks.processes import (
     quit_netrepl,
 )
 from benchmarks.results import Row
+from benchmarks.transcripts import Transcript
 from netrepl.transport.udp import DEFAULT_RCVBUF
 
 COUNT = 20_000
@@ -83,12 +83,12 @@ def kept_in_log(path: Path, count: int) -> tuple[int, int]:
     """(burst datagrams intact in the log, received records that are not)."""
     intact: set[int] = set()
     bad = 0
-    with open(path, encoding="utf-8") as log:
+    with Transcript(path) as log:
         for line in log:
             record = json.loads(line)
             if record.get("type") != "received":
                 continue
-            number = datagram_number(base64.b64decode(record["data"]), SIZE)
+            number = datagram_number(log.data(record), SIZE)
             if number is None or number >= count or not record.get("datagram"):
                 bad += 1
             else:
@@ -118,6 +118,7 @@ def netrepl_once(bench: Bench, count: int, view: str) -> tuple[int, int, dict[st
         raise BenchmarkError(f"netrepl exited {status}: {err.read_text()[-300:]}")
     kept, bad = kept_in_log(log, count)
     log.unlink()
+    Path(f"{log}.data").unlink(missing_ok=True)
     return kept, bad, sent
 
 
@@ -146,6 +147,7 @@ def interactive_once(bench: Bench, count: int, view: str) -> tuple[int, int, dic
         raise BenchmarkError(f"netrepl exited {status} after /quit")
     kept, bad = kept_in_log(log, count)
     log.unlink()
+    Path(f"{log}.data").unlink(missing_ok=True)
     return kept, bad, sent
 
 

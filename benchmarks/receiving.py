@@ -9,7 +9,6 @@ result is checked: the log's received bytes and the raw file hash to what was se
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import shutil
@@ -29,6 +28,7 @@ from benchmarks.processes import (
     quit_netrepl,
 )
 from benchmarks.results import Row
+from benchmarks.transcripts import Transcript
 from netrepl.transcript import BASE64_ENCODER
 
 FLOOD_TIMEOUT = 90.0
@@ -61,13 +61,13 @@ def log_digest(path: Path) -> tuple[int, str]:
     """Bytes and sha256 of the `received` records of a transcript, in order."""
     digest = hashlib.sha256()
     total = 0
-    with open(path, encoding="utf-8") as log:
+    with Transcript(path) as log:
         for line in log:
             if '"received"' not in line:
                 continue
             record = json.loads(line)
             if record.get("type") == "received":
-                data = base64.b64decode(record["data"])
+                data = log.data(record)
                 total += len(data)
                 digest.update(data)
     return total, digest.hexdigest()
@@ -98,6 +98,7 @@ def interactive_log_once(bench: Bench, size: int) -> tuple[float, str]:
         problem = f"netrepl exited {status} after /quit"
     total, digest = log_digest(log)
     log.unlink()
+    Path(f"{log}.data").unlink(missing_ok=True)
     if total != size or digest != report["sha256"]:
         problem = f"log incomplete: {total:,} of {size:,} bytes, sha256 {digest[:12]}"
     return seconds, problem

@@ -9,7 +9,6 @@ reference is missing; nothing is ever relayed beyond 127.0.0.1.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import shutil
@@ -36,6 +35,7 @@ from benchmarks.processes import (
 from benchmarks.relay_peers import START_LINE
 from benchmarks.results import Quantity, Row, median
 from benchmarks.startup import compile_netrepl
+from benchmarks.transcripts import Transcript
 
 Relayer = Literal["netrepl", "socat", "direct"]
 """What stands between the endpoints: netrepl, socat, or nothing (the client connects to the
@@ -264,7 +264,7 @@ def leg_digest(path: Path, side: str, *, hashed: bool = True) -> tuple[int, str]
     digest = hashlib.sha256()
     total = 0
     conn = None
-    with open(path, encoding="utf-8") as log:
+    with Transcript(path) as log:
         for line in log:
             if conn is None and '"connected"' in line:
                 record = json.loads(line)
@@ -275,12 +275,11 @@ def leg_digest(path: Path, side: str, *, hashed: bool = True) -> tuple[int, str]
                 if record.get("type") != "received" or record.get("conn") != conn:
                     continue
                 if hashed:
-                    data = base64.b64decode(record["data"])
+                    data = log.data(record)
                     total += len(data)
                     digest.update(data)
                 else:
-                    encoded = record["data"]
-                    total += len(encoded) // 4 * 3 - encoded[-2:].count("=")
+                    total += log.length(record)
     return total, digest.hexdigest() if hashed else ""
 
 
@@ -330,6 +329,7 @@ def measure_throughput(
             if path is not None:
                 # A gigabyte of dirty pages left behind slows every later write (performance.md).
                 path.unlink(missing_ok=True)
+                Path(f"{path}.data").unlink(missing_ok=True)
         result.netrepl.append(transfer)
         result.netrepl_rates.append(rate(size, transfer.seconds))
     return result
@@ -360,6 +360,7 @@ def check_content(bench: Bench, size: int, *, log: bool) -> str:
     finally:
         if path is not None:
             path.unlink(missing_ok=True)
+            Path(f"{path}.data").unlink(missing_ok=True)
     return ""
 
 

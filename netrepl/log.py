@@ -13,13 +13,13 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, TextIO
 
 from netrepl.errors import UsageError
 from netrepl.events import Closed, Connected, Event, Listening, Received, Sent
-from netrepl.files import describe_path_error, open_for_writing, shown_path
-from netrepl.transcript import Logged, header, to_line, to_pieces
+from netrepl.files import describe_path_error, is_stream, open_for_writing, shown_path
+from netrepl.transcript import DATA_SUFFIX, Logged, header, to_data_line, to_line, to_pieces
 
 # /save without --log keeps this much received and sent data in memory, the newest: small,
 # because a flood must not grow memory (--log keeps everything, on disk). Events are kept
@@ -58,9 +58,12 @@ class _File:
             path, binary=True, buffering=0
         )
         self._fd = self._file.fileno()
+        self._side_fd = -1
+        """A second file some items append data to (the log's data file), or -1."""
         # Items waiting for the writer: pieces to write in order (a lazy iterable, so the
-        # writer does the encoding) and how many bytes of data they stand for.
-        self._queue: deque[tuple[Iterable[bytes], int]] = deque()
+        # writer does the encoding), data for the second file, and how many bytes of data
+        # they stand for.
+        self._queue: deque[tuple[Iterable[bytes], bytes | None, int]] = deque()
         self._queued = 0
         """Bytes of data posted and not yet written: what QUEUE_LIMIT bounds."""
         self._changed = threading.Condition()
@@ -76,14 +79,15 @@ class _File:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             self.failed = f"the {self.what} {shown_path(self.path)} stopped: {reason}"
 
-    def _post(self, pieces: Iterable[bytes], size: int) -> None:
-        """Queue `pieces` (written in order, after everything posted before); wait while the
-        queue is full. `size` is what they count against QUEUE_LIMIT."""
+    def _post(self, pieces: Iterable[bytes], size: int, side: bytes | None = None) -> None:
+        """Queue `pieces` (written in order, after everything posted before) and `side` (for
+        the second file, written before them); wait while the queue is full. `size` is what
+        they count against QUEUE_LIMIT."""
         with self._changed:
             if self.failed is not None or self._closing:
                 return
             size += ITEM_COST
-            self._queue.append((pieces, size))
+            self._queue.append((pieces, side, size))
             self._queued += size
             self._changed.notify_all()
             # Wait after queueing, not before: an item larger than the limit still goes.
@@ -114,34 +118,45 @@ class _File:
                     self._changed.notify_all()
                 return
 
-    def _write_items(self, items: list[tuple[Iterable[bytes], int]]) -> None:
+    def _write_items(self, items: list[tuple[Iterable[bytes], bytes | None, int]]) -> None:
         buffers: list[bytes] = []
+        sides: list[bytes] = []
         length = 0
         done = 0
-        for pieces, size in items:
+        for pieces, side, size in items:
+            if side is not None:
+                sides.append(side)
+                length += len(side)
             for piece in pieces:
                 buffers.append(piece)
                 length += len(piece)
             done += size
             if length >= WRITE_CHUNK:
-                self._write_buffers(buffers)
+                self._write_both(sides, buffers)
                 self._written(done)
-                buffers, length, done = [], 0, 0
-        if buffers or done:
-            self._write_buffers(buffers)
+                buffers, sides, length, done = [], [], 0, 0
+        if buffers or sides or done:
+            self._write_both(sides, buffers)
             self._written(done)
+
+    def _write_both(self, sides: list[bytes], buffers: list[bytes]) -> None:
+        # The data first: a record in the file points only at data already written, so a
+        # failure between the two (a full disk) leaves no record without its bytes.
+        if sides:
+            self._write_buffers(self._side_fd, sides)
+        self._write_buffers(self._fd, buffers)
 
     def _written(self, size: int) -> None:
         with self._changed:
             self._queued -= size
             self._changed.notify_all()
 
-    def _write_buffers(self, buffers: list[bytes]) -> None:
-        """Write all of `buffers`, in order, however many calls it takes."""
+    def _write_buffers(self, fd: int, buffers: list[bytes]) -> None:
+        """Write all of `buffers` to `fd`, in order, however many calls it takes."""
         views = [memoryview(buffer) for buffer in buffers if buffer]
         while views:
             batch = views[:MAX_BUFFERS]
-            written = os.writev(self._fd, batch)
+            written = os.writev(fd, batch)
             # A whole batch is the rule for a file; a signal can cut a write to a pipe short.
             for view in batch:
                 if written < len(view):
@@ -157,26 +172,71 @@ class _File:
             self._closing = True
             self._changed.notify_all()
         self._writer.join()
-        try:
-            self._file.close()
-        except (OSError, ValueError) as error:
-            self._fail(error)
+        for file in self._files():
+            try:
+                file.close()
+            except (OSError, ValueError) as error:
+                self._fail(error)
+
+    def _files(self) -> list[BinaryIO]:
+        return [self._file]
 
 
 class TranscriptLog(_File):
-    """--log FILE: one JSON line per wire event, from the moment it is opened."""
+    """--log FILE: one JSON line per wire event, from the moment it is opened.
+
+    To a regular file, the transcript's version 2 (`transcript.py`): the bytes received and
+    sent go raw to FILE.data, next to it, and each record says where; to a FIFO or a device,
+    where a second file makes no sense, version 1, the bytes in base64 in the line."""
 
     what = "log"
 
     def __init__(self, path: str) -> None:
         super().__init__(path)
-        line = (header(time.time()) + "\n").encode()
+        self._data: BinaryIO | None = None
+        self._data_end = 0
+        """Bytes appended to the data file, once the queue is written: the next offset."""
+        self._order = threading.Lock()
+        """Taking an offset and queueing its record are one step: records stay in order."""
+        data_file: str | None = None
+        if not is_stream(self._file):
+            try:
+                self._data = open_for_writing(  # type: ignore[assignment]
+                    path + DATA_SUFFIX, binary=True, buffering=0
+                )
+            except UsageError:
+                self.close()
+                raise
+            self._side_fd = self._data.fileno()  # type: ignore[union-attr]
+            data_file = os.path.basename(os.path.expanduser(path)) + DATA_SUFFIX
+        line = (header(time.time(), data_file) + "\n").encode()
         self._post([line], len(line))
 
+    @property
+    def data_path(self) -> str | None:
+        """The data file beside the log (version 2), or None (version 1: all in the log)."""
+        return None if self._data is None else self.path + DATA_SUFFIX
+
+    def _files(self) -> list[BinaryIO]:
+        return [self._file] if self._data is None else [self._file, self._data]
+
     def write(self, event: Event, at: float) -> None:
-        # Encoded by the writer thread: to_pieces reads only the event, which is frozen.
-        size = len(event.data) if isinstance(event, Received | Sent) else 0
-        self._post(to_pieces(event, at), size)
+        if not isinstance(event, Received | Sent):
+            # Encoded by the writer thread: to_pieces reads only the event, which is frozen.
+            self._post(to_pieces(event, at), 0)
+        elif self._data is None:
+            self._post(to_pieces(event, at), len(event.data))
+        else:
+            data = event.data
+            with self._order:
+                offset = self._data_end
+                self._data_end += len(data)
+                self._post(_data_line(event, at, offset), len(data), data)
+
+
+def _data_line(event: Received | Sent, at: float, offset: int) -> Iterator[bytes]:
+    # A generator, so that the writer thread, not the poster, builds the line.
+    yield to_data_line(event, at, offset)
 
 
 class CaptureFile(_File):
@@ -276,13 +336,15 @@ class SessionFiles:
             self._reported.add(failure)
             self._report(failure)
 
-    def start_log(self, path: str) -> None:
+    def start_log(self, path: str) -> str | None:
+        """Log to `path` from now on; the data file beside it, if there is one."""
         log = TranscriptLog(path)
         with self._lock:
             for event, at in self._open.values():
                 log.write(event, at)
             self.stop_log()
             self.log = log
+        return log.data_path
 
     def stop_log(self) -> str | None:
         """Stop the log; the path it was written to, if there was one."""

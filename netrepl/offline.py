@@ -22,7 +22,7 @@ from netrepl.cmdline import Group, Program, option
 from netrepl.errors import ExitStatus, UsageError
 from netrepl.framing import parse_framing
 from netrepl.options import apply_view_options
-from netrepl.transcript import Entry, TranscriptError, parse_line
+from netrepl.transcript import Entry, TranscriptError, data_file_of, parse_line
 from netrepl.view import VIEW_NAMES, View
 
 MAX_PAUSE = 5.0
@@ -313,25 +313,62 @@ def _entries(path: str) -> Iterator[Entry]:
 
 
 def _entries_from(source: BinaryIO, path: str) -> Iterator[Entry]:
-    """The entries of a transcript, lazily. Raises TranscriptError or _InputError."""
+    """The entries of a transcript, lazily, its data file's bytes included (version 2).
+    Raises TranscriptError or _InputError."""
     number = 0
-    while True:
+    data: _DataFile | None = None
+    try:
+        while True:
+            try:
+                raw = source.readline(MAX_LINE + 1)
+            except OSError as error:
+                raise _InputError(f"cannot read {_name(path)}: {_reason(error)}") from None
+            if not raw:
+                return
+            number += 1
+            if len(raw) > MAX_LINE:
+                raise TranscriptError(f"line {number}: over {MAX_LINE >> 20} MiB: not a transcript")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise TranscriptError(f"line {number}: not UTF-8 text") from None
+            if number == 1 and (name := data_file_of(line)) is not None:
+                data = _DataFile(path, name)
+            entry = parse_line(line, number, None if data is None else data.read)
+            if entry is not None:
+                yield entry
+    finally:
+        if data is not None:
+            data.close()
+
+
+class _DataFile:
+    """A version 2 transcript's data file, read where its records point (in order, so
+    nearly always where the last read ended)."""
+
+    def __init__(self, path: str, name: str) -> None:
+        directory = os.path.dirname(path) if path != "-" else ""
+        self.path = os.path.join(directory, name)
         try:
-            raw = source.readline(MAX_LINE + 1)
+            self._file = open(self.path, "rb")  # noqa: SIM115 (closed by close)
         except OSError as error:
-            raise _InputError(f"cannot read {_name(path)}: {_reason(error)}") from None
-        if not raw:
-            return
-        number += 1
-        if len(raw) > MAX_LINE:
-            raise TranscriptError(f"line {number}: over {MAX_LINE >> 20} MiB: not a transcript")
+            raise _InputError(
+                f"cannot read {self.path}, the data file of {_name(path)}: {_reason(error)}"
+            ) from None
+        self._position = 0
+
+    def read(self, offset: int, length: int) -> bytes:
         try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise TranscriptError(f"line {number}: not UTF-8 text") from None
-        entry = parse_line(line, number)
-        if entry is not None:
-            yield entry
+            if offset != self._position:
+                self._file.seek(offset)
+            data = self._file.read(length)
+        except OSError as error:
+            raise _InputError(f"cannot read {self.path}: {_reason(error)}") from None
+        self._position = offset + len(data)
+        return data
+
+    def close(self) -> None:
+        self._file.close()
 
 
 # ---- messages ------------------------------------------------------------------------------

@@ -150,7 +150,7 @@ KEEPING = Group(
             "--log",
             metavar="FILE",
             completes="file",
-            help="write every event to FILE (JSON Lines; netrepl replay)",
+            help="write every event to FILE (JSON Lines, the bytes in FILE.data; netrepl replay)",
         ),
         option(
             "--capture",

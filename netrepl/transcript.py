@@ -1,10 +1,25 @@
-"""The transcript format: one JSON object per line for each event, bytes in base64.
+"""The transcript format: one JSON object per line for each event.
 
-Pure: events in, JSON text out, and back. `log.py` writes these lines as things happen,
-`/save` writes them from memory, `netrepl replay` and `netrepl export` read them. A line of a
-newer or unknown type is skipped by readers, so the format can grow.
+Pure: events in, JSON text out, and back; never opens a file. `log.py` writes these lines as
+things happen, `/save` writes them from memory, `netrepl replay` and `netrepl export` read
+them. A line of a newer or unknown type is skipped by readers, so the format can grow.
 
-    {"t": 1764031200.25, "type": "received", "conn": 1, "data": "K1BPTkcNCg=="}
+Two layouts, said by the header's `version`:
+
+- version 1, one file: the bytes of a `received` or `sent` record are in the line, in base64.
+
+      {"t": 1764031200.25, "type": "received", "conn": 1, "data": "K1BPTkcNCg=="}
+
+- version 2, two files (what `--log F` writes to a regular file): the raw bytes received and
+  sent are appended, in the order of their records, to a data file next to the log, named in
+  the header (`"data_file": "F.data"`, a name in the log's own directory); each record says
+  where its bytes are in it. Base64 made every byte 1.33 bytes and its encoding was most of a
+  log's cost in a flood.
+
+      {"t": 1764031200.25, "type": "received", "conn": 1, "data_offset": 0, "data_length": 7}
+
+Everything else (the upgrade's request and response, control payloads) stays in base64 in
+the line in both layouts: it is small.
 """
 
 from __future__ import annotations
@@ -33,6 +48,11 @@ from netrepl.events import (
 
 FORMAT = "netrepl-transcript"
 VERSION = 1
+"""The one-file layout: data in base64 in each line (/save, a log written to a FIFO)."""
+VERSION_DATA_FILE = 2
+"""The two-file layout: data in a data file the header names, records pointing into it."""
+DATA_SUFFIX = ".data"
+"""What `--log F` appends to F's name for its data file."""
 
 Logged = (
     Connected
@@ -73,22 +93,52 @@ class Entry:
     event: Logged
 
 
-def header(at: float) -> str:
-    """The first line of every transcript."""
-    return json.dumps({"t": at, "type": FORMAT, "version": VERSION, "netrepl": __version__})
+def header(at: float, data_file: str | None = None) -> str:
+    """The first line of every transcript; naming `data_file` makes it version 2."""
+    if data_file is None:
+        return json.dumps({"t": at, "type": FORMAT, "version": VERSION, "netrepl": __version__})
+    return json.dumps(
+        {
+            "t": at,
+            "type": FORMAT,
+            "version": VERSION_DATA_FILE,
+            "netrepl": __version__,
+            "data_file": data_file,
+        },
+        ensure_ascii=False,
+    )
 
 
-def to_line(event: Event, at: float) -> str | None:
-    """The JSON line for `event`, or None for events a transcript does not keep."""
+def data_file_of(line: str, number: int = 1) -> str | None:
+    """The data file a transcript's first line names (a file name, in the log's directory);
+    None for a version 1 transcript. Raises TranscriptError for a name that is a path."""
+    if not line.startswith("{") or f'"{FORMAT}"' not in line:
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None  # parse_line says what is wrong with it
+    name = record.get("data_file") if isinstance(record, dict) else None
+    if name is None or record.get("type") != FORMAT:
+        return None
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise TranscriptError(f"line {number}: data_file {name!r} is not a file name")
+    return name
+
+
+def to_line(event: Event, at: float, data_offset: int | None = None) -> str | None:
+    """The JSON line for `event`, or None for events a transcript does not keep. With
+    `data_offset`, a `received` or `sent` record points at its bytes in the data file
+    (version 2) instead of holding them."""
     record: dict[str, Any]
     match event:
         case Received(conn, data, datagram, _):
-            record = {"type": "received", "conn": conn, "data": _b64(data)}
+            record = {"type": "received", "conn": conn, **_data_fields(data, data_offset)}
             if datagram:
                 record["datagram"] = True
             record |= _message_fields(event.message, event.offset, event.more)
         case Sent(conn, data, as_hex, echo, _):
-            record = {"type": "sent", "conn": conn, "data": _b64(data)}
+            record = {"type": "sent", "conn": conn, **_data_fields(data, data_offset)}
             if as_hex:
                 record["hex"] = True
             if not echo:
@@ -144,6 +194,22 @@ def to_line(event: Event, at: float) -> str | None:
 BASE64_PIECE = 48 * 1024
 
 
+def to_data_line(event: Received | Sent, at: float, data_offset: int) -> bytes:
+    """The version 2 line (and its newline) of a `received` or `sent` event whose bytes were
+    appended to the data file at `data_offset`."""
+    if isinstance(event, Received) and not (event.message or event.offset or event.more):
+        # A flood's record, one per read, or a UDP burst's, thousands a second: built by
+        # hand, as json.dumps was most of its cost.
+        tail = ', "datagram": true}\n' if event.datagram else "}\n"
+        return (
+            f'{{"t": {at!r}, "type": "received", "conn": {event.conn}, '
+            f'"data_offset": {data_offset}, "data_length": {len(event.data)}{tail}'
+        ).encode()
+    line = to_line(event, at, data_offset)
+    assert line is not None
+    return (line + "\n").encode()
+
+
 def to_pieces(event: Event, at: float) -> Iterator[bytes]:
     """`to_line(event, at)` and its newline as UTF-8, in pieces to be written in order; none
     for an event a transcript does not keep. Data records are built by hand: base64 needs no
@@ -179,8 +245,14 @@ class TranscriptError(ValueError):
     """A line that is not a transcript record: says which line and why."""
 
 
-def parse_line(line: str, number: int = 0) -> Entry | None:
-    """The entry of one transcript line; None for the header, blank and unknown lines."""
+DataReader = Callable[[int, int], bytes]
+"""(offset, length) -> the bytes of a version 2 transcript's data file there: fewer if the
+file ends sooner."""
+
+
+def parse_line(line: str, number: int = 0, data: DataReader | None = None) -> Entry | None:
+    """The entry of one transcript line; None for the header, blank and unknown lines.
+    `data` reads a version 2 transcript's data file; without it such a record is an error."""
     if not line.strip():
         return None
     try:
@@ -190,18 +262,18 @@ def parse_line(line: str, number: int = 0) -> Entry | None:
     except (ValueError, KeyError, TypeError) as error:
         raise TranscriptError(f"line {number}: not a transcript record ({error})") from None
     try:
-        event = _event(kind, record)
+        event = _event(kind, record, data)
     except (KeyError, TypeError, ValueError, binascii.Error) as error:
         raise TranscriptError(f"line {number}: bad {kind!r} record ({error})") from None
     return None if event is None else Entry(at, event)
 
 
-def _event(kind: str, r: dict[str, Any]) -> Logged | None:
+def _event(kind: str, r: dict[str, Any], data: DataReader | None) -> Logged | None:
     match kind:
         case "received":
             return Received(
                 r["conn"],
-                _bytes(r["data"]),
+                _record_data(r, data),
                 bool(r.get("datagram", False)),
                 r["t"],
                 _message_type(r),
@@ -212,7 +284,7 @@ def _event(kind: str, r: dict[str, Any]) -> Logged | None:
             echo = bool(r.get("echo", True))
             return Sent(
                 r["conn"],
-                _bytes(r["data"]),
+                _record_data(r, data),
                 bool(r.get("hex", False)),
                 echo,
                 r["t"],
@@ -290,6 +362,27 @@ def _message_type(record: dict[str, Any]) -> str:
     if message not in ("", "text", "binary"):
         raise ValueError(f"message {message!r}")
     return str(message)
+
+
+def _data_fields(data: bytes, data_offset: int | None) -> dict[str, Any]:
+    if data_offset is None:
+        return {"data": _b64(data)}
+    return {"data_offset": data_offset, "data_length": len(data)}
+
+
+def _record_data(record: dict[str, Any], data: DataReader | None) -> bytes:
+    """A `received` or `sent` record's bytes: in the line, or in the data file."""
+    if "data" in record or "data_offset" not in record:
+        return _bytes(record["data"])
+    offset, length = record["data_offset"], record["data_length"]
+    if type(offset) is not int or type(length) is not int or offset < 0 or length < 0:
+        raise ValueError(f"data_offset {offset!r}, data_length {length!r}")
+    if data is None:
+        raise ValueError("its bytes are in a data file, and the header names none")
+    got = data(offset, length)
+    if len(got) != length:
+        raise ValueError(f"the data file ends at byte {offset + len(got):,}, before its bytes")
+    return got
 
 
 def _b64(data: bytes) -> str:

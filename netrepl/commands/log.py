@@ -18,9 +18,11 @@ if TYPE_CHECKING:
     params=[Param("FILE", optional=True, rest=True)],
     details="""
 One JSON object per line: time, what happened (connected, received, sent, closed...), the
-connection, and the bytes in base64. Nothing is ever left out, even while the screen skips
-or is paused. `netrepl replay FILE` shows it again; `netrepl export FILE --pcap OUT` turns it
-into a capture Wireshark opens. Also `--log FILE` on the command line.
+connection, and where its bytes are: raw, in FILE.data beside it (two files; keep them
+together), or in base64 in the line when FILE is a pipe or a device. Nothing is ever left
+out, even while the screen skips or is paused. `netrepl replay FILE` shows it again;
+`netrepl export FILE --pcap OUT` turns it into a capture Wireshark opens. Also `--log FILE`
+on the command line.
 """,
 )
 def _log(session: Session, args: Arguments) -> None:
@@ -31,8 +33,8 @@ def _log(session: Session, args: Arguments) -> None:
         stopped = session.files.stop_log()
         session.note(f"stopped logging to {stopped}" if stopped else "was not logging")
     else:
-        session.files.start_log(args[0])
-        session.note(f"logging to {args[0]}")
+        data_path = session.files.start_log(args[0])
+        session.note(f"logging to {args[0]}" + (f", its bytes to {data_path}" if data_path else ""))
 
 
 @command(

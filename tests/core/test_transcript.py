@@ -3,12 +3,23 @@ makes, for every event and every size of data, and read back to the same event."
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netrepl.events import Closed, Connected, HalfClosed, Listening, Noticed, Received, Sent
-from netrepl.transcript import BASE64_PIECE, parse_line, to_line, to_pieces
+from netrepl.transcript import (
+    BASE64_PIECE,
+    TranscriptError,
+    data_file_of,
+    header,
+    parse_line,
+    to_data_line,
+    to_line,
+    to_pieces,
+)
 
 TIMES = st.floats(min_value=0, max_value=4e9, allow_nan=False)
 DATA = st.binary(max_size=300)
@@ -89,3 +100,68 @@ def test_a_connection_through_a_proxy_keeps_its_proxy_in_the_log():
     assert '"via": "socks5 proxy 127.0.0.1:1080"' in line
     entry = parse_line(line)
     assert entry is not None and entry.event.via == "socks5 proxy 127.0.0.1:1080"
+
+
+# ---- version 2: the bytes in a data file ------------------------------------------------------
+
+DATA_EVENTS = st.one_of(
+    st.builds(Received, st.integers(1, 99), DATA, st.booleans()),
+    st.builds(
+        Received,
+        st.integers(1, 99),
+        DATA,
+        message=st.sampled_from(["", "text", "binary"]),
+        offset=st.integers(0, 10**9),
+        more=st.booleans(),
+    ),
+    st.builds(
+        Sent,
+        st.integers(1, 99),
+        DATA,
+        st.booleans(),
+        st.booleans(),
+        injected=st.booleans(),
+        message=st.sampled_from(["", "text", "binary"]),
+        more=st.booleans(),
+    ),
+)
+
+
+@settings(max_examples=300)
+@given(event=DATA_EVENTS, at=TIMES, offset=st.integers(0, 1 << 50))
+def test_a_version_2_record_points_at_its_bytes_and_reads_back_the_same_event(event, at, offset):
+    line = to_data_line(event, at, offset)
+    assert line == (to_line(event, at, offset) + "\n").encode()
+    record = json.loads(line)
+    assert "data" not in record
+    assert (record["data_offset"], record["data_length"]) == (offset, len(event.data))
+    asked = []
+
+    def read(where: int, length: int) -> bytes:
+        asked.append((where, length))
+        return event.data
+
+    entry = parse_line(line.decode(), 3, read)
+    assert entry is not None and entry.event == event and entry.at == at
+    assert asked == [(offset, len(event.data))]
+
+
+def test_a_version_2_record_is_an_error_without_its_data_file_or_past_its_end():
+    line = to_data_line(Received(1, b"abcdef"), 1.0, 10)
+    with pytest.raises(
+        TranscriptError, match=r"line 4: bad 'received' record .*the header names none"
+    ):
+        parse_line(line.decode(), 4)
+    with pytest.raises(TranscriptError, match=r"line 5: .*data file ends at byte 13,"):
+        parse_line(line.decode(), 5, lambda offset, length: b"abc")
+
+
+def test_the_header_names_the_data_file_and_only_a_file_name():
+    assert json.loads(header(1.0))["version"] == 1
+    assert data_file_of(header(1.0)) is None
+    assert json.loads(header(1.0, "s.jsonl.data"))["version"] == 2
+    assert data_file_of(header(1.0, "s.jsonl.data")) == "s.jsonl.data"
+    assert data_file_of(to_line(Received(1, b"x"), 1.0)) is None
+    for name in ("../secret", "/etc/passwd", "", ".."):
+        with pytest.raises(TranscriptError, match=r"line 1: data_file .* is not a file name"):
+            data_file_of(header(1.0, name))

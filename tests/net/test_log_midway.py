@@ -4,7 +4,6 @@ make addresses up, it says so."""
 
 from __future__ import annotations
 
-import json
 import socket
 
 from netrepl.events import Connected, Received, Sent
@@ -13,10 +12,7 @@ from tests.core.test_pcap import read_pcap
 from tests.net.conftest import WAIT, run_netrepl
 from tests.net.test_offline import write_transcript
 from tests.net.transport_helpers import port_of
-
-
-def records(path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()[1:]]
+from tests.transcripts import records
 
 
 def test_a_log_started_mid_connection_begins_with_its_connected_record(

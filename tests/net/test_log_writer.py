@@ -23,12 +23,7 @@ from tests.net.conftest import WAIT
 from tests.net.relay_peers import Background, digest_of_stream, wait_exit
 from tests.net.test_relay import start_relay, upstream  # noqa: F401 (fixtures)
 from tests.net.transport_helpers import payload
-
-
-def records(path) -> list[dict]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    assert json.loads(lines[0])["type"] == "netrepl-transcript", lines[0]
-    return [json.loads(line) for line in lines[1:]]
+from tests.transcripts import records
 
 
 def wait_until(condition, timeout: float = WAIT, what: str = "") -> None:

@@ -12,6 +12,8 @@ import hashlib
 import json
 import re
 import socket
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -25,23 +27,16 @@ from netrepl.log import SessionMemory
 from netrepl.options import Startup
 from netrepl.render import Output, Renderer, clock
 from netrepl.session import Session, Settings
-from netrepl.transcript import parse_line, to_line
+from netrepl.transcript import header, parse_line, to_line
 from netrepl.transport import Endpoint
 from netrepl.view import View
-from tests.net.conftest import WAIT, EventTap, Harness, run_netrepl
+from tests.net.conftest import WAIT, EventTap, Harness, netrepl_env, run_netrepl
 from tests.net.test_batch import parse_hexdump
 from tests.net.test_session import connect, push
+from tests.transcripts import entries, records
 
 DEMO_START = GREETING + GBK_LINE + BINARY_INTRO + BINARY_FRAME + b"\r\n"
 """What the demo peer sends on its own as soon as a client connects."""
-
-
-def records(path) -> list[dict]:
-    """The records of a transcript after its header, which is checked."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    header = json.loads(lines[0])
-    assert (header["type"], header["version"]) == ("netrepl-transcript", 1), lines[0]
-    return [json.loads(line) for line in lines[1:]]
 
 
 def data_of(recs: list[dict], kind: str) -> list[bytes]:
@@ -192,7 +187,8 @@ def test_log_on_and_off_covers_exactly_the_events_in_between(make_session, make_
     assert b"".join(data_of(expected, "received")) == b"during\xe4\n"
     assert data_of(expected, "sent") == [b"typed\n", b"\x01\x02"]
     stderr = harness.output.stderr_text().splitlines()
-    assert stderr[1:4] == [f"logging to {path}", f"logging to {path}", f"stopped logging to {path}"]
+    started = f"logging to {path}, its bytes to {path}.data"
+    assert stderr[1:4] == [started, started, f"stopped logging to {path}"]
 
 
 def test_a_new_log_closes_the_old_one_complete(make_session, make_peer, tmp_path):
@@ -444,3 +440,122 @@ def test_memory_keeps_every_event_for_save_while_the_display_is_stuck(demo_peer,
     recs = records(path)
     assert recs[0]["type"] == "connected"
     assert b"".join(data_of(recs, "received")) == DEMO_START + BINARY_FRAME
+
+
+# ---- the two files of a log: records, and the bytes beside them ---------------------------
+
+
+def demo_log(tmp_path, size: int = 300_000):
+    """A batch session against the demo peer logged to `tmp_path/s.jsonl`: (the log, its
+    netrepl run). The demo sends its greeting, a flood of `size`, and bye."""
+    log = tmp_path / "s.jsonl"
+    result = run_netrepl(
+        "--demo", "--log", str(log), "-q", stdin=f"flood {size}\nclose\n".encode(), timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-500:]
+    return log, result
+
+
+def test_a_log_keeps_its_bytes_raw_in_a_data_file_beside_it_and_replays_as_the_old_layout(
+    tmp_path,
+):
+    log, _ = demo_log(tmp_path)
+    data_file = tmp_path / "s.jsonl.data"
+    first = json.loads(log.read_text(encoding="utf-8").splitlines()[0])
+    assert (first["version"], first["data_file"]) == (2, "s.jsonl.data")
+    recs = records(log)  # checks that the records cover the data file, in order
+    received, sent = b"".join(data_of(recs, "received")), b"".join(data_of(recs, "sent"))
+    assert flood_bytes(300_000) in received and sent == b"flood 300000\nclose\n"
+    assert data_file.stat().st_size == len(received) + len(sent)
+    assert log.stat().st_size < 10_000, "no data in the records"
+
+    # The same session in the old one-file layout (base64 in each line), as netrepl wrote it
+    # before: replay and export read both alike.
+    old = tmp_path / "old.jsonl"
+    lines = [header(1.0)] + [to_line(entry.event, entry.at) for entry in entries(log)]
+    old.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert all("data" in json.loads(line) for line in lines if '"type": "received"' in line)
+    for args in (["replay", "--view", "hex"], ["export", "--pcap", "-"]):
+        new_run, old_run = (
+            run_netrepl(*args[:1], str(log), *args[1:]),
+            run_netrepl(*args[:1], str(old), *args[1:]),
+        )
+        assert new_run.returncode == old_run.returncode == 0, new_run.stderr
+        assert new_run.stdout == old_run.stdout and len(new_run.stdout) > len(received)
+        assert new_run.stderr == old_run.stderr.replace(b"old.jsonl", b"s.jsonl")
+
+
+@pytest.mark.parametrize("command", ["export", "replay"])
+def test_a_log_without_its_data_file_is_one_line_and_exit_1(tmp_path, command):
+    log, _ = demo_log(tmp_path, 1000)
+    (tmp_path / "s.jsonl.data").unlink()
+    extra = ["--pcap", str(tmp_path / "out.pcap")] if command == "export" else []
+    result = run_netrepl(command, str(log), *extra)
+    assert result.returncode == 1
+    assert result.stderr.decode() == (
+        f"netrepl: cannot read {log}.data, the data file of {log}: no such file or directory\n"
+    )
+    assert result.stdout == b""
+    assert not (tmp_path / "out.pcap").exists()
+
+
+def test_a_data_file_cut_short_is_one_line_naming_the_record(tmp_path):
+    log, _ = demo_log(tmp_path, 1000)
+    data_file = tmp_path / "s.jsonl.data"
+    data_file.write_bytes(data_file.read_bytes()[:-1])
+    result = run_netrepl("export", str(log), "--pcap", str(tmp_path / "out.pcap"))
+    assert result.returncode == 2
+    [line] = result.stderr.decode().splitlines()
+    assert re.fullmatch(
+        rf"netrepl: {re.escape(str(log))}: line \d+: bad 'received' record "
+        r"\(the data file ends at byte [\d,]+, before its bytes\)",
+        line,
+    ), line
+
+
+def test_a_data_file_that_cannot_be_created_is_one_line_and_exit_2(make_peer, tmp_path):
+    peer = make_peer(greeting=b"hello\n")
+    log = tmp_path / "s.jsonl"
+    (tmp_path / "s.jsonl.data").mkdir()
+    result = run_netrepl(*peer.args, "--log", str(log), stdin=b"line\n")
+    assert result.returncode == 2
+    assert result.stderr.decode() == f"netrepl: cannot write {log}.data: Is a directory\n"
+    assert peer.clients == [], "nothing is opened when a file cannot be"
+
+
+FULL_DATA_FILE = """
+import json, resource, signal, sys
+from netrepl.events import Received
+from netrepl.log import SessionFiles
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (2_500_000, resource.RLIM_INFINITY))
+reports = []
+files = SessionFiles(reports.append)
+files.start_log(sys.argv[1])
+for number in range(60):
+    files.write(Received(1, bytes([number]) * 100_000), float(number))
+files.close()
+print(json.dumps(reports))
+"""
+
+
+def test_a_data_file_that_fills_up_stops_the_log_once_with_no_record_past_its_bytes(tmp_path):
+    # A file size limit stands in for a full disk: the data file reaches it, the log does not.
+    log = tmp_path / "s.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-c", FULL_DATA_FILE, str(log)],
+        capture_output=True,
+        timeout=60,
+        env=netrepl_env(),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout) == [f"the log {log} stopped: File too large"]
+    data = (tmp_path / "s.jsonl.data").read_bytes()
+    lines = log.read_text(encoding="utf-8").splitlines()
+    recs = [json.loads(line) for line in lines[1:]]
+    assert 0 < len(recs) < 25, "written until the limit, then stopped"
+    for number, record in enumerate(recs):
+        assert (record["data_offset"], record["data_length"]) == (number * 100_000, 100_000)
+        start = record["data_offset"]
+        assert data[start : start + 100_000] == bytes([number]) * 100_000

@@ -19,9 +19,10 @@ from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from netrepl.demo import WS_GREETING, WS_HELP, WS_SPLIT, DemoPeer
 from netrepl.events import Connected, Received, Sent, Signalled, Upgraded
-from netrepl.transcript import Entry, parse_line
+from netrepl.transcript import Entry
 from tests.core.test_pcap import check_conversation, read_pcap
 from tests.net.conftest import WAIT, run_netrepl
+from tests.transcripts import entries
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -37,8 +38,7 @@ class Frame:
 
 
 def read_log(log: Path) -> list[Entry]:
-    lines = log.read_text().splitlines()
-    return [entry for n, line in enumerate(lines, 1) if (entry := parse_line(line, n))]
+    return entries(log)
 
 
 @dataclass

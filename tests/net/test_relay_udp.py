@@ -20,7 +20,6 @@ import pytest
 
 from netrepl.errors import ConnectError, SendError, UsageError
 from netrepl.events import Closed, Connected, Listening, Noticed, Received, Sent
-from netrepl.transcript import parse_line
 from netrepl.transport import Endpoint, FlowSide, open_transport
 from netrepl.transport.kinds.udp import UdpRelaySettings
 from netrepl.transport.udp import MAX_DATAGRAM
@@ -29,6 +28,7 @@ from tests.net import transport_helpers
 from tests.net.conftest import WAIT, EventTap, RunningNetrepl, run_netrepl
 from tests.net.transport_helpers import payload, port_of, wait_noticed
 from tests.peers import has_ipv6_loopback
+from tests.transcripts import entries
 
 raw = transport_helpers.raw
 transports = transport_helpers.transports
@@ -468,8 +468,7 @@ def test_a_batch_relay_logs_both_legs_and_ends_on_sigterm(start_netrepl, echo, r
     assert "#1 client → upstream · 13 bytes" in stdout
     assert "|via the relay|" in stdout and "|echo:via the rel|" in stdout
 
-    entries = [parse_line(line) for line in log.read_text(encoding="utf-8").splitlines()]
-    events = [entry.event for entry in entries if entry is not None]
+    events = [entry.event for entry in entries(log)]
     connected = {(e.flow, e.side): e for e in events if isinstance(e, Connected)}
     assert set(connected) == {(1, "client"), (1, "upstream")}
     client, upstream = connected[1, "client"], connected[1, "upstream"]

@@ -10,7 +10,6 @@ a window, while the burst as a whole is far more than any buffer along the way c
 from __future__ import annotations
 
 import base64
-import json
 import re
 import select
 import socket
@@ -32,6 +31,7 @@ from netrepl.view import View
 from tests.net import transport_helpers
 from tests.net.conftest import WAIT, netrepl_env, run_netrepl
 from tests.net.transport_helpers import port_of
+from tests.transcripts import records
 
 transports = transport_helpers.transports
 
@@ -125,7 +125,7 @@ def test_a_burst_with_the_display_stalled_is_logged_whole(stalled_netrepl, tmp_p
     assert stdout == b"".join(datagrams), "shown whole and in order (batch never skips)"
     logged = [
         base64.b64decode(record["data"])
-        for record in map(json.loads, log.read_text().splitlines())
+        for record in records(log)
         if record.get("type") == "received"
     ]
     assert logged == datagrams

@@ -5,7 +5,6 @@ pings, fragments, large messages, TLS, logs, scripts and reconnects.
 
 from __future__ import annotations
 
-import json
 import ssl
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 import trustme
 
 from tests.net.conftest import run_netrepl
+from tests.transcripts import records as read_records
 from tests.ws_peers import (
     SilentWebSocketPeer,
     big_binary,
@@ -255,7 +255,7 @@ def test_a_message_larger_than_max_message_is_shown_truncated_and_logged_whole(t
     assert done.returncode == 0, done.stderr
     assert b"binary message larger than --max-message, its first" in done.stdout
     assert b"binary message of 50,000 bytes in all: only its start is shown" in done.stderr
-    records = [json.loads(line) for line in log.read_text().splitlines()[1:]]
+    records = read_records(log)
     pieces = [r for r in records if r["type"] == "received"]
     assert len(pieces) > 1
     assert all(r["message"] == "binary" for r in pieces)
@@ -274,7 +274,7 @@ def test_the_log_keeps_message_types_the_upgrade_and_control_frames(tmp_path):
     with running(greet_then_echo) as peer:
         done = run_netrepl(peer.url("/x"), "--log", str(log), stdin=b"hi\n/x 00\n/ping p\n")
     assert done.returncode == 0, done.stderr
-    records = [json.loads(line) for line in log.read_text().splitlines()[1:]]
+    records = read_records(log)
     kinds = [(r["type"], r.get("message") or r.get("opcode")) for r in records]
     assert kinds[:2] == [("connected", None), ("upgraded", None)]
     assert ("received", "text") in kinds
@@ -498,7 +498,7 @@ def test_sendfile_sends_the_file_as_one_binary_message_in_frames(tmp_path):
     assert (before, after) == ("before", "after")
     assert hashlib.sha256(whole).digest() == hashlib.sha256(data).digest()
     assert b"sendfile firmware.bin: sent, 300,000 bytes of 300,000" in done.stderr
-    sent = [json.loads(line) for line in log.read_text().splitlines()[1:]]
+    sent = read_records(log)
     sent = [r for r in sent if r["type"] == "sent"]
     assert [(r["message"], r.get("more", False)) for r in sent] == [
         ("text", False),
