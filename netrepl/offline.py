@@ -22,7 +22,7 @@ from netrepl.cmdline import Group, Program, option
 from netrepl.errors import ExitStatus, UsageError
 from netrepl.framing import parse_framing
 from netrepl.options import apply_view_options
-from netrepl.transcript import Entry, TranscriptError, data_file_of, parse_line
+from netrepl.transcript import Entry, TranscriptError, data_file_of, header_of, parse_line
 from netrepl.view import VIEW_NAMES, View
 
 MAX_PAUSE = 5.0
@@ -332,8 +332,12 @@ def _entries_from(source: BinaryIO, path: str) -> Iterator[Entry]:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise TranscriptError(f"line {number}: not UTF-8 text") from None
-            if number == 1 and (name := data_file_of(line)) is not None:
-                data = _DataFile(path, name)
+            if header_of(line) is not None:
+                # Each transcript of several appended to one file has its own data file.
+                if data is not None:
+                    data.close()
+                name = data_file_of(line, number)
+                data = None if name is None else _DataFile(path, name)
             entry = parse_line(line, number, None if data is None else data.read)
             if entry is not None:
                 yield entry

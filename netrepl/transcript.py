@@ -13,8 +13,8 @@ Two layouts, said by the header's `version`:
 - version 2, two files (what `--log F` writes to a regular file): the raw bytes received and
   sent are appended, in the order of their records, to a data file next to the log, named in
   the header (`"data_file": "F.data"`, a name in the log's own directory); each record says
-  where its bytes are in it. Base64 made every byte 1.33 bytes and its encoding was most of a
-  log's cost in a flood.
+  where its bytes are in it. Base64 wrote 1.33 bytes for each byte, and encoding them was a
+  third of the log writer's time in a flood.
 
       {"t": 1764031200.25, "type": "received", "conn": 1, "data_offset": 0, "data_length": 7}
 
@@ -109,17 +109,24 @@ def header(at: float, data_file: str | None = None) -> str:
     )
 
 
-def data_file_of(line: str, number: int = 1) -> str | None:
-    """The data file a transcript's first line names (a file name, in the log's directory);
-    None for a version 1 transcript. Raises TranscriptError for a name that is a path."""
-    if not line.startswith("{") or f'"{FORMAT}"' not in line:
+def header_of(line: str) -> dict[str, Any] | None:
+    """The header record if `line` is a header (a transcript's first line, or where another
+    transcript was appended to it), else None."""
+    if f'"{FORMAT}"' not in line:
         return None
     try:
         record = json.loads(line)
     except ValueError:
         return None  # parse_line says what is wrong with it
-    name = record.get("data_file") if isinstance(record, dict) else None
-    if name is None or record.get("type") != FORMAT:
+    return record if isinstance(record, dict) and record.get("type") == FORMAT else None
+
+
+def data_file_of(line: str, number: int = 1) -> str | None:
+    """The data file a header line names (a file name, in the log's directory); None for a
+    version 1 header and any other line. Raises TranscriptError for a name that is a path."""
+    record = header_of(line)
+    name = None if record is None else record.get("data_file")
+    if name is None:
         return None
     if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
         raise TranscriptError(f"line {number}: data_file {name!r} is not a file name")

@@ -28,13 +28,16 @@ on the command line.
 def _log(session: Session, args: Arguments) -> None:
     if not args:
         log = session.files.log
-        session.note(f"logging to {log.path}" if log else "not logging")
+        session.note(_logging(log.path, log.data_path) if log else "not logging")
     elif args[0] == "off":
         stopped = session.files.stop_log()
         session.note(f"stopped logging to {stopped}" if stopped else "was not logging")
     else:
-        data_path = session.files.start_log(args[0])
-        session.note(f"logging to {args[0]}" + (f", its bytes to {data_path}" if data_path else ""))
+        session.note(_logging(args[0], session.files.start_log(args[0])))
+
+
+def _logging(path: str, data_path: str | None) -> str:
+    return f"logging to {path}" + (f", its bytes to {data_path}" if data_path else "")
 
 
 @command(

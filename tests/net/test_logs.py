@@ -559,3 +559,20 @@ def test_a_data_file_that_fills_up_stops_the_log_once_with_no_record_past_its_by
         assert (record["data_offset"], record["data_length"]) == (number * 100_000, 100_000)
         start = record["data_offset"]
         assert data[start : start + 100_000] == bytes([number]) * 100_000
+
+
+def test_logs_appended_into_one_file_each_read_their_own_data_file(tmp_path):
+    first, _ = demo_log(tmp_path, 1000)
+    first = first.rename(tmp_path / "a.jsonl")
+    (tmp_path / "s.jsonl.data").rename(tmp_path / "a.jsonl.data")
+    lines = first.read_text(encoding="utf-8").splitlines()
+    first.write_text(
+        "\n".join([lines[0].replace("s.jsonl.data", "a.jsonl.data"), *lines[1:]]) + "\n",
+        encoding="utf-8",
+    )
+    second, _ = demo_log(tmp_path, 2000)
+    both = tmp_path / "both.jsonl"
+    both.write_bytes(first.read_bytes() + second.read_bytes())
+    replays = [run_netrepl("replay", "--view", "hex", str(log)) for log in (first, second, both)]
+    assert [replay.returncode for replay in replays] == [0, 0, 0], replays[2].stderr
+    assert replays[2].stdout == replays[0].stdout + replays[1].stdout
