@@ -9,16 +9,14 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netrepl.errors import ConnectError, SendError, UsageError
 from netrepl.events import CertificateInfo, Connected, Event, Noticed
-from netrepl.proxy import ProxyError, ProxySettings, open_handshake
 from netrepl.transport import (
     Endpoint,
     PeerInfo,
@@ -34,7 +32,12 @@ from netrepl.transport.base import Transport
 from netrepl.transport.delivery import ChannelDelivery
 from netrepl.transport.loop import IOLoop
 from netrepl.transport.stream import RelayLeg, StreamChannel
-from netrepl.transport.tls import TlsLayer, client_context, client_handshake
+
+if TYPE_CHECKING:
+    import ssl
+
+    from netrepl.proxy import ProxySettings
+    from netrepl.transport.tls import TlsLayer
 
 # Automatic reconnects wait longer after each failure, up to this (or the first delay, if
 # that is longer), so a peer that is down for the night is not hammered.
@@ -128,6 +131,9 @@ def _connect_through_proxy(
 ) -> tuple[socket.socket, bytes]:
     """Connect to the proxy, then run its handshake (proxy.py) toward the endpoint's address,
     on this thread with the connect's deadline and Ctrl-C."""
+    # Only a connection through a proxy needs its handshakes (not every start: issue 14).
+    from netrepl.proxy import ProxyError, open_handshake
+
     assert endpoint.host is not None
     what = f"cannot connect to {endpoint.label}: via {proxy.label}"
     host = endpoint.host if proxy.resolves_names else _resolve_target(endpoint, proxy)
@@ -225,6 +231,9 @@ def _handshake(
     context: ssl.SSLContext | None,
     received: bytes,
 ) -> tuple[TlsLayer, bytes]:
+    # ssl is loaded when TLS is asked for, never for plain TCP (+43 M instructions a start).
+    from netrepl.transport.tls import TlsLayer, client_context, client_handshake
+
     assert endpoint.tls is not None
     context = context or client_context(endpoint.tls)
     hostname = endpoint.tls.sni or (endpoint.host if endpoint.protocol != "unix" else None)
@@ -307,6 +316,8 @@ class StreamClient(Transport):
         """Connect now. Raises ConnectError, unless --reconnect: then it keeps trying."""
         endpoint = self.endpoint
         if endpoint.tls is not None:
+            from netrepl.transport.tls import client_context  # only with TLS: see _handshake
+
             client_context(endpoint.tls)  # a bad --cafile or --cert is a usage error, now
         self.loop.start()
         try:
