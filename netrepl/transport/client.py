@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from netrepl.errors import ConnectError, SendError, UsageError
 from netrepl.events import CertificateInfo, Connected, Event, Noticed
+from netrepl.proxy import ProxyError, ProxySettings, open_handshake
 from netrepl.transport import (
     Endpoint,
     PeerInfo,
@@ -36,7 +37,6 @@ from netrepl.transport.stream import RelayLeg, StreamChannel
 if TYPE_CHECKING:
     import ssl
 
-    from netrepl.proxy import ProxySettings
     from netrepl.transport.tls import TlsLayer
 
 # Automatic reconnects wait longer after each failure, up to this (or the first delay, if
@@ -131,9 +131,6 @@ def _connect_through_proxy(
 ) -> tuple[socket.socket, bytes]:
     """Connect to the proxy, then run its handshake (proxy.py) toward the endpoint's address,
     on this thread with the connect's deadline and Ctrl-C."""
-    # Only a connection through a proxy needs its handshakes (not every start: issue 14).
-    from netrepl.proxy import ProxyError, open_handshake
-
     assert endpoint.host is not None
     what = f"cannot connect to {endpoint.label}: via {proxy.label}"
     host = endpoint.host if proxy.resolves_names else _resolve_target(endpoint, proxy)

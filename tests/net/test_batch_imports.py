@@ -3,8 +3,8 @@ plain TCP, against a Redis-like peer that answers and closes, loads nothing it d
 
 Each module left out is start-up time a one-shot pipe pays in full: rich's console (batch
 output to a pipe is plain text), ssl (no TLS was asked for), the slash-command groups (no
-line starts with `/`), the offline subcommands and their transcript reader, the other
-transport kinds. The real `python -X importtime -m netrepl` run is read, not a stand-in.
+line starts with `/`), the WebSocket machinery. The real `python -X importtime -m netrepl`
+run is read, not a stand-in.
 """
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ NOT_ON_THE_BATCH_PATH = {
     "ssl": "TLS, which nobody asked for",
     "netrepl.transport.tls": "TLS, which nobody asked for",
     "netrepl.commands": "the slash commands: no line starts with /",
-    "netrepl.offline": "the export and replay subcommands",
-    "netrepl.transcript": "the transcript format: no --log",
-    "netrepl.websocket": "the WebSocket kind",
-    "netrepl.proxy": "the proxy kind",
+    "netrepl.websocket": "the WebSocket protocol",
+    "netrepl.transport.websocket": "the WebSocket transport",
 }
 
 
