@@ -9,8 +9,12 @@ module raw: they become visible escapes (`\\x1b`, `\\xff`) marked by a span.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 AUTO = "auto"
 """Pseudo-encoding: UTF-8 and GBK told apart as the bytes come (AutoDecoder), else escapes."""
@@ -98,22 +102,34 @@ _UTF8_WIDE_PREFIX = (
     rb"|\xf0(?:[\x90-\xbf][\x80-\xbf]?)?|[\xf1-\xf3](?:[\x80-\xbf][\x80-\xbf]?)?"
     rb"|\xf4(?:[\x80-\x8f][\x80-\xbf]?)?"
 )
-_UTF8_PREFIX = re.compile(rb"[\xc2-\xdf]|" + _UTF8_WIDE_PREFIX)
 # What GBK mode reads at once: ASCII, and GBK pairs (lead, trail; the codec knows which are
 # assigned) up to one that starts a wide UTF-8 character, which only leads e0-f4 can. Before
 # the final read, also up to one that the next read could make a wide UTF-8 character.
 _GBK_TRAIL = rb"[\x40-\x7e\x80-\xfe]"
 _GBK_READS = rb"(?:[\x00-\x7f]++|[\x81-\xdf\xf5-\xfe]%b|(?!%b)[\xe0-\xf4]%b)*+"
-_GBK_RUN = re.compile(_GBK_READS % (_GBK_TRAIL, _UTF8_WIDE, _GBK_TRAIL))
 _UTF8_WIDE_SOON = _UTF8_WIDE + rb"|(?:" + _UTF8_WIDE_PREFIX + rb")\Z"
-_GBK_RUN_HELD = re.compile(_GBK_READS % (_GBK_TRAIL, _UTF8_WIDE_SOON, _GBK_TRAIL))
-_gbk_decode = codecs.lookup("gbk").decode
+
+
+# The auto view's patterns and the GBK codec are built by the first auto decoder, not at every
+# start: a run that never decodes in the auto view (a one-shot pipe) never compiles them.
+@functools.cache
+def _utf8_prefix() -> re.Pattern[bytes]:
+    return re.compile(rb"[\xc2-\xdf]|" + _UTF8_WIDE_PREFIX)
+
+
+@functools.cache
+def _gbk_reads() -> tuple[re.Pattern[bytes], re.Pattern[bytes], Callable[[bytes], tuple[str, int]]]:
+    """(the GBK run read at the final read, the run read before it, the GBK decode)."""
+    run = re.compile(_GBK_READS % (_GBK_TRAIL, _UTF8_WIDE, _GBK_TRAIL))
+    run_held = re.compile(_GBK_READS % (_GBK_TRAIL, _UTF8_WIDE_SOON, _GBK_TRAIL))
+    return run, run_held, codecs.lookup("gbk").decode
 
 
 def _read(gbk: bool, buf: bytes, i: int, final: bool) -> tuple[str, int]:
     """Decode `buf` from `i` in one mode, as far as that mode reads: the text and the end."""
     if gbk:
-        end = (_GBK_RUN if final else _GBK_RUN_HELD).match(buf, i).end()
+        run, run_held, _gbk_decode = _gbk_reads()
+        end = (run if final else run_held).match(buf, i).end()
         try:
             text, used = _gbk_decode(buf[i:end])
         except UnicodeDecodeError as error:  # a GBK-shaped pair with no character assigned
@@ -169,7 +185,7 @@ class AutoDecoder:
     def _may_complete(tail: bytes) -> bool:
         if len(tail) == 1 and 0x81 <= tail[0] <= 0xFE:
             return True  # a GBK lead byte (or UTF-8 lead) waiting for its partner
-        return _UTF8_PREFIX.fullmatch(tail) is not None
+        return _utf8_prefix().fullmatch(tail) is not None
 
     def getstate(self) -> tuple[bytes, int]:
         return self._pending, int(self._gbk)
@@ -245,26 +261,45 @@ _CONTROL_CHARS = [chr(code) for low, high in _CONTROL_RANGES for code in range(l
 _CONTROLS = "".join(
     f"{re.escape(chr(low))}-{re.escape(chr(high))}" for low, high in _CONTROL_RANGES
 )
-_UNSAFE_RUN = re.compile(f"[{_CONTROLS}\ud800-\udfff]+")
-# Runs of one kind, so a run of undecodable bytes is one span, not one per byte.
-_UNSAFE_KIND = re.compile(f"(?P<invalid>[\ud800-\udfff]+)|(?P<control>[{_CONTROLS}]+)")
-_SAFE_LATIN1 = bytes(code for code in range(0x100) if chr(code) not in _CONTROL_CHARS)
-# The unsafe characters by the first byte of their UTF-8 form: C0 and DEL are that byte, C1 and
-# the soft hyphen start with C2, the wider ones with D8, E1, E2, EF or F3.
-_BY_LEAD: dict[bytes, list[str]] = {}
-for _char in _CONTROL_CHARS:
-    if ord(_char) >= 0x80:
-        _BY_LEAD.setdefault(_char.encode()[:1], []).append(_char)
+# The bytes that stand for themselves in Latin-1 text: deleting them leaves the unsafe ones.
+_SAFE_LATIN1 = bytes(range(0x100)).translate(
+    None, bytes(ord(char) for char in _CONTROL_CHARS if ord(char) < 0x100)
+)
 _LATIN1_LEAD = "\x80".encode()[:1]
-# Where a lead byte starts many of them (E2: 28, F3: 97), their UTF-8 forms are searched for
-# in the bytes at once (the regex engine skips to the lead byte): ~2 µs on 4 KiB of text
-# that holds dashes and quotes, against ~0.5 µs for each `in`.
-_WIDE_BY_LEAD = [
-    (lead, chars, re.compile(b"|".join(re.escape(char.encode()) for char in chars)))
-    for lead, chars in _BY_LEAD.items()
-    if lead != _LATIN1_LEAD
-]
 _C0_BYTES = [char.encode() for char in _CONTROL_CHARS if ord(char) < 0x80]
+
+# The tables below serve text that holds something unsafe, or any non-ASCII at all: each is
+# built the first time it is needed, not at every start (~40 M instructions of a one-shot
+# pipe's ~480 M, issue 14), and kept for the process.
+
+
+@functools.cache
+def _unsafe_run() -> re.Pattern[str]:
+    return re.compile(f"[{_CONTROLS}\ud800-\udfff]+")
+
+
+@functools.cache
+def _unsafe_kind() -> re.Pattern[str]:
+    """Runs of one kind, so a run of undecodable bytes is one span, not one per byte."""
+    return re.compile(f"(?P<invalid>[\ud800-\udfff]+)|(?P<control>[{_CONTROLS}]+)")
+
+
+@functools.cache
+def _wide_by_lead() -> list[tuple[bytes, list[str], re.Pattern[bytes]]]:
+    """The unsafe characters wider than Latin-1 by the first byte of their UTF-8 form (D8,
+    E1, E2, EF or F3), with a pattern finding them all. Where a lead byte starts many of them
+    (E2: 28, F3: 97), their UTF-8 forms are searched for in the bytes at once (the regex
+    engine skips to the lead byte): ~2 µs on 4 KiB of text that holds dashes and quotes,
+    against ~0.5 µs for each `in`."""
+    by_lead: dict[bytes, list[str]] = {}
+    for char in _CONTROL_CHARS:
+        if ord(char) >= 0x80:
+            by_lead.setdefault(char.encode()[:1], []).append(char)
+    return [
+        (lead, chars, re.compile(b"|".join(re.escape(char.encode()) for char in chars)))
+        for lead, chars in by_lead.items()
+        if lead != _LATIN1_LEAD
+    ]
 
 
 def _escape_char(ch: str) -> tuple[str, EscapeKind]:
@@ -281,9 +316,11 @@ def _escape_char(ch: str) -> tuple[str, EscapeKind]:
     return f"\\U{code:08x}", "control"
 
 
-_ESCAPES = {
-    ord(char): _escape_char(char)[0] for char in [*_CONTROL_CHARS, *map(chr, range(0xD800, 0xE000))]
-}
+@functools.cache
+def _escapes() -> dict[int, str]:
+    """Each unsafe character's escape, by code point: a `str.translate` table."""
+    chars = [*_CONTROL_CHARS, *map(chr, range(0xD800, 0xE000))]
+    return {ord(char): _escape_char(char)[0] for char in chars}
 
 
 def _controls_in(text: str, encoded: bytes) -> set[str]:
@@ -302,7 +339,7 @@ def _controls_in(text: str, encoded: bytes) -> set[str]:
         found.update(latin1.decode("latin-1"))
     else:
         found.update(byte.decode() for byte in _C0_BYTES if byte in encoded)
-    for lead, chars, forms in _WIDE_BY_LEAD:
+    for lead, chars, forms in _wide_by_lead():
         if lead in encoded:
             if len(chars) > 4:
                 found.update(form.decode() for form in forms.findall(encoded))
@@ -322,11 +359,13 @@ def escape_text(text: str) -> SafeText:
         return SafeText(text)
     if undecodable and "\\udc" in text:
         # The text itself holds `\\udc`, which must stay as it came: the slow, exact way.
-        escaped = _UNSAFE_RUN.sub(lambda run: run.group().translate(_ESCAPES), text)
+        escapes = _escapes()
+        escaped = _unsafe_run().sub(lambda run: run.group().translate(escapes), text)
     else:
+        escapes = _escapes()
         # A few C passes over the bytes; a translate table costs a dict lookup per character.
         for char in controls:
-            encoded = encoded.replace(char.encode(), _ESCAPES[ord(char)].encode())
+            encoded = encoded.replace(char.encode(), escapes[ord(char)].encode())
         if undecodable:
             encoded = encoded.replace(b"\\udc", b"\\x")  # U+DC00+byte is the byte `\\xff`
         escaped = encoded.decode("utf-8")
@@ -338,9 +377,10 @@ def _escape_spans(source: str) -> tuple[tuple[int, int, EscapeKind], ...]:
     spans: list[tuple[int, int, EscapeKind]] = []
     length = 0
     last = 0
-    for match in _UNSAFE_KIND.finditer(source):
+    escapes = _escapes()
+    for match in _unsafe_kind().finditer(source):
         length += match.start() - last
-        escaped = len(match.group().translate(_ESCAPES))
+        escaped = len(match.group().translate(escapes))
         kind: EscapeKind = "invalid" if match.lastgroup == "invalid" else "control"
         if spans and spans[-1][1] == length and spans[-1][2] == kind:
             spans[-1] = (spans[-1][0], length + escaped, kind)

@@ -21,10 +21,8 @@ from operator import itemgetter
 from typing import Protocol, TextIO
 
 from rich.cells import cell_len
-from rich.console import COLOR_SYSTEMS, Console
 from rich.style import Style
 from rich.text import Text
-from rich.theme import Theme
 
 from netrepl.events import Event, Received, Skipped
 from netrepl.render import STYLES, Output, Renderer
@@ -108,6 +106,11 @@ class AnsiFormatter:
     """
 
     def __init__(self, color_system: str | None = "auto") -> None:
+        # Only a terminal needs the console: batch output to a pipe is `plain`, and importing
+        # rich's console costs a one-shot pipe a fifth of its run (issue 14).
+        from rich.console import COLOR_SYSTEMS, Console
+        from rich.theme import Theme
+
         self._console = Console(
             file=io.StringIO(),
             force_terminal=True,

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from netrepl.codec import decode_complete, quote
-from netrepl.commands import REGISTRY
 from netrepl.errors import NetreplError, SendError, UsageError
 from netrepl.events import (
     Closed,
@@ -196,6 +195,10 @@ class Session:
     def submit(self, line: str) -> None:
         """Handle one line as typed: a command, or data to send. Raises NetreplError."""
         if line.startswith("/") and not line.startswith("//"):
+            # The command groups load with the first command: a pipe of data lines (a
+            # one-shot `printf 'PING\r\n' | netrepl`) never pays for them (issue 14).
+            from netrepl.commands import REGISTRY
+
             command, args = REGISTRY.parse(line)
             command.run(self, args)
             return

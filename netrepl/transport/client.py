@@ -9,12 +9,11 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netrepl.errors import ConnectError, SendError, UsageError
 from netrepl.events import CertificateInfo, Connected, Event, Noticed
@@ -34,7 +33,11 @@ from netrepl.transport.base import Transport
 from netrepl.transport.delivery import ChannelDelivery
 from netrepl.transport.loop import IOLoop
 from netrepl.transport.stream import RelayLeg, StreamChannel
-from netrepl.transport.tls import TlsLayer, client_context, client_handshake
+
+if TYPE_CHECKING:
+    import ssl
+
+    from netrepl.transport.tls import TlsLayer
 
 # Automatic reconnects wait longer after each failure, up to this (or the first delay, if
 # that is longer), so a peer that is down for the night is not hammered.
@@ -225,6 +228,9 @@ def _handshake(
     context: ssl.SSLContext | None,
     received: bytes,
 ) -> tuple[TlsLayer, bytes]:
+    # ssl is loaded when TLS is asked for, never for plain TCP (+43 M instructions a start).
+    from netrepl.transport.tls import TlsLayer, client_context, client_handshake
+
     assert endpoint.tls is not None
     context = context or client_context(endpoint.tls)
     hostname = endpoint.tls.sni or (endpoint.host if endpoint.protocol != "unix" else None)
@@ -307,6 +313,8 @@ class StreamClient(Transport):
         """Connect now. Raises ConnectError, unless --reconnect: then it keeps trying."""
         endpoint = self.endpoint
         if endpoint.tls is not None:
+            from netrepl.transport.tls import client_context  # only with TLS: see _handshake
+
             client_context(endpoint.tls)  # a bad --cafile or --cert is a usage error, now
         self.loop.start()
         try:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import ssl
 import stat
 import struct
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netrepl.errors import ConnectError, SendError, UsageError
 from netrepl.events import CertificateInfo, Connected, Listening, Noticed
@@ -34,7 +33,11 @@ from netrepl.transport.delivery import ChannelDelivery
 from netrepl.transport.loop import READ
 from netrepl.transport.registry import kind_named
 from netrepl.transport.stream import RelayLeg, StreamChannel
-from netrepl.transport.tls import TlsLayer, server_context
+
+if TYPE_CHECKING:
+    import ssl
+
+    from netrepl.transport.tls import TlsLayer
 
 ACCEPTS_PER_WAKE = 64
 
@@ -139,6 +142,9 @@ class StreamServer(Transport):
     def _open(self) -> None:
         endpoint = self.endpoint
         if endpoint.tls is not None:
+            # ssl is loaded when TLS is asked for, never for plain TCP (issue 14).
+            from netrepl.transport.tls import server_context
+
             self._context = server_context(endpoint.tls)
         listener = listening_socket(endpoint, socket.SOCK_STREAM)
         listener.setblocking(False)
@@ -304,11 +310,11 @@ class StreamServer(Transport):
             )
             return
         apply_socket_options(sock, endpoint)
-        layer = (
-            TlsLayer(self._context, server_side=True, server_hostname=None)
-            if self._context is not None
-            else None
-        )
+        layer = None
+        if self._context is not None:
+            from netrepl.transport.tls import TlsLayer  # loaded by _open with the context
+
+            layer = TlsLayer(self._context, server_side=True, server_hostname=None)
         local = self.address if unix else format_sockaddr(sock.getsockname())
         channel = self._channel(sock, next(self._ids), peer, local, layer)
         self.clients[channel.id] = channel

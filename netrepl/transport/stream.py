@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import ssl
 import struct
 import threading
 import time
@@ -21,10 +20,10 @@ from netrepl.errors import SendError
 from netrepl.events import Closed, Event, HalfClosed, Received, Sent, TlsEstablished
 from netrepl.transport import CANCEL_POLL_SECONDS, describe_os_error
 from netrepl.transport.loop import READ, WRITE, IOLoop
-from netrepl.transport.tls import TlsLayer, describe_ssl_error
 
 if TYPE_CHECKING:
     from netrepl.transport.delivery import Delivery
+    from netrepl.transport.tls import TlsLayer
 
 
 def keep_read_pages() -> None:
@@ -384,12 +383,7 @@ class StreamChannel:
                 if self.state == "handshaking":
                     data = self._advance_handshake(data)
                 else:
-                    try:
-                        data = self.tls.feed(data)
-                    except ssl.SSLError as error:
-                        self._finish(f"TLS error: {describe_ssl_error(error)}", failed=True)
-                        return
-                    self._queue_tls_output()
+                    data = self._decrypt(data)
                 if self.state == "closed":
                     return
             if data:
@@ -416,8 +410,29 @@ class StreamChannel:
         for note in notes:
             self._post(note)
 
+    def _decrypt(self, ciphertext: bytes) -> bytes:
+        """The plaintext of the peer's bytes once the handshake is done (maybe none); on a
+        TLS error the channel is finished."""
+        assert self.tls is not None
+        # A channel with a TLS layer: whoever made the layer loaded ssl (never a plain one).
+        import ssl
+
+        from netrepl.transport.tls import describe_ssl_error
+
+        try:
+            plaintext = self.tls.feed(ciphertext)
+        except ssl.SSLError as error:
+            self._finish(f"TLS error: {describe_ssl_error(error)}", failed=True)
+            return b""
+        self._queue_tls_output()
+        return plaintext
+
     def _advance_handshake(self, ciphertext: bytes) -> bytes:
         assert self.tls is not None
+        import ssl  # as in _decrypt
+
+        from netrepl.transport.tls import describe_ssl_error
+
         try:
             plaintext = self.tls.feed(ciphertext)
         except ssl.SSLError as error:

@@ -84,7 +84,7 @@ def test_a_plain_connection_imports_no_relay_machinery(make_peer):
     result = run_netrepl(*peer.args, "-q", python_flags=("-X", "importtime"), stdin=b"")
     assert result.returncode == 0, result.stderr[-2000:]
     modules, _ = imported(result.stderr)
-    assert "netrepl.session" in modules and "netrepl.commands.relay" in modules
+    assert "netrepl.session" in modules and "netrepl.transport.stream" in modules
     assert modules & RELAY_ONLY == set()
 
 
