@@ -21,15 +21,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+import prompt_toolkit.application.application
 from prompt_toolkit import PromptSession
 from prompt_toolkit.application import Application
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
+from prompt_toolkit.enums import EditingMode
+from prompt_toolkit.filters import buffer_has_focus
 from prompt_toolkit.formatted_text import ANSI, StyleAndTextTuples, to_formatted_text
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.key_binding.bindings.basic import load_basic_bindings
+from prompt_toolkit.key_binding.bindings.cpr import load_cpr_bindings
+from prompt_toolkit.key_binding.bindings.emacs import (
+    load_emacs_bindings,
+    load_emacs_search_bindings,
+    load_emacs_shift_selection_bindings,
+)
+from prompt_toolkit.key_binding.bindings.mouse import load_mouse_bindings
+from prompt_toolkit.key_binding.key_bindings import (
+    ConditionalKeyBindings,
+    KeyBindingsBase,
+    merge_key_bindings,
+)
 from prompt_toolkit.keys import Keys
 from prompt_toolkit.output import Output
 from prompt_toolkit.patch_stdout import StdoutProxy
@@ -629,10 +645,48 @@ class Reflow:
         self._columns = self._drawing
 
 
+def emacs_key_bindings() -> KeyBindingsBase:
+    """prompt_toolkit's default key bindings (`load_key_bindings`) without its vi mode:
+    basic editing, emacs editing, search (Ctrl-R) and shift selection, mouse, and the
+    terminal's cursor position answers. netrepl edits in emacs mode only; the 331 vi
+    bindings, inactive there, took ~5 ms to build and more again in the caches the first
+    key fills, since every key is matched against every binding."""
+    editing = merge_key_bindings(
+        [
+            load_basic_bindings(),
+            load_emacs_bindings(),
+            load_emacs_search_bindings(),
+            load_emacs_shift_selection_bindings(),
+        ]
+    )
+    return merge_key_bindings(
+        [
+            ConditionalKeyBindings(editing, buffer_has_focus),
+            load_mouse_bindings(),
+            load_cpr_bindings(),
+        ]
+    )
+
+
 class NetreplPrompt(PromptSession[str]):
-    """A PromptSession that reserves rows below the input for the completion menu only
+    """A PromptSession in emacs mode without prompt_toolkit's vi bindings (see
+    `emacs_key_bindings`), that reserves rows below the input for the completion menu only
     while the menu is open, and only as many as it shows (prompt_toolkit reserves eight
     always when completing while typing: seven empty rows above the toolbar)."""
+
+    def _create_application(
+        self, editing_mode: EditingMode, erase_when_done: bool
+    ) -> Application[str]:
+        # `Application.__init__` loads the default bindings itself, with no parameter to
+        # leave vi out: its module's `load_key_bindings` is the emacs-only set while this
+        # one application is built (on the main thread, before any other exists).
+        module = prompt_toolkit.application.application
+        standard = module.load_key_bindings
+        module.load_key_bindings = emacs_key_bindings
+        try:
+            return super()._create_application(EditingMode.EMACS, erase_when_done)
+        finally:
+            module.load_key_bindings = standard
 
     @property  # type: ignore[override]
     def reserve_space_for_menu(self) -> int:
