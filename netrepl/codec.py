@@ -362,10 +362,10 @@ def escape_text(text: str) -> SafeText:
         escapes = _escapes()
         escaped = _unsafe_run().sub(lambda run: run.group().translate(escapes), text)
     else:
-        escapes = _escapes()
-        # A few C passes over the bytes; a translate table costs a dict lookup per character.
+        # A few C passes over the bytes; a translate table costs a dict lookup per character
+        # (and building it, 2,300 entries, for the handful of characters found here).
         for char in controls:
-            encoded = encoded.replace(char.encode(), escapes[ord(char)].encode())
+            encoded = encoded.replace(char.encode(), _escape_char(char)[0].encode())
         if undecodable:
             encoded = encoded.replace(b"\\udc", b"\\x")  # U+DC00+byte is the byte `\\xff`
         escaped = encoded.decode("utf-8")

@@ -222,7 +222,7 @@ class TranscriptLog(_File):
 
     def write(self, event: Event, at: float) -> None:
         if not isinstance(event, Received | Sent):
-            # Encoded by the writer thread: to_pieces reads only the event, which is frozen.
+            # Encoded by the writer thread: to_pieces reads only the event, never changed.
             self._post(to_pieces(event, at), 0)
         elif self._data is None:
             self._post(to_pieces(event, at), len(event.data))

@@ -95,18 +95,10 @@ class Entry:
 
 def header(at: float, data_file: str | None = None) -> str:
     """The first line of every transcript; naming `data_file` makes it version 2."""
-    if data_file is None:
-        return json.dumps({"t": at, "type": FORMAT, "version": VERSION, "netrepl": __version__})
-    return json.dumps(
-        {
-            "t": at,
-            "type": FORMAT,
-            "version": VERSION_DATA_FILE,
-            "netrepl": __version__,
-            "data_file": data_file,
-        },
-        ensure_ascii=False,
-    )
+    record: dict[str, Any] = {"t": at, "type": FORMAT, "version": VERSION, "netrepl": __version__}
+    if data_file is not None:
+        record |= {"version": VERSION_DATA_FILE, "data_file": data_file}
+    return json.dumps(record, ensure_ascii=False)
 
 
 def header_of(line: str) -> dict[str, Any] | None:
