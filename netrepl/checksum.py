@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from netrepl.records import record
 
 
 def _crc16(data: bytes, *, poly: int, init: int, reflected: bool) -> int:
@@ -62,7 +63,7 @@ def lrc(data: bytes) -> int:
     return -sum(data) & 0xFF
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Checksum:
     """A checksum /sum can append: its width, byte order and function."""
 

@@ -28,10 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from netrepl.offline import run_offline
 
         return run_offline(words[0], words[1:])
-    from dataclasses import replace
-
     from netrepl.errors import ExitStatus, NetreplError, UsageError
     from netrepl.options import parse_options
+    from netrepl.records import replace
 
     try:
         options = parse_options(argv)

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from netrepl.errors import UsageError
+from netrepl.records import record
 
 _T = TypeVar("_T")
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Option:
     """One option (`-l`, `--listen`) or positional (`host`), with argparse's own words for
     what it takes."""
@@ -125,7 +125,7 @@ def option(*flags: str, help: str | Callable[[], str], **settings: Any) -> Optio
     return Option(tuple(flags), help, **settings)
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Group:
     """Options shown together under a title in `--help`, docs/options.md and the man page."""
 
@@ -136,7 +136,7 @@ class Group:
 Stage = Literal["together", "complete"]
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Check:
     """A named check of the parsed options, declared with the options it concerns.
 
@@ -167,7 +167,7 @@ class Check:
         return " ".join(line.strip() for line in paragraph.splitlines())
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Program:
     """A command line: `netrepl`, or a subcommand (`netrepl replay`)."""
 

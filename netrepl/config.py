@@ -19,12 +19,12 @@ wins over it. Parsing is pure (`parse_config`); only `load_config` touches the d
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from netrepl.errors import UsageError
 from netrepl.files import read_at_most, shown_path
 from netrepl.payload import EOLS
+from netrepl.records import field, record
 from netrepl.view import VIEW_NAMES
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -37,7 +37,7 @@ _DEFAULT_KEYS = ("view", "encoding", "eol", "input", "escapes", "time")
 CONFIG_LIMIT = 1024 * 1024
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Config:
     """What the config file says: option defaults, presets, and where it was read from."""
 

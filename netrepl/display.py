@@ -15,7 +15,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from itertools import pairwise
 from operator import itemgetter
 from typing import Protocol, TextIO
@@ -25,6 +24,7 @@ from rich.style import Style
 from rich.text import Text
 
 from netrepl.events import Event, Received, Skipped
+from netrepl.records import record, replace
 from netrepl.render import STYLES, Output, Renderer
 
 # A received line longer than this with no newline is shown anyway, so one endless line can
@@ -284,7 +284,7 @@ def _row_end(plain: str, start: int, end: int, room: int) -> int:
     return space if space > start else max(fits, start + 1)
 
 
-@dataclass
+@record
 class _Shown:
     """A message written above the prompt, while it may still be pinned there."""
 

@@ -6,9 +6,9 @@ bytes and facts, never rendered text or terminal codes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Literal
 
+from netrepl.records import field, record
 from netrepl.view import View
 
 NoticeLevel = Literal["status", "info", "error"]
@@ -21,7 +21,7 @@ Protocol = str
 in transport/registry.py)."""
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class Connected:
     """A connection is up; in listen mode, a client came in (`accepted`).
 
@@ -52,7 +52,7 @@ class Connected:
         return self.protocol == "udp" if self.datagram is None else self.datagram
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class Listening:
     """A listener is bound and waits for clients (or datagrams)."""
 
@@ -66,7 +66,7 @@ class Listening:
     """Relay mode: the address every client's flow connects to (`127.0.0.1:502`)."""
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class CertificateInfo:
     """One certificate of a TLS peer's chain, as /cert shows it."""
 
@@ -79,7 +79,7 @@ class CertificateInfo:
     """Whole days until not_after when the handshake happened (negative: expired)."""
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class TlsEstablished:
     """A TLS handshake finished on connection `conn`."""
 
@@ -92,7 +92,7 @@ class TlsEstablished:
     """The peer's certificates, leaf first (empty when a client sent none)."""
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class Received:
     """Bytes read from connection `conn`, in the order they arrived."""
 
@@ -111,7 +111,7 @@ class Received:
     """A piece of a message larger than --max-message, and more of it follows."""
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class Sent:
     """Bytes handed to connection `conn`'s socket, for the echo and the log."""
 
@@ -132,7 +132,7 @@ class Sent:
     message's end is a `Sent` with no data and `more` False."""
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class Upgraded:
     """A WebSocket opening handshake succeeded: from now on the connection carries messages."""
 
@@ -146,7 +146,7 @@ class Upgraded:
     """The server's 101 response head."""
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class Signalled:
     """A WebSocket control frame went by: a ping, a pong or a close, either way."""
 
@@ -164,7 +164,7 @@ class Signalled:
     at: float = field(default=0.0, compare=False)
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class HalfClosed:
     """We sent our end of stream (/eof); the connection still reads. With `by_peer`, the
     peer sent its end instead, and we may still write (only a relay leg stays open so)."""
@@ -173,7 +173,7 @@ class HalfClosed:
     by_peer: bool = False
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class Closed:
     """Connection `conn` closed, with why and what it carried."""
 
@@ -185,7 +185,7 @@ class Closed:
     """True for a reset or an error, False for an orderly close by either side."""
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class Submitted:
     """A line the user entered at the prompt, echoed so the scrollback reads as typed."""
 
@@ -193,7 +193,7 @@ class Submitted:
     line: str
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class Noticed:
     """A one-off message for the user: a status line, command output, or an error."""
 
@@ -201,14 +201,14 @@ class Noticed:
     level: NoticeLevel = "info"
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class ViewChanged:
     """The view, the framing or the timestamps changed: it applies to what comes after."""
 
     view: View
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class PauseChanged:
     """/pause and /resume: received data is counted but not shown while paused."""
 
@@ -218,14 +218,14 @@ class PauseChanged:
     """Where what was not shown can be found (the log file), for the summary on resume."""
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class StatsRequested:
     """/stats: the display answers in order with the data, from what it has counted."""
 
     at: float
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class Progress:
     """How far a long send (/sendfile) has come: shown in place, then as one status line."""
 
@@ -242,7 +242,7 @@ class Progress:
     """When recipients got different amounts: who got how much, and why they stopped."""
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class Skipped:
     """Received data the interactive display had no time to show: only its size travels on,
     so offsets, counters and /stats stay exact."""
@@ -256,7 +256,7 @@ class Skipped:
         return Skipped(self.conn, self.size + size, self.reads + 1, at)
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class ClearRequested:
     """/clear: clear the screen (nothing happens in batch mode)."""
 

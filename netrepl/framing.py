@@ -7,12 +7,12 @@ every N bytes, `delim` after a byte sequence. Nothing here reads a clock or a so
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from netrepl.errors import UsageError
 from netrepl.payload import parse_hex
 from netrepl.quantity import Whole
+from netrepl.records import record
 
 FrameMode = Literal["raw", "idle", "line", "len", "delim"]
 
@@ -25,7 +25,7 @@ IDLE_MS = Whole(1, 60_000, "milliseconds")
 FRAME_LENGTH = Whole(1, MAX_FRAME, "bytes")
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Framing:
     """How a received stream is cut into frames (/frame): the mode and its one setting."""
 
@@ -57,7 +57,7 @@ RAW = Framing()
 """Each read is a frame: the default."""
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class Frame:
     """One frame of a received stream: its bytes and when it began."""
 

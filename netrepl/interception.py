@@ -17,12 +17,12 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from netrepl.errors import UsageError
 from netrepl.events import SIDES, Side
 from netrepl.framing import RAW, Framer, Framing
+from netrepl.records import field, record
 from netrepl.traffic import count
 
 # Held bytes per direction of a flow before that side's reads pause (TCP then holds the
@@ -45,7 +45,7 @@ def direction_name(flow: int, side: Side) -> str:
     return f"#{flow} {side} → {other_side(side)}"
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class Forward:
     """Send `data`, which `side` of `flow` sent, on to the other side."""
 
@@ -54,7 +54,7 @@ class Forward:
     data: bytes
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class Tell:
     """A line for the user."""
 
@@ -62,7 +62,7 @@ class Tell:
     level: Literal["status", "error"] = "status"
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class PauseReading:
     """Stop (or, `paused` False, resume) reading `side` of `flow`: too much of it is held."""
 
@@ -71,7 +71,7 @@ class PauseReading:
     paused: bool
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class PassEnd:
     """`side` of `flow` ended its sending and nothing of it is held: half-close the other."""
 
@@ -82,7 +82,7 @@ class PassEnd:
 Action = Forward | Tell | PauseReading | PassEnd
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Rewrite:
     """`/rewrite SIDE PATTERN -> REPLACEMENT`: change what `side` sends, frame by frame."""
 
@@ -111,7 +111,7 @@ class Rewrite:
         return bytes(out)
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class HeldFrame:
     """A frame a relay holds (/hold) until /forward or /drop."""
 
@@ -121,7 +121,7 @@ class HeldFrame:
     data: bytes
 
 
-@dataclass
+@record
 class _Direction:
     """What one side of one flow has in flight here."""
 
@@ -133,7 +133,7 @@ class _Direction:
     paused: bool = False
 
 
-@dataclass
+@record
 class Interceptor:
     """A relay's holds, held frames and rewrite rules, for every flow. One thread only (the
     relay's loop): commands reach it through the loop."""

@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import replace
 
 from netrepl.cmdline import Check, Option, Program
 from netrepl.options import CLOSING, EXAMPLES, program
+from netrepl.records import replace
 
 OPTIONS_COMMAND = "python -m netrepl.manual options > docs/options.md"
 MAN_COMMAND = "python -m netrepl.manual man > docs/netrepl.1"

@@ -15,13 +15,13 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import BinaryIO
 
 from netrepl.cmdline import Group, Program, option
 from netrepl.errors import ExitStatus, UsageError
 from netrepl.framing import parse_framing
 from netrepl.options import apply_view_options
+from netrepl.records import replace
 from netrepl.transcript import Entry, TranscriptError, data_file_of, header_of, parse_line
 from netrepl.view import VIEW_NAMES, View
 

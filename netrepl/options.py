@@ -1,6 +1,6 @@
 """The command line of `netrepl`, declared once: its options (each transport kind declares
 its own, in transport/kinds/), the checks between them, and `parse_options`, which turns a
-checked command line into an `Options` dataclass.
+checked command line into an `Options` record.
 
 The parser, `--help`, docs/options.md, the man page and shell completion all come from these
 declarations (`cmdline.py`, `manual.py`). `cli.main` imports this only once it knows the
@@ -13,7 +13,6 @@ import argparse
 import functools
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from netrepl import __version__
@@ -21,6 +20,7 @@ from netrepl.cmdline import Group, Program, check, option, typed
 from netrepl.errors import UsageError
 from netrepl.payload import EOLS
 from netrepl.quantity import WAIT
+from netrepl.records import record, replace
 from netrepl.transport import registry
 from netrepl.view import VIEW_NAMES, View, apply_encoding, apply_view_name
 
@@ -66,7 +66,7 @@ SHELLS = ("bash", "zsh", "fish")
 """What `--completion` writes a script for."""
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Startup:
     """What the command line asks the session for once, before the first connection."""
 
@@ -77,7 +77,7 @@ class Startup:
     presets: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass
+@record
 class Options:
     """The parsed command line: what cli.py hands to the front end."""
 

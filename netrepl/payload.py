@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal
 
 from netrepl.checksum import CHECKSUMS
 from netrepl.codec import encoding_for_sending, make_encoder
 from netrepl.errors import UsageError
 from netrepl.quantity import whole_or_none
+from netrepl.records import record
 
 EOLS: dict[str, bytes] = {"lf": b"\n", "crlf": b"\r\n", "cr": b"\r", "none": b""}
 InputMode = Literal["text", "hex"]
@@ -147,7 +147,7 @@ def _escape(line: str, slash: int, out: bytearray, encoder: _LineEncoder) -> int
     )
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class SendContext:
     """What placeholders may use: the send counter, the time, and a way to read files."""
 

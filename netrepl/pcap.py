@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
 
 from netrepl.events import (
     Closed,
@@ -22,6 +21,7 @@ from netrepl.events import (
     Signalled,
     Upgraded,
 )
+from netrepl.records import record, replace
 from netrepl.transcript import Entry
 from netrepl.websocket import OPCODES, encode_frame
 
@@ -92,7 +92,7 @@ def parse_address(text: str) -> tuple[IPAddress | None, int | None]:
     return address, number
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class _End:
     """One end of a captured conversation: address and port."""
 
@@ -100,7 +100,7 @@ class _End:
     port: int
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class _Conversation:
     """One TCP or UDP conversation's packets so far: both ends and the next sequence number
     of each. `ours` is netrepl's end; in a relay's conversation, where netrepl is not an end
@@ -122,7 +122,7 @@ class _Conversation:
     """WebSocket frames written so far: each masked one's key is made from the count."""
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class _Leg:
     """A connection id's place in a conversation: an ordinary connection is the whole of
     one; a relay flow's client leg and upstream leg share one."""

@@ -13,10 +13,10 @@ import base64
 import ipaddress
 import re
 import urllib.parse
-from dataclasses import dataclass
 
 from netrepl.codec import quote
 from netrepl.errors import UsageError
+from netrepl.records import record
 
 DEFAULT_PORTS = {"socks5": 1080, "socks5h": 1080, "socks4": 1080, "socks4a": 1080, "http": 8080}
 """The schemes --proxy takes, with the port each means when the URL gives none."""
@@ -47,7 +47,7 @@ SOCKS4_REPLIES = {
 MAX_HTTP_HEAD = 16384
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class ProxySettings:
     """--proxy: which proxy, where, and the credentials to give it."""
 

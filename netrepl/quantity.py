@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 
 from netrepl.codec import quote
 from netrepl.errors import UsageError
+from netrepl.records import record
 
 DAY_SECONDS = 86_400
 """The longest any wait may be: a sleep, a timeout, a linger, a delay, an interval."""
@@ -60,7 +60,7 @@ def _fail(what: str, text: str, expected: str) -> UsageError:
     return UsageError(f"{prefix}{shown} is not {expected}")
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Seconds:
     """A time in seconds, fractions allowed: `0.5`, `2`, `1e-3`."""
 
@@ -80,7 +80,7 @@ class Seconds:
         return value
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Whole:
     """A whole number of `unit`: milliseconds, bytes, times, clients."""
 

@@ -8,7 +8,6 @@ that came from outside (peer bytes, typed lines, addresses) passes through `code
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Literal
 
 from rich.text import Span, Text
@@ -38,6 +37,7 @@ from netrepl.events import (
 from netrepl.framing import Frame, Framer
 from netrepl.hexdump import BYTES_PER_LINE, format_hexdump, offset_spans
 from netrepl.jsonview import JSON_SETTLE_SECONDS, JsonLines, Piece
+from netrepl.records import field, record
 from netrepl.traffic import TrafficStats, count, format_rate
 from netrepl.view import View
 
@@ -68,7 +68,7 @@ STYLES: dict[str, str] = {
 }
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class Output:
     """One piece for the display: styled text, or for the raw view the bytes themselves."""
 
@@ -142,7 +142,7 @@ def _expiry(cert: CertificateInfo) -> str:
     return f" ({count(cert.days_left, 'day')} left)"
 
 
-@dataclass
+@record
 class _Peer:
     """What the renderer remembers of an open connection, to name it in status lines."""
 
@@ -164,7 +164,7 @@ class _Peer:
         return f"#{self.flow} {self.side} → {other}"
 
 
-@dataclass
+@record
 class _Unshown:
     """A tally of received data not shown: hidden while paused (`/pause`), or skipped by
     the display to keep up with a flood."""

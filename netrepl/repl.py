@@ -17,7 +17,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -56,6 +55,7 @@ from netrepl.display import AnsiFormatter, Display, TerminalSink, screen_rows, t
 from netrepl.errors import ExitStatus, NetreplError
 from netrepl.events import Event, Noticed, PauseChanged, Progress, Submitted
 from netrepl.options import Startup
+from netrepl.records import record
 from netrepl.render import Renderer
 from netrepl.session import Session, Settings
 from netrepl.transport import Endpoint
@@ -165,7 +165,7 @@ class Activity:
         self._post(event)
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Field:
     """One field of the toolbar; when the width is short, the highest `drop` goes first."""
 
@@ -250,7 +250,7 @@ def toolbar_text(
     return fit_toolbar([where, settings_fields, counts], width)
 
 
-@dataclass
+@record
 class _Entered:
     """A line entered at the prompt, on its way through the line runner."""
 

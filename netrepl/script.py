@@ -13,13 +13,13 @@ import os
 import select
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from netrepl.errors import ExitStatus, NetreplError, UsageError
 from netrepl.events import Connected, Event
 from netrepl.files import describe_path_error, is_stream, open_for_reading, shown_path
 from netrepl.quantity import whole_or_none
+from netrepl.records import record
 from netrepl.transport.loop import IOLoop
 
 if TYPE_CHECKING:
@@ -179,7 +179,7 @@ class ConnectScript:
             self._changed.wait_for(lambda: self._running == 0)
 
 
-@dataclass
+@record
 class Job:
     """One /every line: how often it runs and how it went so far."""
 

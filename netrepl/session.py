@@ -8,12 +8,10 @@ show, never printing anything itself.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from netrepl.codec import decode_complete, quote
@@ -29,6 +27,7 @@ from netrepl.files import check_readable, read_at_most
 from netrepl.framing import Framing
 from netrepl.log import SessionFiles, SessionMemory
 from netrepl.payload import EOLS, InputMode, SendContext, build_payload
+from netrepl.records import record, replace
 from netrepl.render import certificate_lines
 from netrepl.script import ConnectScript, PeriodicJobs
 from netrepl.transcript import WIRE_EVENTS
@@ -65,7 +64,7 @@ def read_payload_file(path: str) -> bytes:
     return read_at_most(path, PAYLOAD_FILE_LIMIT, "send it with /sendfile")
 
 
-@dataclass
+@record
 class Settings:
     """The session's settings that commands change: view, end of line, input mode."""
 
@@ -410,10 +409,10 @@ class Session:
     # ---- display settings that travel with the data (ViewChanged, PauseChanged)
 
     def set_timestamps(self, mode: TimeMode) -> None:
-        self._set_view(dataclasses.replace(self.settings.view, timestamps=mode))
+        self._set_view(replace(self.settings.view, timestamps=mode))
 
     def set_framing(self, framing: Framing) -> None:
-        self._set_view(dataclasses.replace(self.settings.view, framing=framing))
+        self._set_view(replace(self.settings.view, framing=framing))
         if self.transport is not None:
             self.transport.set_framing(framing)
 

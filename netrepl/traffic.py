@@ -7,12 +7,11 @@ skipping under a flood.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from netrepl.events import Closed, Connected, Event, Received, Sent
+from netrepl.records import field, record
 
 
-@dataclass
+@record
 class Direction:
     """One direction of traffic: received or sent."""
 
@@ -40,7 +39,7 @@ class Direction:
         self.peak_per_second = max(self.peak_per_second, self._second_bytes)
 
 
-@dataclass
+@record
 class TrafficStats:
     """Counters of the session's traffic, for /stats."""
 

@@ -29,7 +29,6 @@ import binascii
 import json
 import typing
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from netrepl import __version__
@@ -45,6 +44,7 @@ from netrepl.events import (
     TlsEstablished,
     Upgraded,
 )
+from netrepl.records import record
 
 FORMAT = "netrepl-transcript"
 VERSION = 1
@@ -84,7 +84,7 @@ encode_base64, BASE64_ENCODER = _base64_encoder()
 """Bytes -> base64 bytes (no newline), and which library does it (benchmarks report it)."""
 
 
-@dataclass(unsafe_hash=True, slots=True)
+@record(unsafe_hash=True, slots=True)
 class Entry:
     """One record of a transcript: when, and the event."""
 

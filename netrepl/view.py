@@ -6,11 +6,11 @@ Pure data and name parsing; knows nothing of rendering or terminals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import Literal
 
 from netrepl.codec import AUTO, resolve_encoding
 from netrepl.framing import RAW, Framing
+from netrepl.records import record, replace
 
 ViewMode = Literal["text", "hex", "json", "raw"]
 TimeMode = Literal["off", "on", "delta"]
@@ -21,7 +21,7 @@ VIEW_NAMES = ("hex", "text", "utf8", "gbk", "auto", "json", "raw")
 _NAMED_ENCODINGS = {"utf8": "utf-8", "gbk": "gbk", "auto": AUTO}
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class View:
     """How received data is shown: the mode, the encoding, timestamps and framing."""
 

@@ -13,12 +13,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from netrepl.codec import encode_for_sending, quote
 from netrepl.errors import ExitStatus, NetreplError, UsageError
 from netrepl.events import Event, Received, Sent
 from netrepl.payload import parse_hex
+from netrepl.records import field, record
 
 # What a watcher keeps of a stream it has not matched yet; older bytes are dropped.
 WINDOW = 1024 * 1024
@@ -211,7 +211,7 @@ class ExpectBuffer:
                     self._waiters -= 1
 
 
-@dataclass
+@record
 class Rule:
     """One /when: a pattern, and the line that answers it."""
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import wsproto
 from wsproto.connection import ConnectionState
@@ -27,6 +26,8 @@ from wsproto.events import (
     TextMessage,
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from netrepl.records import record
 
 CLOSE_CODE_NAMES = {
     1000: "normal closure",
@@ -129,7 +130,7 @@ def encode_frame(
 # ---- what a peer's bytes make happen
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class UpgradeAccepted:
     """The opening handshake succeeded."""
 
@@ -142,7 +143,7 @@ class UpgradeAccepted:
     """The server's 101 response, head only."""
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class UpgradeRefused:
     """The server answered the upgrade with something else than 101 (a client's view), or
     the client's request was not an upgrade (a server's)."""
@@ -154,7 +155,7 @@ class UpgradeRefused:
     """The first REFUSED_BODY_SHOWN bytes of the response's body."""
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class MessagePiece:
     """A data message, or a piece of one larger than the bound (`more` pieces follow)."""
 
@@ -165,7 +166,7 @@ class MessagePiece:
     more: bool = False
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class ControlReceived:
     """A ping, pong or close frame from the peer. A ping is answered, and a close
     acknowledged, by what `outgoing` has after it."""
@@ -178,7 +179,7 @@ class ControlReceived:
     reason: str = ""
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@record(slots=True, unsafe_hash=True)
 class ProtocolViolated:
     """The peer sent what RFC 6455 forbids (a text message that is not UTF-8, reserved
     bits); our close frame with this code says so, and the connection ends."""

@@ -9,10 +9,10 @@ those groups (importing `netrepl.commands` does) or acts on a session.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from netrepl.errors import UsageError
+from netrepl.records import field, record
 
 if TYPE_CHECKING:
     from netrepl.session import Session
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 GROUPS = ("View", "Send", "Relay", "Connection", "Script", "Log", "Session")
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Param:
     """One parameter of a slash command: how it parses and what completion offers."""
 
@@ -51,7 +51,7 @@ class Param:
         return tuple(suggestions(session) if callable(suggestions) else suggestions)
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Arguments:
     """A command's checked argument values, with the column where each began in the line,
     in the order given; `get` finds one by its parameter's name (an optional one may be
@@ -78,7 +78,7 @@ class Arguments:
 Handler = Callable[["Session", Arguments], None]
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Command:
     """One slash command: its name, help, parameters and handler."""
 
@@ -133,7 +133,7 @@ class Command:
         return Arguments(tuple(values), tuple(columns), tuple(names))
 
 
-@dataclass
+@record
 class Registry:
     """Every slash command by name and alias: /help, completion and dispatch read it."""
 

@@ -18,11 +18,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from netrepl.codec import quote
 from netrepl.errors import ConnectError, UsageError
+from netrepl.records import record
 
 if TYPE_CHECKING:
     from netrepl.events import Event
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from netrepl.transport.base import Transport
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class FlowSide:
     """Relay mode: one side of a flow (`/to 2 client`), of the newest flow, or of each."""
 
@@ -43,7 +43,7 @@ Target = Literal["all", "last"] | int | tuple[str, int] | FlowSide
 side of a relay's flows."""
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class TlsOptions:
     """--tls and its options; the context is built from them by transport.tls."""
 
@@ -55,7 +55,7 @@ class TlsOptions:
     alpn: tuple[str, ...] = ()
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Endpoint:
     """Where to connect or listen, and how: the transport half of the command line."""
 
@@ -85,8 +85,8 @@ class Endpoint:
     """--proxy: a client connects to its HOST PORT through this proxy (a relay's upstream
     does, never a listener). `label` stays the target's address."""
     kind_settings: Hashable = None
-    """What only its kind knows (a serial port's speed, say), as that kind's own frozen
-    dataclass: a new kind needs no new field here."""
+    """What only its kind knows (a serial port's speed, say), as that kind's own hashable
+    record: a new kind needs no new field here."""
 
     @property
     def label(self) -> str:
@@ -107,7 +107,7 @@ class Endpoint:
 _ORDINARY_PEER_STATES = frozenset({"open", "udp"})
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class PeerInfo:
     """One client of a listening transport (or the one peer of a client), for `/clients`."""
 
@@ -124,7 +124,7 @@ class PeerInfo:
         return "" if self.state in _ORDINARY_PEER_STATES else self.state
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class FlowInfo:
     """One flow of a relay, for `/flows`."""
 
@@ -142,7 +142,7 @@ class FlowInfo:
     """Bytes of it held (/hold), not yet forwarded or dropped."""
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class SessionLink:
     """What ties a transport to its session: where its events go, where connection ids come
     from (never reused across transports), and the flag Ctrl-C sets to stop what blocks."""

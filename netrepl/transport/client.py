@@ -12,12 +12,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from netrepl.errors import ConnectError, SendError, UsageError
 from netrepl.events import CertificateInfo, Connected, Event, Noticed
 from netrepl.proxy import ProxyError, ProxySettings, open_handshake
+from netrepl.records import replace
 from netrepl.transport import (
     Endpoint,
     PeerInfo,

@@ -12,9 +12,9 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from netrepl.errors import SendError
+from netrepl.records import record
 from netrepl.transport import CANCEL_POLL_SECONDS
 from netrepl.transport.stream import SEND_WAIT_SECONDS, SendInterrupted, StreamChannel
 
@@ -22,7 +22,7 @@ Waiting = Callable[[], None]
 """Called every few tens of milliseconds while a send waits for a peer to read."""
 
 
-@dataclass
+@record
 class Recipient:
     """One connection a send goes to, and how much of the send it got."""
 

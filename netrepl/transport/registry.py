@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from netrepl.cmdline import Check, Group, Option, check
 from netrepl.errors import UsageError
+from netrepl.records import record, replace
 from netrepl.transport import Endpoint, SessionLink, format_address, parse_port
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def address_label(endpoint: Endpoint) -> str:
     return format_address(endpoint.host or "*", endpoint.port)
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Kind:
     """A kind of transport, as the command line, the session and the toolbar know it."""
 
@@ -97,7 +97,7 @@ class Kind:
         return self.selector is not None and self.selector.given(args)
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Layer:
     """What wraps the byte stream of the kinds that carry it (TLS), whatever their address.
 
@@ -123,7 +123,7 @@ class Layer:
         return self.selector.given(args)
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class Registered:
     """Everything registered, as transport/kinds/__init__.py lists it."""
 

@@ -19,12 +19,12 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from netrepl.errors import ConnectError, SendError, UsageError
 from netrepl.events import CertificateInfo, Connected, Event, Noticed, Side
 from netrepl.framing import Framing
 from netrepl.interception import other_side
+from netrepl.records import record
 from netrepl.traffic import count
 from netrepl.transport import (
     Endpoint,
@@ -50,7 +50,7 @@ from netrepl.transport.stream import RelayLeg, StreamChannel
 from netrepl.transport.tls import TlsLayer, client_context
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class _Flow:
     """One relayed conversation: the client that came in and its upstream leg."""
 

@@ -19,10 +19,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from netrepl.errors import ConnectError, SendError, UsageError
 from netrepl.events import Closed, Connected, Event, Listening, Noticed, Received, Sent
+from netrepl.records import record
 from netrepl.transport import (
     Endpoint,
     PeerInfo,
@@ -57,7 +57,7 @@ PENDING_OVERHEAD = 128
 DEFAULT_RCVBUF = 4 * 1024 * 1024
 
 
-@dataclass
+@record
 class Sender:
     """A peer of the socket: a sender (or a destination) of a listener, a client's peer."""
 

@@ -18,10 +18,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from netrepl.errors import ConnectError, SendError, UsageError
 from netrepl.events import Closed, Connected, Event, Noticed, Received, Side
+from netrepl.records import record
 from netrepl.transport import (
     CANCEL_POLL_SECONDS,
     Endpoint,
@@ -62,7 +62,7 @@ UNREACHABLE_REPORT_SECONDS = 1.0
 SWEEP_SECONDS = 1.0
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class _UpstreamLeg(Sender):
     """A flow's socket toward the upstream: connected, from an ephemeral port of its own."""
 
@@ -71,7 +71,7 @@ class _UpstreamLeg(Sender):
     local: str = ""
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class _Flow:
     """One relayed UDP conversation: a client's address and its upstream socket."""
 

@@ -9,12 +9,11 @@ check added without a case here fails `test_every_check_has_a_case`.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from netrepl.errors import UsageError
 from netrepl.options import parse_options, program
+from netrepl.records import replace
 from netrepl.transport import registry
 
 CASES = {

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pytest
 
@@ -23,6 +23,7 @@ from netrepl.errors import ConnectError, UsageError
 from netrepl.events import Closed, Connected, Received
 from netrepl.manual import completion_script, man_page, options_markdown
 from netrepl.options import build_parser, parse_options, program
+from netrepl.records import replace
 from netrepl.transport import Endpoint, PeerInfo, SessionLink, Target, describe_os_error, registry
 from netrepl.transport.base import Transport
 from netrepl.transport.delivery import ChannelDelivery

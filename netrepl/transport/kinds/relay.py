@@ -10,10 +10,10 @@ Declarations only: `transport/relay.py` does the relaying.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
 from netrepl.cmdline import Group, check, option
 from netrepl.errors import UsageError
+from netrepl.records import replace
 from netrepl.transport import Endpoint, TlsOptions, parse_host, parse_host_port
 from netrepl.transport.kinds.shared import proxy_settings
 from netrepl.transport.registry import Kind, chosen_kind, kind_named, kinds, titles

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import socket
-from dataclasses import replace
 
 from netrepl.cmdline import Group, check, option, typed
 from netrepl.errors import UsageError
 from netrepl.proxy import DEFAULT_PORTS, ProxySettings, parse_proxy_url
 from netrepl.quantity import CONNECT_TIMEOUT, WAIT, Whole
+from netrepl.records import replace
 from netrepl.transport import Endpoint, parse_host, parse_host_port, parse_port
 from netrepl.transport.registry import Kind, chosen_kind, kind_named, kinds, titles
 

@@ -7,11 +7,11 @@ Declarations only; the stream client and server are imported when an endpoint is
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from netrepl.cmdline import check, option
 from netrepl.errors import UsageError
+from netrepl.records import replace
 from netrepl.transport import Endpoint, SessionLink
 from netrepl.transport.registry import Kind, chosen_kind
 

@@ -9,11 +9,11 @@ Declarations only; `transport/tls.py` builds the SSL contexts when an endpoint i
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
 from netrepl.cmdline import check, option
 from netrepl.codec import quote
 from netrepl.errors import UsageError
+from netrepl.records import replace
 from netrepl.transport import Endpoint, TlsOptions, parse_host
 from netrepl.transport.registry import Kind, Layer, kinds
 

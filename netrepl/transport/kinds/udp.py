@@ -9,12 +9,12 @@ are imported when an endpoint is opened.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from netrepl.cmdline import check, option, typed
 from netrepl.errors import UsageError
 from netrepl.quantity import WAIT
+from netrepl.records import record, replace
 from netrepl.transport import Endpoint, SessionLink
 from netrepl.transport.registry import Kind
 
@@ -69,7 +69,7 @@ RELAY_IDLE = option(
 )
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class UdpRelaySettings:
     """A UDP relay's own settings (`Endpoint.kind_settings` of its listener)."""
 

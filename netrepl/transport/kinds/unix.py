@@ -7,9 +7,9 @@ Declarations only; the stream client and server are imported when an endpoint is
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
 from netrepl.cmdline import option
+from netrepl.records import replace
 from netrepl.transport import Endpoint
 from netrepl.transport.kinds.tcp import open_relay, open_stream
 from netrepl.transport.registry import Kind

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import urllib.parse
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from netrepl.cmdline import check, option, typed
 from netrepl.codec import quote
 from netrepl.errors import UsageError
 from netrepl.quantity import Seconds, Whole
+from netrepl.records import record, replace
 from netrepl.transport import Endpoint, SessionLink, TlsOptions, format_address
 from netrepl.transport.registry import Kind
 
@@ -30,7 +30,7 @@ PING_TIMEOUT = Seconds(low=0.01)
 DEFAULT_PING_TIMEOUT = 20.0
 
 
-@dataclass(unsafe_hash=True)
+@record(unsafe_hash=True)
 class WebSocketSettings:
     """What only a WebSocket endpoint knows (its `Endpoint.kind_settings`)."""
 
