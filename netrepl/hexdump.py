@@ -108,7 +108,9 @@ _LINES_PER_WINDOW = _WINDOW // BYTES_PER_LINE
 _HEX_COLUMNS = [column for column, char in enumerate(_AFTER_OFFSET) if char == ord("x")]
 _GUTTER_COLUMNS = [column for column, char in enumerate(_AFTER_OFFSET) if char == ord("g")]
 # The hex digit of line i's offset 4096s, 256s and 16s place (i up to a window's lines).
+# Built from runs, not byte by byte: this runs at every start, a one-shot pipe's too.
 _LINE_COUNTER = [
-    bytes(b"0123456789abcdef"[i >> shift & 0xF] for i in range(_LINES_PER_WINDOW))
+    b"".join(bytes([digit]) * (1 << shift) for digit in b"0123456789abcdef")
+    * (_LINES_PER_WINDOW >> (shift + 4))
     for shift in (8, 4, 0)
 ]
