@@ -19,13 +19,10 @@ from itertools import pairwise
 from operator import itemgetter
 from typing import Protocol, TextIO
 
-from rich.cells import cell_len
-from rich.style import Style
-from rich.text import Text
-
 from netrepl.events import Event, Received, Skipped
 from netrepl.records import record, replace
 from netrepl.render import STYLES, Output, Renderer
+from netrepl.styledtext import Span, StyledText
 
 # A received line longer than this with no newline is shown anyway, so one endless line can
 # neither grow the prompt area without bound nor hide data.
@@ -124,18 +121,20 @@ class AnsiFormatter:
         system = self._console.color_system
         # No colours (TERM=dumb, NO_COLOR) is rare: rich's own path handles its subtleties.
         self._color_system = None if self._console.no_color else COLOR_SYSTEMS.get(system or "")
-        self._styles: dict[tuple[str | Style, ...], tuple[str, str]] = {}
+        self._styles: dict[tuple[str, ...], tuple[str, str]] = {}
 
-    def __call__(self, text: Text) -> str:
+    def __call__(self, text: StyledText) -> str:
         if self._color_system is None:
             return self.rich_format(text)
         if "\t" in text.plain:
-            text = text.copy()
-            text.expand_tabs(self._console.tab_size)
+            expanded = text.to_rich()
+            expanded.expand_tabs(self._console.tab_size)
+            spans = [Span(start, end, str(style)) for start, end, style in expanded.spans]
+            text = StyledText(expanded.plain, text.style, spans=spans)
         runs = self._runs_in_order(text)
         return "".join(runs if runs is not None else self._runs_by_edges(text))
 
-    def _runs_in_order(self, text: Text) -> list[str] | None:
+    def _runs_in_order(self, text: StyledText) -> list[str] | None:
         """The usual text: spans one after another (escapes, hexdump offsets); None when
         spans overlap."""
         plain, base = text.plain, text.style
@@ -153,7 +152,7 @@ class AnsiFormatter:
         runs.append(self._styled(plain[position:], outside))
         return runs
 
-    def _runs_by_edges(self, text: Text) -> list[str]:
+    def _runs_by_edges(self, text: StyledText) -> list[str]:
         """Any spans, combined where they overlap as rich combines them: the text's own style
         first, then the spans in the order they were added."""
         plain, spans = text.plain, text.spans
@@ -161,7 +160,7 @@ class AnsiFormatter:
         edges += [(span.start, False, index) for index, span in enumerate(spans, 1)]
         edges += [(span.end, True, index) for index, span in enumerate(spans, 1)]
         edges.sort(key=_EDGE_ORDER)
-        names: list[str | Style] = [text.style, *(span.style for span in spans)]
+        names = [text.style, *(span.style for span in spans)]
         active: list[int] = []
         runs = []
         for (offset, leaving, index), (next_offset, _, _) in pairwise(edges):
@@ -174,16 +173,18 @@ class AnsiFormatter:
                 runs.append(self._styled(plain[offset:next_offset], sgr))
         return runs
 
-    def rich_format(self, text: Text) -> str:
+    def rich_format(self, text: StyledText) -> str:
         """The same through rich's console: the reference the fast path is tested against."""
         with self._console.capture() as capture:
-            self._console.print(text, end="")
+            self._console.print(text.to_rich(), end="")
         return capture.get()
 
-    def _sgr(self, styles: tuple[str | Style, ...]) -> tuple[str, str]:
+    def _sgr(self, styles: tuple[str, ...]) -> tuple[str, str]:
         """The codes that open and close a run in these styles combined ("" when plain)."""
         codes = self._styles.get(styles)
         if codes is None:
+            from rich.style import Style  # with the console, never for a pipe
+
             get = self._console.get_style
             style = Style.combine(get(name, default=Style.null()) for name in styles)
             opened, marker, closed = style.render("\0", color_system=self._color_system).partition(
@@ -205,7 +206,7 @@ class AnsiFormatter:
 _EDGE_ORDER = itemgetter(0, 1)
 
 
-def plain(text: Text) -> str:
+def plain(text: StyledText) -> str:
     return text.plain
 
 
@@ -217,7 +218,11 @@ _COLUMN_GAP = re.compile(r"(?<=\S) {2,}(?=\S)")
 
 def text_width(line: str) -> int:
     """Terminal cells of one line of plain text (wide characters take two)."""
-    return len(line) if line.isascii() else cell_len(line)
+    if line.isascii():
+        return len(line)
+    from rich.cells import cell_len  # rich knows the widths; a pipe never asks
+
+    return cell_len(line)
 
 
 def screen_rows(text: str, columns: int) -> int:
@@ -238,7 +243,7 @@ def hanging_indent(line: str, width: int) -> int:
     return column if column <= width // 2 else min(indent + 2, width // 2)
 
 
-def wrap_message(text: Text, width: int) -> Text:
+def wrap_message(text: StyledText, width: int) -> StyledText:
     """`text` with every line wider than `width` cells broken at spaces onto more rows, each
     continuation starting at the line's hanging indent (further left for a word that would
     not fit after it); a word wider than a row is cut. The
@@ -246,7 +251,7 @@ def wrap_message(text: Text, width: int) -> Text:
     plain = text.plain
     if width < 8 or all(text_width(line) <= width for line in plain.split("\n")):
         return text
-    wrapped = Text(end=text.end, style=text.style)
+    wrapped = StyledText(end=text.end, style=text.style)
     start = 0
     for line in plain.split("\n"):
         end = start + len(line)
@@ -315,7 +320,7 @@ class TerminalSink:
     def __init__(
         self,
         out: TextIO,
-        formatter: Callable[[Text], str],
+        formatter: Callable[[StyledText], str],
         repaint: Callable[[], None],
         clear: Callable[[], None] | None = None,
         size: Callable[[], tuple[int, int]] | None = None,
@@ -449,7 +454,7 @@ class TerminalSink:
             kept.append((shown.at + PIN_SECONDS, "".join(lines)))
         self._pinned = tuple(reversed(kept))
 
-    def _add_data(self, text: Text, parts: list[str]) -> None:
+    def _add_data(self, text: StyledText, parts: list[str]) -> None:
         plain, ansi = text.plain, self._format(text)
         if self._line_ended_early and plain:
             self._line_ended_early = False
@@ -496,8 +501,8 @@ class StreamSink:
         stdout: TextIO,
         stderr: TextIO,
         *,
-        data_format: Callable[[Text], str] = plain,
-        message_format: Callable[[Text], str] = plain,
+        data_format: Callable[[StyledText], str] = plain,
+        message_format: Callable[[StyledText], str] = plain,
         quiet: bool = False,
     ) -> None:
         self._stdout = stdout
@@ -792,7 +797,7 @@ class Display:
         try:
             return render()
         except Exception as error:  # a rendering bug must not silence the display
-            return [Output("error", Text(f"display error: {error!r}", end=""))]
+            return [Output("error", StyledText(f"display error: {error!r}"))]
 
     def _write(self, outputs: list[Output] | None) -> None:
         if not self._keep_up:

@@ -1,7 +1,7 @@
 """The json view's core: a JSON object or array re-indented and coloured, and a received text
 stream cut into lines so that each line holding one is shown that way.
 
-Pure: text in, rich `Text` (or text for the text view to show) out. No socket, thread, clock or
+Pure: text in, `StyledText` (or text for the text view to show) out. No socket, thread, clock or
 terminal. Nothing from a peer leaves here raw: every string of a document passes through
 `codec.escape_text`, and what is not a document goes back to the text view, which escapes it.
 """
@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import re
 
-from rich.text import Span, Text
-
 from netrepl.codec import escape_text
+from netrepl.styledtext import Span, StyledText
 
 # What is re-indented at most, in characters of decoded text (a longer line or message is
 # shown as the text view shows it, as it comes). Measured (`python -m benchmarks --only
@@ -43,7 +42,7 @@ _DOCUMENT_START = re.compile(r"^[ \t]*(?:[{\[]|\Z)", re.MULTILINE)
 _VALUE_STYLES = {"t": "netrepl.json.true", "f": "netrepl.json.false", "n": "netrepl.json.null"}
 
 
-def format_json(text: str, *, styles: bool = True) -> Text | None:
+def format_json(text: str, *, styles: bool = True) -> StyledText | None:
     """`text` re-indented (two spaces) and coloured when it is one JSON object or array (blanks
     around it allowed); None when it is not, or is longer than JSON_MAX_CHARS.
 
@@ -115,10 +114,10 @@ def format_json(text: str, *, styles: bool = True) -> Text | None:
             return None
         i += 1
     parts.append("\n")
-    return Text("".join(parts), spans=spans, end="")
+    return StyledText("".join(parts), spans=spans)
 
 
-Piece = str | Text
+Piece = str | StyledText
 """What `JsonLines` gives: a document, indented (`Text`), or text for the text view (`str`,
 not yet escaped)."""
 

@@ -1,4 +1,4 @@
-"""Events -> styled text (rich `Text`) in the current view, keeping per-connection stream state.
+"""Events -> styled text (`StyledText`) in the current view, keeping per-connection stream state.
 
 Pure: no terminal, no socket, no thread. Only the display calls it, from its one thread, in
 event order, so a view switch applies exactly to the bytes that arrive after it. Every string
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import time
 from typing import Literal
-
-from rich.text import Span, Text
 
 from netrepl.codec import SafeText, TextDecoder, escape_text, quote
 from netrepl.events import (
@@ -38,6 +36,7 @@ from netrepl.framing import Frame, Framer
 from netrepl.hexdump import BYTES_PER_LINE, format_hexdump, offset_spans
 from netrepl.jsonview import JSON_SETTLE_SECONDS, JsonLines, Piece
 from netrepl.records import field, record
+from netrepl.styledtext import Span, StyledText
 from netrepl.traffic import TrafficStats, count, format_rate
 from netrepl.view import View
 
@@ -73,38 +72,27 @@ class Output:
     """One piece for the display: styled text, or for the raw view the bytes themselves."""
 
     channel: Channel
-    text: Text | None = None
+    text: StyledText | None = None
     raw: bytes = b""
 
 
-def styled(safe: SafeText, style: str = "") -> Text:
+def styled(safe: SafeText, style: str = "") -> StyledText:
     """Styled `Text` for already escaped text: escapes get the style of their kind."""
     spans = [Span(start, end, f"netrepl.{kind}") for start, end, kind in safe.escapes]
-    return shown_text(safe.text, style, spans)
+    return StyledText(safe.text, style, spans=spans)
 
 
-def shown_text(plain: str, style: str = "", spans: list[Span] | None = None) -> Text:
-    """`Text(plain, end="")` for text this module already made safe (escaped text, hexdump
-    lines), without rich's own strip of BEL, BS, VT, FF and CR, which such text never holds:
-    rich does it with a `str.translate` through a dict, ~2 ns a character, a fifth of the
-    cost of rendering a hexdump."""
-    text = Text(style=style, spans=spans, end="")
-    text._text = [plain]
-    text._length = len(plain)
-    return text
-
-
-def safe_text(text: str, style: str = "") -> Text:
+def safe_text(text: str, style: str = "") -> StyledText:
     """`text` with every unsafe character escaped and the escapes styled."""
     return styled(escape_text(text), style)
 
 
-def pieces_text(pieces: list[Piece], styles: bool = True) -> Text:
+def pieces_text(pieces: list[Piece], styles: bool = True) -> StyledText:
     """The json view's pieces as one `Text`: documents as they are, text as the text view
     shows it (escaped, escapes styled)."""
-    text = Text(end="")
+    text = StyledText()
     for piece in pieces:
-        if isinstance(piece, Text):
+        if isinstance(piece, StyledText):
             text.append_text(piece)
         elif styles:
             text.append_text(styled(escape_text(piece)))
@@ -113,13 +101,13 @@ def pieces_text(pieces: list[Piece], styles: bool = True) -> Text:
     return text
 
 
-def hexdump_text(data: bytes, offset: int, style: str = "", *, styles: bool = True) -> Text:
+def hexdump_text(data: bytes, offset: int, style: str = "", *, styles: bool = True) -> StyledText:
     """A block of `hexdump -C` lines, each ending in a newline, with the offsets dimmed."""
     text = format_hexdump(data, offset)
     if not styles:
-        return shown_text(text, style)
+        return StyledText(text, style)
     spans = [Span(start, end, "netrepl.offset") for start, end in offset_spans(len(data), offset)]
-    return shown_text(text, style, spans)
+    return StyledText(text, style, spans=spans)
 
 
 def certificate_lines(chain: tuple[CertificateInfo, ...]) -> list[str]:
@@ -306,16 +294,16 @@ class _ReceivedStream:
         self.lines = self._lines(self.view)
 
     def _text(self, decoded: SafeText) -> list[Output]:
-        return self._shown(styled(decoded) if self.styles else shown_text(decoded.text))
+        return self._shown(styled(decoded) if self.styles else StyledText(decoded.text))
 
-    def _pieces(self, pieces: list[Piece]) -> Text:
+    def _pieces(self, pieces: list[Piece]) -> StyledText:
         text = pieces_text(pieces, self.styles)
-        if self.mid_line and pieces and isinstance(pieces[0], Text):
+        if self.mid_line and pieces and isinstance(pieces[0], StyledText):
             # A document starts at column 0, even after a line another view left open.
-            text = Text("\n", end="") + text
+            text = StyledText("\n") + text
         return text
 
-    def _shown(self, text: Text) -> list[Output]:
+    def _shown(self, text: StyledText) -> list[Output]:
         if not text.plain:
             return []
         self.mid_line = not text.plain.endswith("\n")
@@ -330,7 +318,7 @@ class _ReceivedStream:
         block = hexdump_text(data, start, styles=self.styles)
         if self.mid_line:
             # The hexdump must start at column 0 even after a text line left open.
-            block = Text("\n", end="") + block
+            block = StyledText("\n") + block
             self.mid_line = False
         return [Output("data", block)]
 
@@ -362,7 +350,7 @@ class _ReceivedStream:
         if not self.mid_line:
             return []
         self.mid_line = False
-        return [Output("data", Text("\n", end=""))]
+        return [Output("data", StyledText("\n"))]
 
 
 class Renderer:
@@ -491,7 +479,7 @@ class Renderer:
                     self._last_source = None
                 return outputs
             case Submitted(prompt, line):
-                text = Text(end="")
+                text = StyledText()
                 text.append(prompt, style="netrepl.prompt")
                 text.append_text(safe_text(line, "netrepl.echo"))
                 return [Output("echo", text)]
@@ -666,11 +654,11 @@ class Renderer:
             self._last_source = None  # the stream that goes on below gets its label again
         return outputs
 
-    def _block_body(self, data: bytes, offset: int, *, hexdump: bool = False) -> Text:
+    def _block_body(self, data: bytes, offset: int, *, hexdump: bool = False) -> StyledText:
         """Bytes shown whole on their own: a datagram, or a sent payload (hex sends always
         as a hexdump)."""
         if self.view.mode == "hex" or hexdump:
-            return hexdump_text(data, offset) if data else Text("", end="")
+            return hexdump_text(data, offset) if data else StyledText("")
         if self.view.mode == "json":
             text = TextDecoder(self.view.encoding).decode_unescaped(data, final=True)
             body = pieces_text(JsonLines(styles=self.styles).feed(text, whole=True), self.styles)
@@ -678,7 +666,7 @@ class Renderer:
                 body.append("\n")
             return body
         decoded = TextDecoder(self.view.encoding).decode(data, final=True)
-        body = styled(decoded) if self.styles else shown_text(decoded.text)
+        body = styled(decoded) if self.styles else StyledText(decoded.text)
         if body.plain and not body.plain.endswith("\n"):
             body.append("\n")
         return body
@@ -692,7 +680,7 @@ class Renderer:
         *,
         always_who: bool = False,
         what: str = "",
-    ) -> Text:
+    ) -> StyledText:
         """`── 14:03:07.250 ← #2 127.0.0.1:5000 · 12 bytes`: time (or the time since the
         previous block), direction, whose (in listen mode), size."""
         parts = ["──"]
@@ -723,10 +711,10 @@ class Renderer:
         text.append(f" {size_text}\n", style="netrepl.label")
         return text
 
-    def _label(self, conn: int) -> Text:
+    def _label(self, conn: int) -> StyledText:
         peer = self._peers.get(conn)
         who = peer.direction if peer is not None and peer.flow is not None else self._who(conn)
-        text = Text("── ", style="netrepl.label", end="")
+        text = StyledText("── ", style="netrepl.label")
         text.append_text(safe_text(who, "netrepl.label"))
         text.append("\n", style="netrepl.label")
         return text
@@ -758,8 +746,8 @@ class Renderer:
             if event.detail:
                 text += f"; {event.detail}"
             level: Channel = "status" if event.outcome == "sent" and not event.detail else "error"
-            return [Output("progress", Text(end="")), Renderer._notice(text, level)]
-        bar = Text(end="")
+            return [Output("progress", StyledText()), Renderer._notice(text, level)]
+        bar = StyledText()
         bar.append_text(safe_text(f"{event.label} "))
         if event.total is not None:
             width = 30

@@ -26,7 +26,8 @@ from netrepl.events import (
     ViewChanged,
 )
 from netrepl.hexdump import format_hexdump
-from netrepl.render import STYLES, Output, Renderer, shown_text
+from netrepl.render import STYLES, Output, Renderer
+from netrepl.styledtext import StyledText
 from netrepl.view import View
 from tests.core.renderers import ReadByRead
 
@@ -59,7 +60,7 @@ def data_text(outputs: list[Output]) -> str:
 def style_at(text, offset: int):
     """The style a terminal would show at `offset`, with netrepl's theme."""
     console = Console(file=io.StringIO(), color_system="standard", theme=Theme(STYLES))
-    return text.get_style_at_offset(console, offset)
+    return text.to_rich().get_style_at_offset(console, offset)
 
 
 def is_unsafe(char: str) -> bool:
@@ -327,7 +328,7 @@ def test_received_rich_markup_comes_out_literally():
     assert outputs[0].text.spans == []
     # Printed by a console that does parse markup in strings, the Text still comes out as is.
     console = Console(file=io.StringIO(), color_system=None, theme=Theme(STYLES), markup=True)
-    console.print(outputs[0].text, end="")
+    console.print(outputs[0].text.to_rich(), end="")
     assert console.file.getvalue() == "[bold]x[/bold] [red]y"
 
 
@@ -451,11 +452,10 @@ def test_what_waits_for_its_row_is_shown_before_a_skip_a_switch_and_the_end():
 
 
 @given(st.text(), st.sampled_from(["", "netrepl.sent"]))
-def test_shown_text_is_the_text_rich_would_make_of_escaped_text(raw, style):
-    # shown_text skips rich's strip of control codes, which escaped text never holds.
+def test_styled_text_is_the_text_rich_would_make_of_escaped_text(raw, style):
     safe = escape_text(raw)
     spans = [Span(start, end, f"netrepl.{kind}") for start, end, kind in safe.escapes]
-    made = shown_text(safe.text, style, spans)
+    made = StyledText(safe.text, style, spans=spans).to_rich()
     expected = Text(safe.text, style=style, spans=spans, end="")
     assert made.plain == expected.plain
     assert len(made) == len(expected)
@@ -465,14 +465,14 @@ def test_shown_text_is_the_text_rich_would_make_of_escaped_text(raw, style):
     assert made == expected
 
 
-def test_shown_text_of_a_hexdump_renders_as_rich_text_does():
+def test_styled_text_of_a_hexdump_renders_as_rich_text_does():
     dump = format_hexdump(bytes(range(256)), 0x10)
-    made = shown_text(dump, "netrepl.sent")
+    made = StyledText(dump, "netrepl.sent")
     made.append("tail")
     expected = Text(dump, style="netrepl.sent", end="")
     expected.append("tail")
     assert made.plain == expected.plain
-    assert ansi(made) == ansi(expected)
+    assert ansi(made.to_rich()) == ansi(expected)
 
 
 def ansi(text: Text) -> str:

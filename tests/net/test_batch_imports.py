@@ -1,8 +1,8 @@
 """What a one-shot pipe imports (issue 14): `printf 'PING\\r\\n' | netrepl HOST PORT` over
 plain TCP, against a Redis-like peer that answers and closes, loads nothing it does not use.
 
-Each module left out is start-up time a one-shot pipe pays in full: rich's console (batch
-output to a pipe is plain text), ssl (no TLS was asked for), the slash-command groups (no
+Each module left out is start-up time a one-shot pipe pays in full: rich (batch output to a
+pipe is plain text), ssl (no TLS was asked for), the slash-command groups (no
 line starts with `/`), the WebSocket machinery. The real `python -X importtime -m netrepl`
 run is read, not a stand-in.
 """
@@ -15,7 +15,7 @@ from tests.net.test_startup import imported
 # Each of these, imported on the plain-TCP batch path, is a measured cost at every start.
 NOT_ON_THE_BATCH_PATH = {
     "prompt_toolkit": "the interactive front end",
-    "rich.console": "rich's console: batch output to a pipe needs no terminal rendering",
+    "rich": "rich: batch output to a pipe is plain text, with no styles to render",
     "ssl": "TLS, which nobody asked for",
     "netrepl.transport.tls": "TLS, which nobody asked for",
     "netrepl.commands": "the slash commands: no line starts with /",
