@@ -20,7 +20,7 @@ from itertools import pairwise
 from operator import itemgetter
 from typing import Protocol, TextIO
 
-from rich.cells import cell_len
+from rich.cells import cell_len, get_character_cell_size
 from rich.style import Style
 from rich.text import Text
 
@@ -217,7 +217,14 @@ _COLUMN_GAP = re.compile(r"(?<=\S) {2,}(?=\S)")
 
 def text_width(line: str) -> int:
     """Terminal cells of one line of plain text (wide characters take two)."""
-    return len(line) if line.isascii() else cell_len(line)
+    if line.isascii():
+        return len(line)
+    if "\u200d" in line or "\ufe0f" in line:
+        return cell_len(line)  # rich's rules for joined emoji: rare lines
+    # Character by character, not through rich's `cell_len`, which keeps every line shorter
+    # than 512 characters it measures (the last 4,096): received lines, each frame's. In a
+    # flood of CJK text that held ~2 MiB, and up to ~8 MiB of 511-character lines.
+    return sum(map(get_character_cell_size, line))
 
 
 def screen_rows(text: str, columns: int) -> int:
