@@ -222,8 +222,8 @@ def text_width(line: str) -> int:
     if "\u200d" in line or "\ufe0f" in line:
         return cell_len(line)  # rich's rules for joined emoji: rare lines
     # Character by character, not through rich's `cell_len`, which keeps every line shorter
-    # than 512 characters it measures (the last 4,096): received lines, each frame's. In a
-    # flood of CJK text that held ~2 MiB, and up to ~8 MiB of 511-character lines.
+    # than 512 characters it measures (the last 4,096): received lines, each frame's. That
+    # held 0.7 MiB of the benchmarks' flood of short CJK lines, 9 MiB of 511-emoji lines.
     return sum(map(get_character_cell_size, line))
 
 
