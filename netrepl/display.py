@@ -220,9 +220,15 @@ def text_width(line: str) -> int:
     """Terminal cells of one line of plain text (wide characters take two)."""
     if line.isascii():
         return len(line)
-    from rich.cells import cell_len  # rich knows the widths; a pipe never asks
+    # rich knows the widths; imported here, as a pipe never asks.
+    from rich.cells import cell_len, get_character_cell_size
 
-    return cell_len(line)
+    if "\u200d" in line or "\ufe0f" in line:
+        return cell_len(line)  # rich's rules for joined emoji: rare lines
+    # Character by character, not through rich's `cell_len`, which keeps every line shorter
+    # than 512 characters it measures (the last 4,096): received lines, each frame's. That
+    # held 0.7 MiB of the benchmarks' flood of short CJK lines, 9 MiB of 511-emoji lines.
+    return sum(map(get_character_cell_size, line))
 
 
 def screen_rows(text: str, columns: int) -> int:

@@ -8,10 +8,13 @@ order as the socket accepts them. Other threads only queue work (`send`, `send_e
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import socket
 import struct
+import termios
 import threading
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -48,8 +51,18 @@ def keep_read_pages() -> None:
 # 1 MiB per read: a flood costs few Python calls (and thread wake-ups) per megabyte; with
 # 256 KiB, batch mode to a file reached ~0.8x of what it does with 1 MiB, with 64 KiB ~0.5x
 # (benchmarks/). Read with recv, not recv_into a buffer: the new bytes object is the
-# event's data, with no second copy.
+# event's data, with no second copy. A read asks for what the socket holds (FIONREAD), up
+# to READ_SIZE, not READ_SIZE each time: recv allocates what it asks for and shrinks it to
+# what came, and in a flood two reads in three are partial (64 - 960 KiB). Each left the
+# rest of a 1 MiB block free behind a short read that the display or /save still held, a
+# hole too small for the next 1 MiB request: the I/O thread's heap grew to ~13 MiB for ~3
+# MiB of live reads (benchmarks' flood, utf8 view); asking for the exact size, to ~7 MiB.
+# The ioctl costs ~0.7 us a read.
 READ_SIZE = 1024 * 1024
+# What a read asks for when the socket holds nothing: it finds the end of stream, an error
+# or nothing (the last read of each wake), so it needs no 1 MiB block; bytes that came
+# meanwhile are read, and the next read takes the rest.
+EMPTY_READ_SIZE = 64 * 1024
 # glibc's allocator and those reads: each is a fresh 1 MiB object, freed by another thread once
 # logged and shown. glibc serves it from mmap, or from the heap once its dynamic threshold has
 # risen, and gives a freed heap top of more than twice that threshold back to the system; so
@@ -181,6 +194,8 @@ class StreamChannel:
         self._out: deque[_Outgoing] = deque()
         self._held: list[_Outgoing] = []  # payloads queued before the TLS handshake finished
         self._early_data = early_data  # arrived with the TLS handshake, before the loop
+        self._fd = -1  # the socket's, once the loop has it
+        self._waiting = array("i", [0])  # loop thread: FIONREAD's answer (see READ_SIZE)
         self._started = False
         self._want_write = False
         self._eof_requested = False  # any thread: refuse further sends
@@ -347,6 +362,7 @@ class StreamChannel:
         if self.state == "closed":
             return  # closed before the loop got here: a relay stopping as this leg joined
         self._sock.setblocking(False)
+        self._fd = self._sock.fileno()
         self._started = True
         self._watch()
         if self._early_data:
@@ -365,7 +381,7 @@ class StreamChannel:
     def _read(self) -> None:
         for _ in range(READS_PER_WAKE):
             try:
-                data = self._sock.recv(READ_SIZE)
+                data = self._sock.recv(self._read_size())
             except BlockingIOError:
                 return
             except OSError as error:
@@ -395,6 +411,16 @@ class StreamChannel:
                 return
             if not self._reading or self.state == "closed":  # a relay paused it meanwhile
                 return
+
+    def _read_size(self) -> int:
+        """What the next read asks for: the bytes the socket holds, at most READ_SIZE
+        (EMPTY_READ_SIZE when it holds none; READ_SIZE when the count cannot be had)."""
+        try:
+            fcntl.ioctl(self._fd, termios.FIONREAD, self._waiting, True)
+        except OSError:
+            return READ_SIZE
+        waiting = self._waiting[0]
+        return min(waiting, READ_SIZE) if waiting > 0 else EMPTY_READ_SIZE
 
     def _arrived(self, data: bytes) -> None:
         """The peer's bytes (decrypted): count them and post them (a relay leg hands them to

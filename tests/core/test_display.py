@@ -6,6 +6,7 @@ backlog together hold QUEUE_LIMIT."""
 from __future__ import annotations
 
 import io
+import sys
 import threading
 
 from hypothesis import given
@@ -110,6 +111,16 @@ def test_screen_rows_counts_wrapped_and_wide_lines():
     assert screen_rows("a\n" + "b" * 120 + "\n" + "c" * 121 + "\n", 120) == 4
     assert screen_rows("\x1b[1m设备\x1b[0m\n", 3) == 2
     assert screen_rows("", 80) == 0
+
+
+def test_measuring_a_line_keeps_no_reference_to_it():
+    # Each frame's received lines are measured (screen_rows): a cache of them would hold
+    # thousands of lines of a flood (rich's `cell_len` keeps 4,096).
+    line = "".join(["设备 reading ", str(id(object())), " 温度"])
+    held = sys.getrefcount(line)
+    assert text_width(line) == len(line) + 4
+    assert screen_rows(line + "\n", 80) == 1
+    assert sys.getrefcount(line) == held
 
 
 # ---- a display that fails, a sink that is slow ----------------------------------------------
