@@ -7,8 +7,10 @@ import dataclasses
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from netrepl.records import field, record, replace
+from netrepl.records import COMPILE_AFTER, _bind, _compiled_init, field, record, replace
 
 
 def both(**options):
@@ -179,10 +181,13 @@ def test_a_field_has_a_default_or_a_factory_not_both():
         field(default=1, default_factory=list)
 
 
-def test_init_is_compiled_at_the_first_instance_once_and_shared():
+def test_init_is_compiled_after_the_first_few_instances_once_and_shared():
     ours, _ = both(slots=True)
     first_init = ours.__init__
-    ours(1, b"")
+    for n in range(COMPILE_AFTER):
+        assert ours(n, b"").conn == n
+        assert ours.__init__ is first_init
+    assert ours(99, b"x", tags=[1]).tags == [1]
     compiled = ours.__init__
     assert compiled is not first_init
     assert compiled.__qualname__.endswith("Reading.__init__")
@@ -190,20 +195,51 @@ def test_init_is_compiled_at_the_first_instance_once_and_shared():
     assert ours.__init__ is compiled
 
 
+CALLS = st.tuples(
+    st.lists(st.sampled_from([1, b"d", "label", 2.5, ["t"]]), max_size=7).map(tuple),
+    st.dictionaries(
+        st.sampled_from(["conn", "data", "label", "at", "tags", "nope"]),
+        st.sampled_from([3, b"e", "other"]),
+        max_size=4,
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(CALLS)
+def test_the_shared_init_binds_as_the_compiled_one_does(call):
+    args, kwargs = call
+    ours, _ = both(slots=True)
+
+    def outcome(init):
+        instance = object.__new__(ours)
+        try:
+            init(instance, *args, **dict(kwargs))
+        except TypeError:
+            return "TypeError"
+        return vars_of(instance)
+
+    def shared(instance, *args, **kwargs):
+        _bind(ours, instance, args, kwargs)
+
+    assert outcome(shared) == outcome(_compiled_init(ours))
+
+
 def test_first_instances_made_by_many_threads_at_once_are_all_whole():
     ours, _ = both(slots=True)
     made = []
-    start = threading.Barrier(8)
+    count = 3 * COMPILE_AFTER  # across the switch to the compiled __init__
+    start = threading.Barrier(count)
 
     def make(n):
         start.wait(timeout=10)
         made.append(ours(n, bytes([n])))
 
-    threads = [threading.Thread(target=make, args=(n,)) for n in range(8)]
+    threads = [threading.Thread(target=make, args=(n,)) for n in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=10)
     assert sorted((r.conn, r.data, r.label, r.tags) for r in made) == [
-        (n, bytes([n]), "x", []) for n in range(8)
+        (n, bytes([n]), "x", []) for n in range(count)
     ]
