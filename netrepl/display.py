@@ -10,19 +10,25 @@ repaint callback from the REPL.
 from __future__ import annotations
 
 import io
+import os
 import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from itertools import pairwise
 from operator import itemgetter
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Literal, Protocol, TextIO
 
 from netrepl.events import Event, Received, Skipped
 from netrepl.records import record, replace
 from netrepl.render import STYLES, Output, Renderer
 from netrepl.styledtext import Span, StyledText
+
+if TYPE_CHECKING:
+    from rich.color import ColorSystem
+    from rich.console import Console
+    from rich.style import Style
 
 # A received line longer than this with no newline is shown anyway, so one endless line can
 # neither grow the prompt area without bound nor hide data.
@@ -102,25 +108,19 @@ class AnsiFormatter:
     means: it resolves and combines styles and renders their codes.
     """
 
-    def __init__(self, color_system: str | None = "auto") -> None:
-        # Only a terminal needs the console: batch output to a pipe is `plain`, and importing
-        # rich's console costs a one-shot pipe a fifth of its run (issue 14).
-        from rich.console import COLOR_SYSTEMS, Console
-        from rich.theme import Theme
+    def __init__(self, color_system: Literal["auto"] | None = "auto") -> None:
+        # rich's console is made only for rich_format (no colours, and the tests' reference):
+        # resolving and rendering a style needs only rich.style, and importing the console
+        # cost the first prompt ~60 M instructions, 7% of it (issue 14). A pipe imports
+        # neither: its output is `plain`.
+        from rich.default_styles import DEFAULT_STYLES
+        from rich.style import Style
 
-        self._console = Console(
-            file=io.StringIO(),
-            force_terminal=True,
-            color_system=color_system,  # type: ignore[arg-type]
-            theme=Theme(STYLES),
-            soft_wrap=True,  # the terminal wraps; rich must not insert newlines of its own
-            highlight=False,
-            markup=False,
-            emoji=False,
-        )
-        system = self._console.color_system
-        # No colours (TERM=dumb, NO_COLOR) is rare: rich's own path handles its subtleties.
-        self._color_system = None if self._console.no_color else COLOR_SYSTEMS.get(system or "")
+        self._requested = color_system
+        self._color_system = terminal_color_system(os.environ) if color_system else None
+        self._console: Console | None = None
+        # What rich's console with `Theme(STYLES)` knows by name: its defaults, then netrepl's.
+        self._theme = DEFAULT_STYLES | {name: Style.parse(style) for name, style in STYLES.items()}
         self._styles: dict[tuple[str, ...], tuple[str, str]] = {}
 
     def __call__(self, text: StyledText) -> str:
@@ -128,7 +128,7 @@ class AnsiFormatter:
             return self.rich_format(text)
         if "\t" in text.plain:
             expanded = text.to_rich()
-            expanded.expand_tabs(self._console.tab_size)
+            expanded.expand_tabs(TAB_SIZE)
             spans = [Span(start, end, str(style)) for start, end, style in expanded.spans]
             text = StyledText(expanded.plain, text.style, spans=spans)
         runs = self._runs_in_order(text)
@@ -175,6 +175,21 @@ class AnsiFormatter:
 
     def rich_format(self, text: StyledText) -> str:
         """The same through rich's console: the reference the fast path is tested against."""
+        if self._console is None:
+            from rich.console import Console
+            from rich.theme import Theme
+
+            self._console = Console(
+                file=io.StringIO(),
+                force_terminal=True,
+                color_system=self._requested,
+                theme=Theme(STYLES),
+                soft_wrap=True,  # the terminal wraps; rich must not insert newlines of its own
+                highlight=False,
+                markup=False,
+                emoji=False,
+                tab_size=TAB_SIZE,
+            )
         with self._console.capture() as capture:
             self._console.print(text.to_rich(), end="")
         return capture.get()
@@ -183,15 +198,28 @@ class AnsiFormatter:
         """The codes that open and close a run in these styles combined ("" when plain)."""
         codes = self._styles.get(styles)
         if codes is None:
-            from rich.style import Style  # with the console, never for a pipe
+            from rich.style import Style
 
-            get = self._console.get_style
-            style = Style.combine(get(name, default=Style.null()) for name in styles)
+            style = Style.combine(self._style(name) for name in styles)
             opened, marker, closed = style.render("\0", color_system=self._color_system).partition(
                 "\0"
             )
             codes = self._styles[styles] = (opened, closed) if marker else ("", "")
         return codes
+
+    def _style(self, name: str) -> Style:
+        """A style by name, as rich's console resolves it: the theme's, or the name read as a
+        definition (`bold red`), or no style for a name that is neither."""
+        from rich.errors import StyleSyntaxError
+        from rich.style import Style
+
+        style = self._theme.get(name)
+        if style is None:
+            try:
+                style = Style.parse(name)
+            except StyleSyntaxError:
+                style = Style.null()
+        return style
 
     @staticmethod
     def _styled(run: str, sgr: tuple[str, str]) -> str:
@@ -204,6 +232,24 @@ class AnsiFormatter:
 
 
 _EDGE_ORDER = itemgetter(0, 1)
+TAB_SIZE = 8  # rich's console's, which the terminal's tab stops match
+
+
+def terminal_color_system(environ: Mapping[str, str]) -> ColorSystem | None:
+    """The colours a terminal shows, from its environment, as rich's console detects them
+    (`Console._detect_color_system`, not on Windows): None with NO_COLOR set or a dumb
+    terminal, 24-bit with COLORTERM=truecolor, 256 colours for a TERM of `*-256color` or
+    `*-kitty`, else the standard 16."""
+    from rich.color import ColorSystem
+
+    if environ.get("NO_COLOR", "") != "" or environ.get("TERM", "").lower() in ("dumb", "unknown"):
+        return None
+    if environ.get("COLORTERM", "").strip().lower() in ("truecolor", "24bit"):
+        return ColorSystem.TRUECOLOR
+    colors = environ.get("TERM", "").strip().lower().rpartition("-")[2]
+    if colors in ("256color", "kitty"):
+        return ColorSystem.EIGHT_BIT
+    return ColorSystem.STANDARD
 
 
 def plain(text: StyledText) -> str:

@@ -4,14 +4,19 @@ the same style; for what the renderer makes, byte for byte the same."""
 
 from __future__ import annotations
 
+import io
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
 from netrepl.codec import decode_whole
-from netrepl.display import AnsiFormatter
+from netrepl.display import AnsiFormatter, terminal_color_system
 from netrepl.render import STYLES, hexdump_text, safe_text, styled
 from netrepl.styledtext import Span, StyledText
 
@@ -100,3 +105,33 @@ def test_without_colours_the_formatter_is_rich_itself():
     formatter = AnsiFormatter(None)
     text = safe_text("x\x1b", "netrepl.error")
     assert formatter(text) == formatter.rich_format(text) == "x\\x1b"
+
+
+@pytest.mark.parametrize(
+    "term",
+    ["", "xterm", "xterm-256color", "screen-16color", "xterm-kitty", "dumb", "Unknown", " linux "],
+)
+@pytest.mark.parametrize("colorterm", ["", "truecolor", " 24BIT ", "yes"])
+@pytest.mark.parametrize("no_color", ["", "1"])
+def test_the_color_system_is_the_one_rich_detects(term, colorterm, no_color):
+    environ = {"TERM": term, "COLORTERM": colorterm, "NO_COLOR": no_color}
+    console = Console(
+        file=io.StringIO(), force_terminal=True, color_system="auto", _environ=environ
+    )
+    expected = None if console.no_color else console._color_system
+    assert terminal_color_system(environ) == expected
+
+
+def test_the_first_prompt_path_does_not_import_rich_console():
+    code = (
+        "import sys\n"
+        "from netrepl.display import AnsiFormatter\n"
+        "from netrepl.render import safe_text\n"
+        "AnsiFormatter()(safe_text('x\\x1b', 'netrepl.error'))\n"
+        "print('rich.console' in sys.modules)"
+    )
+    env = {**os.environ, "TERM": "xterm", "NO_COLOR": ""}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.stdout.strip() == "False", done.stderr
