@@ -196,6 +196,7 @@ class StreamChannel:
         self._early_data = early_data  # arrived with the TLS handshake, before the loop
         self._fd = -1  # the socket's, once the loop has it
         self._waiting = array("i", [0])  # loop thread: FIONREAD's answer (see READ_SIZE)
+        self._flooding = False  # loop thread: see _read
         self._started = False
         self._want_write = False
         self._eof_requested = False  # any thread: refuse further sends
@@ -379,8 +380,10 @@ class StreamChannel:
             self._flush()
 
     def _read(self) -> None:
-        size = EMPTY_READ_SIZE  # most wakes bring a little: a line, a reply, a datagram's worth
-        for _ in range(READS_PER_WAKE):
+        # A wake in a flood (its last wake started with a read of EMPTY_READ_SIZE or more)
+        # asks what is waiting at once; any other starts small: a line, a reply.
+        size = self._waiting_size() if self._flooding else EMPTY_READ_SIZE
+        for index in range(READS_PER_WAKE):
             try:
                 data = self._sock.recv(size)
             except BlockingIOError:
@@ -412,6 +415,8 @@ class StreamChannel:
                 return
             if not self._reading or self.state == "closed":  # a relay paused it meanwhile
                 return
+            if index == 0:
+                self._flooding = len(data) >= EMPTY_READ_SIZE
             # A read that got all it asked for may have left more: the next asks for what
             # the socket holds. One that got less emptied it: asking costs a system call,
             # ~4 us on a relay's one-byte round trip (four reads, each followed by another).
