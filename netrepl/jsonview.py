@@ -8,7 +8,6 @@ terminal. Nothing from a peer leaves here raw: every string of a document passes
 
 from __future__ import annotations
 
-import json
 import re
 
 from netrepl.codec import escape_text
@@ -57,6 +56,8 @@ def format_json(text: str, *, styles: bool = True) -> StyledText | None:
     document = text.strip(_JSON_BLANKS)
     if not document or document[0] not in "{[":
         return None
+    import json  # here: every start imports this module, few use the json view
+
     try:
         # parse_int=str: an integer longer than Python converts (4300 digits) is still JSON.
         json.loads(document, parse_int=str)

@@ -9,7 +9,6 @@ is handed back (`early`), never dropped.
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import re
 import urllib.parse
@@ -348,6 +347,8 @@ class HttpConnectHandshake(Handshake):
         authority = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
         lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
         if self.settings.username is not None:
+            import base64  # here: every start imports this module, few send credentials
+
             pair = f"{self.settings.username}:{self.settings.password or ''}".encode()
             lines.append(f"Proxy-Authorization: Basic {base64.b64encode(pair).decode()}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode()

@@ -24,9 +24,8 @@ the line in both layouts: it is small.
 
 from __future__ import annotations
 
-import base64
 import binascii
-import json
+import functools
 import typing
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -69,19 +68,28 @@ Logged = (
 WIRE_EVENTS = typing.get_args(Logged)
 
 
-def _base64_encoder() -> tuple[Callable[[bytes], bytes], str]:
+# json, base64 and pybase64 are imported where a transcript is written or read, not at the
+# top: every start imports this module (the session's log), and a one-shot pipe without
+# --log used none of them (10 M instructions, ~5% of its run; issue 14).
+
+
+@functools.cache
+def _base64_encoder() -> Callable[[bytes], bytes]:
     # CPython's base64 encodes at ~0.46 GB/s, slower than a loopback socket fills a file,
     # so in a flood it was most of a log's cost; pybase64 (SIMD, optional: the `fast`
     # extra) encodes at ~15 GB/s, byte for byte the same text (benchmarks/, docs/performance.md).
     try:
         import pybase64  # type: ignore[import-not-found]
     except ImportError:
-        return base64.b64encode, "binascii"
-    return pybase64.b64encode, f"pybase64 {pybase64.get_version()}"
+        import base64
+
+        return base64.b64encode
+    return pybase64.b64encode  # type: ignore[no-any-return]
 
 
-encode_base64, BASE64_ENCODER = _base64_encoder()
-"""Bytes -> base64 bytes (no newline), and which library does it (benchmarks report it)."""
+def encode_base64(data: bytes) -> bytes:
+    """Bytes -> base64 bytes (no newline)."""
+    return _base64_encoder()(data)
 
 
 @record(unsafe_hash=True, slots=True)
@@ -98,6 +106,8 @@ def header(at: float, data_file: str | None = None) -> str:
     record: dict[str, Any] = {"t": at, "type": FORMAT, "version": VERSION, "netrepl": __version__}
     if data_file is not None:
         record |= {"version": VERSION_DATA_FILE, "data_file": data_file}
+    import json
+
     return json.dumps(record, ensure_ascii=False)
 
 
@@ -106,6 +116,8 @@ def header_of(line: str) -> dict[str, Any] | None:
     transcript was appended to it), else None."""
     if f'"{FORMAT}"' not in line:
         return None
+    import json
+
     try:
         record = json.loads(line)
     except ValueError:
@@ -182,6 +194,8 @@ def to_line(event: Event, at: float, data_offset: int | None = None) -> str | No
             record |= {"received": received, "sent": sent, "failed": failed}
         case _:
             return None
+    import json
+
     # The time as the float it is: a rounded one could show another millisecond on replay.
     return json.dumps({"t": at, **record}, ensure_ascii=False)
 
@@ -254,6 +268,8 @@ def parse_line(line: str, number: int = 0, data: DataReader | None = None) -> En
     `data` reads a version 2 transcript's data file; without it such a record is an error."""
     if not line.strip():
         return None
+    import json
+
     try:
         record = json.loads(line)
         kind = record["type"]
@@ -389,4 +405,6 @@ def _b64(data: bytes) -> str:
 
 
 def _bytes(text: str) -> bytes:
+    import base64
+
     return base64.b64decode(text, validate=True)

@@ -23,6 +23,9 @@ NOT_ON_THE_BATCH_PATH = {
     "netrepl.transport.websocket": "the WebSocket transport",
     "dataclasses": "records are netrepl.records: a dataclass compiles its methods at import",
     "inspect": "what dataclasses imported, ~12 ms",
+    "json": "the transcript's and the json view's: no --log, no json view here",
+    "base64": "a log's and a proxy's credentials: neither here",
+    "pybase64": "a log's: none here",
 }
 
 
