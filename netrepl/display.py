@@ -30,9 +30,15 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.style import Style
 
-# A received line longer than this with no newline is shown anyway, so one endless line can
-# neither grow the prompt area without bound nor hide data.
+# A received line with no newline is shown anyway (committed to the scrollback, the rest
+# going on as a new open line) once it takes more than OPEN_LINE_SCREEN_PART of the screen's
+# rows above the prompt, or more than OPEN_LINE_LIMIT cells: one endless line can neither
+# grow the prompt area past the screen nor hide data. The prompt redraws the open line
+# through prompt_toolkit, whose parsing and layout keep small objects per character of it:
+# a 4,096-character open line held ~170,000 more 64-byte blocks, 10 - 12 MiB (issue 14: one
+# 50 MB line peaked at 1.52x idle RSS; a third of a 40x120 screen: 1.2x).
 OPEN_LINE_LIMIT = 4096
+OPEN_LINE_SCREEN_PART = 3
 # Interactive: a frame renders at most this much received data (rich turns ~12k hexdump
 # lines a second into terminal text; 4 KiB is 256 lines) and for this long at most, so keys
 # still echo in a flood; what is left waits for the next frame, FRAME_INTERVAL later.
@@ -277,6 +283,12 @@ def text_width(line: str) -> int:
     return sum(map(get_character_cell_size, line))
 
 
+def open_line_cells(columns: int, rows: int) -> int:
+    """The cells an unfinished received line may take above the prompt before it is
+    committed to the scrollback (a part of the screen, OPEN_LINE_LIMIT at most)."""
+    return min(OPEN_LINE_LIMIT, max(columns, 1) * max(rows // OPEN_LINE_SCREEN_PART, 1))
+
+
 def screen_rows(text: str, columns: int) -> int:
     """How many rows `text` (lines each ending in a newline, SGR codes in them) takes on a
     terminal `columns` wide: a line wider than that wraps onto more rows."""
@@ -387,7 +399,7 @@ class TerminalSink:
         self._size = size
         self._clock = clock
         self.open_line_ansi = ""
-        self._open_length = 0  # characters of the open line, without its styles
+        self._open_cells = 0  # terminal cells of the open line, without its styles
         self.progress_ansi = ""
         """A long send's progress bar, redrawn in place above the prompt."""
         # A message ended an unfinished received line early; the newline that would have
@@ -432,7 +444,7 @@ class TerminalSink:
             if output.channel == "clear":
                 self._flush(parts)
                 messages.clear()
-                self.open_line_ansi, self._open_length = "", 0
+                self.open_line_ansi, self._open_cells = "", 0
                 self._shown.clear()
                 self._pinned = ()
                 if self._clear is not None:
@@ -441,7 +453,7 @@ class TerminalSink:
             assert output.text is not None, "the raw view exists in batch mode only"
             if output.channel == "data":
                 first = len(parts)
-                self._add_data(output.text, parts)
+                self._add_data(output.text, parts, open_line_cells(columns, rows))
                 data.update(range(first, len(parts)))
                 continue
             if self.open_line_ansi:
@@ -506,7 +518,7 @@ class TerminalSink:
             kept.append((shown.at + PIN_SECONDS, "".join(lines)))
         self._pinned = tuple(reversed(kept))
 
-    def _add_data(self, text: StyledText, parts: list[str]) -> None:
+    def _add_data(self, text: StyledText, parts: list[str], limit: int) -> None:
         plain, ansi = text.plain, self._format(text)
         if self._line_ended_early and plain:
             self._line_ended_early = False
@@ -517,12 +529,12 @@ class TerminalSink:
         if cut:
             parts.append(line[:cut])
             line = line[cut:]
-            self._open_length = len(plain) - plain.rfind("\n") - 1
+            self._open_cells = text_width(plain[plain.rfind("\n") + 1 :])
         else:
-            self._open_length += len(plain)
-        if self._open_length > OPEN_LINE_LIMIT:
+            self._open_cells += text_width(plain)
+        if self._open_cells > limit:
             parts.append(line + "\n")
-            line, self._open_length = "", 0
+            line, self._open_cells = "", 0
         self.open_line_ansi = line
 
     def _flush(self, parts: list[str]) -> None:
@@ -534,7 +546,7 @@ class TerminalSink:
     def _commit_open_line(self) -> list[str]:
         if not self.open_line_ansi:
             return []
-        line, self.open_line_ansi, self._open_length = self.open_line_ansi, "", 0
+        line, self.open_line_ansi, self._open_cells = self.open_line_ansi, "", 0
         self._line_ended_early = True
         return [line + "\n"]
 
