@@ -105,7 +105,7 @@ class Sink(Protocol):
 
 
 class AnsiFormatter:
-    """Styled `Text` -> a string with SGR codes for a terminal (or none when colour is off).
+    """`StyledText` -> a string with SGR codes for a terminal (or none when colour is off).
 
     What rich's `Console.print` shows for the text (each styled run opens its SGR codes and
     resets after itself, newlines unstyled, tabs expanded), but worked out here from the
@@ -376,9 +376,10 @@ class TerminalSink:
     command during a flood) is kept in view just above the prompt (`pinned_ansi`, which the
     REPL writes below each frame) until it is that old; it stays in the scrollback too.
 
-    Lines are cut in the formatted string, never by slicing `Text` (rich re-scans every
-    slice for control codes, which cost more than the rest of a text frame). A cut at a
-    newline is safe there: formatting keeps newlines outside the styled runs.
+    Lines are cut in the formatted string, never by slicing the styled text and formatting
+    each piece again (with rich's `Text`, whose slices are re-scanned for control codes, that
+    cost more than the rest of a text frame). A cut at a newline is safe there: formatting
+    keeps newlines outside the styled runs.
     """
 
     def __init__(

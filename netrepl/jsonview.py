@@ -119,7 +119,7 @@ def format_json(text: str, *, styles: bool = True) -> StyledText | None:
 
 
 Piece = str | StyledText
-"""What `JsonLines` gives: a document, indented (`Text`), or text for the text view (`str`,
+"""What `JsonLines` gives: a document, indented (`StyledText`), or text for the text view (`str`,
 not yet escaped)."""
 
 

@@ -77,7 +77,7 @@ class Output:
 
 
 def styled(safe: SafeText, style: str = "") -> StyledText:
-    """Styled `Text` for already escaped text: escapes get the style of their kind."""
+    """`StyledText` for already escaped text: escapes get the style of their kind."""
     spans = [Span(start, end, f"netrepl.{kind}") for start, end, kind in safe.escapes]
     return StyledText(safe.text, style, spans=spans)
 
@@ -88,7 +88,7 @@ def safe_text(text: str, style: str = "") -> StyledText:
 
 
 def pieces_text(pieces: list[Piece], styles: bool = True) -> StyledText:
-    """The json view's pieces as one `Text`: documents as they are, text as the text view
+    """The json view's pieces as one `StyledText`: documents as they are, text as the text view
     shows it (escaped, escapes styled)."""
     text = StyledText()
     for piece in pieces:
