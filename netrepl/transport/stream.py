@@ -57,7 +57,7 @@ def keep_read_pages() -> None:
 # rest of a 1 MiB block free behind a short read that the display or /save still held, a
 # hole too small for the next 1 MiB request: the I/O thread's heap grew to ~13 MiB for ~3
 # MiB of live reads (benchmarks' flood, utf8 view); asking for the exact size, to ~7 MiB.
-# The ioctl costs ~0.7 us a read.
+# The ioctl costs ~0.7 us a read, so only a read in a flood asks (StreamChannel._read).
 READ_SIZE = 1024 * 1024
 # What a read asks for when nothing says more is waiting: a wake's first read, and the read
 # after one that emptied the socket (it finds the end of stream, an error or nothing). It
@@ -391,7 +391,8 @@ class StreamChannel:
             except OSError as error:
                 self._finish(describe_os_error(error), failed=True)
                 return
-            if len(data) == READ_SIZE and not _allocator_tuned:
+            got = len(data)  # off the wire: TLS makes fewer bytes of it below
+            if got == READ_SIZE and not _allocator_tuned:
                 keep_read_pages()
             if not data:
                 if self.state == "handshaking":
@@ -416,11 +417,11 @@ class StreamChannel:
             if not self._reading or self.state == "closed":  # a relay paused it meanwhile
                 return
             if index == 0:
-                self._flooding = len(data) >= EMPTY_READ_SIZE
+                self._flooding = got >= EMPTY_READ_SIZE
             # A read that got all it asked for may have left more: the next asks for what
             # the socket holds. One that got less emptied it: asking costs a system call,
             # ~4 us on a relay's one-byte round trip (four reads, each followed by another).
-            size = self._waiting_size() if len(data) == size else EMPTY_READ_SIZE
+            size = self._waiting_size() if got == size else EMPTY_READ_SIZE
 
     def _waiting_size(self) -> int:
         """What the socket holds, at most READ_SIZE (EMPTY_READ_SIZE when it holds none;
